@@ -1,0 +1,109 @@
+// The error catalogue: every failure lifeboat reports to a user carries one of these stable codes.
+//
+// Terms:
+//   code      a stable identifier such as LB_CONFIG_INVALID; scripts and dashboards may match on it,
+//             so a code is never renamed or reused once released. docs/errors.md documents each one
+//             (a test checks both directions).
+//   exitCode  what the CLI exits with: 2 for a usage or configuration mistake, 1 for an operation that
+//             failed, 3 when validation found a mismatch (drills, validate).
+//   http      the status the HTTP API answers with.
+//   retryable whether trying the same operation again may succeed (used by the storage retry wrapper).
+
+/** One catalogue entry. */
+export interface ErrorSpec {
+  /** One sentence for docs and for `--json` consumers: what went wrong, in general terms. */
+  readonly summary: string;
+  /** CLI exit code. */
+  readonly exitCode: 1 | 2 | 3;
+  /** HTTP status for the API. */
+  readonly http: number;
+  /** Whether the same operation may succeed when tried again. */
+  readonly retryable?: boolean;
+}
+
+export const ERROR_CATALOGUE = {
+  LB_USAGE: { summary: 'The command line is not valid: unknown command or option, or a missing argument.', exitCode: 2, http: 400 },
+  LB_INTERNAL: { summary: 'An unexpected internal error; this is a bug in lifeboat, please report it with --debug output.', exitCode: 1, http: 500 },
+
+  LB_CONFIG_NOT_FOUND: { summary: 'The configuration file does not exist or cannot be read.', exitCode: 2, http: 500 },
+  LB_CONFIG_PARSE: { summary: 'The configuration file is not valid YAML.', exitCode: 2, http: 500 },
+  LB_CONFIG_INVALID: { summary: 'The configuration does not match the schema: a key has the wrong type, is unknown, missing, or refers to something that does not exist.', exitCode: 2, http: 500 },
+  LB_CONFIG_ENV_MISSING: { summary: 'The configuration refers to an environment variable (${VAR}) that is not set.', exitCode: 2, http: 500 },
+  LB_CONFIG_SECRET_FILE: { summary: 'A secret file named by a <key>File setting cannot be read or is empty.', exitCode: 2, http: 500 },
+
+  LB_STORAGE_NOT_FOUND: { summary: 'The object, directory or bucket does not exist in the storage backend.', exitCode: 1, http: 404 },
+  LB_STORAGE_EXISTS: { summary: 'A create-only write found the object already present.', exitCode: 1, http: 409 },
+  LB_STORAGE_UNAVAILABLE: { summary: 'The storage backend could not be reached or kept failing with transient errors after all retries.', exitCode: 1, http: 503, retryable: true },
+  LB_STORAGE_TIMEOUT: { summary: 'A storage request took longer than its timeout.', exitCode: 1, http: 504, retryable: true },
+  LB_STORAGE_AUTH: { summary: 'The storage backend refused the credentials or denied access.', exitCode: 1, http: 502 },
+  LB_STORAGE_RANGE: { summary: 'A ranged read asked for bytes outside the object, or the backend returned fewer bytes than asked.', exitCode: 1, http: 500 },
+  LB_STORAGE_UNSUPPORTED: { summary: 'The storage backend does not support the requested feature (for example Object Lock on a local directory).', exitCode: 1, http: 501 },
+  LB_STORAGE_INVALID_NAME: { summary: 'An object name is not valid (absolute, contains "..", or characters outside the allowed set).', exitCode: 1, http: 500 },
+  LB_STORAGE_FAILED: { summary: 'The storage backend failed permanently (disk full, read-only filesystem, rejected request).', exitCode: 1, http: 502 },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** Extra, machine-readable facts about an error (never secrets). */
+export type ErrorDetails = Record<string, unknown>;
+
+export interface LifeboatErrorOptions {
+  /** The error this one wraps; kept as `cause` so --debug prints the whole chain. */
+  cause?: unknown;
+  details?: ErrorDetails;
+}
+
+/** The one error type lifeboat throws for anything a user may see. */
+export class LifeboatError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, options: LifeboatErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'LifeboatError';
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+
+  get spec(): ErrorSpec {
+    return ERROR_CATALOGUE[this.code];
+  }
+  get exitCode(): number {
+    return this.spec.exitCode;
+  }
+  get httpStatus(): number {
+    return this.spec.http;
+  }
+  get retryable(): boolean {
+    return this.spec.retryable === true;
+  }
+
+  /** The JSON shape the CLI (--json) and the HTTP API use. */
+  toJSON(): { code: ErrorCode; message: string; details?: ErrorDetails } {
+    return Object.keys(this.details).length > 0
+      ? { code: this.code, message: this.message, details: this.details }
+      : { code: this.code, message: this.message };
+  }
+}
+
+export function isLifeboatError(error: unknown, code?: ErrorCode): error is LifeboatError {
+  return error instanceof LifeboatError && (code === undefined || error.code === code);
+}
+
+/** Wraps anything thrown into a LifeboatError; an unknown throwable becomes LB_INTERNAL. */
+export function toLifeboatError(error: unknown): LifeboatError {
+  if (error instanceof LifeboatError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new LifeboatError('LB_INTERNAL', message, { cause: error });
+}
+
+/** The chain of causes, outermost first, as "message" lines (used by --debug). */
+export function causeChain(error: unknown): unknown[] {
+  const chain: unknown[] = [];
+  let current: unknown = error;
+  while (current !== undefined && current !== null && chain.length < 16) {
+    chain.push(current);
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return chain;
+}
