@@ -22,24 +22,90 @@ export interface ErrorSpec {
 }
 
 export const ERROR_CATALOGUE = {
-  LB_USAGE: { summary: 'The command line is not valid: unknown command or option, or a missing argument.', exitCode: 2, http: 400 },
-  LB_INTERNAL: { summary: 'An unexpected internal error; this is a bug in lifeboat, please report it with --debug output.', exitCode: 1, http: 500 },
+  LB_USAGE: {
+    summary: 'The command line is not valid: unknown command or option, or a missing argument.',
+    exitCode: 2,
+    http: 400,
+  },
+  LB_INTERNAL: {
+    summary: 'An unexpected internal error; this is a bug in lifeboat, please report it with --debug output.',
+    exitCode: 1,
+    http: 500,
+  },
 
-  LB_CONFIG_NOT_FOUND: { summary: 'The configuration file does not exist or cannot be read.', exitCode: 2, http: 500 },
+  LB_CONFIG_NOT_FOUND: {
+    summary: 'The configuration file does not exist or cannot be read.',
+    exitCode: 2,
+    http: 500,
+  },
   LB_CONFIG_PARSE: { summary: 'The configuration file is not valid YAML.', exitCode: 2, http: 500 },
-  LB_CONFIG_INVALID: { summary: 'The configuration does not match the schema: a key has the wrong type, is unknown, missing, or refers to something that does not exist.', exitCode: 2, http: 500 },
-  LB_CONFIG_ENV_MISSING: { summary: 'The configuration refers to an environment variable (${VAR}) that is not set.', exitCode: 2, http: 500 },
-  LB_CONFIG_SECRET_FILE: { summary: 'A secret file named by a <key>File setting cannot be read or is empty.', exitCode: 2, http: 500 },
+  LB_CONFIG_INVALID: {
+    summary:
+      'The configuration does not match the schema: a key has the wrong type, is unknown, missing, or refers to something that does not exist.',
+    exitCode: 2,
+    http: 500,
+  },
+  LB_CONFIG_ENV_MISSING: {
+    summary: 'The configuration refers to an environment variable (${VAR}) that is not set.',
+    exitCode: 2,
+    http: 500,
+  },
+  LB_CONFIG_SECRET_FILE: {
+    summary: 'A secret file named by a <key>File setting cannot be read or is empty.',
+    exitCode: 2,
+    http: 500,
+  },
 
-  LB_STORAGE_NOT_FOUND: { summary: 'The object, directory or bucket does not exist in the storage backend.', exitCode: 1, http: 404 },
-  LB_STORAGE_EXISTS: { summary: 'A create-only write found the object already present.', exitCode: 1, http: 409 },
-  LB_STORAGE_UNAVAILABLE: { summary: 'The storage backend could not be reached or kept failing with transient errors after all retries.', exitCode: 1, http: 503, retryable: true },
-  LB_STORAGE_TIMEOUT: { summary: 'A storage request took longer than its timeout.', exitCode: 1, http: 504, retryable: true },
-  LB_STORAGE_AUTH: { summary: 'The storage backend refused the credentials or denied access.', exitCode: 1, http: 502 },
-  LB_STORAGE_RANGE: { summary: 'A ranged read asked for bytes outside the object, or the backend returned fewer bytes than asked.', exitCode: 1, http: 500 },
-  LB_STORAGE_UNSUPPORTED: { summary: 'The storage backend does not support the requested feature (for example Object Lock on a local directory).', exitCode: 1, http: 501 },
-  LB_STORAGE_INVALID_NAME: { summary: 'An object name is not valid (absolute, contains "..", or characters outside the allowed set).', exitCode: 1, http: 500 },
-  LB_STORAGE_FAILED: { summary: 'The storage backend failed permanently (disk full, read-only filesystem, rejected request).', exitCode: 1, http: 502 },
+  LB_STORAGE_NOT_FOUND: {
+    summary: 'The object, directory or bucket does not exist in the storage backend.',
+    exitCode: 1,
+    http: 404,
+  },
+  LB_STORAGE_EXISTS: {
+    summary: 'A create-only write found the object already present.',
+    exitCode: 1,
+    http: 409,
+  },
+  LB_STORAGE_UNAVAILABLE: {
+    summary:
+      'The storage backend could not be reached or kept failing with transient errors after all retries.',
+    exitCode: 1,
+    http: 503,
+    retryable: true,
+  },
+  LB_STORAGE_TIMEOUT: {
+    summary: 'A storage request took longer than its timeout.',
+    exitCode: 1,
+    http: 504,
+    retryable: true,
+  },
+  LB_STORAGE_AUTH: {
+    summary: 'The storage backend refused the credentials or denied access.',
+    exitCode: 1,
+    http: 502,
+  },
+  LB_STORAGE_RANGE: {
+    summary:
+      'A ranged read asked for bytes outside the object, or the backend returned fewer bytes than asked.',
+    exitCode: 1,
+    http: 500,
+  },
+  LB_STORAGE_UNSUPPORTED: {
+    summary:
+      'The storage backend does not support the requested feature (for example Object Lock on a local directory).',
+    exitCode: 1,
+    http: 501,
+  },
+  LB_STORAGE_INVALID_NAME: {
+    summary: 'An object name is not valid (absolute, contains "..", or characters outside the allowed set).',
+    exitCode: 1,
+    http: 500,
+  },
+  LB_STORAGE_FAILED: {
+    summary: 'The storage backend failed permanently (disk full, read-only filesystem, rejected request).',
+    exitCode: 1,
+    http: 502,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -16,7 +16,8 @@ const SEGMENT = /^[A-Za-z0-9._-]+$/;
 export function checkName(name: string): string {
   const segments = name.split('/');
   const bad = segments.find(
-    (segment) => !SEGMENT.test(segment) || segment === '.' || segment === '..' || segment.startsWith(TEMP_PREFIX),
+    (segment) =>
+      !SEGMENT.test(segment) || segment === '.' || segment === '..' || segment.startsWith(TEMP_PREFIX),
   );
   if (name.length === 0 || name.length > 1024 || bad !== undefined) {
     throw new LifeboatError('LB_STORAGE_INVALID_NAME', `invalid object name ${JSON.stringify(name)}`, {
@@ -39,7 +40,9 @@ export function isInMemory(body: WriteBody): body is Uint8Array {
 
 /** A fresh stream of the body's bytes. */
 export function openBody(body: WriteBody): Readable {
-  return isInMemory(body) ? Readable.from([Buffer.from(body.buffer, body.byteOffset, body.byteLength)]) : body.open();
+  return isInMemory(body)
+    ? Readable.from([Buffer.from(body.buffer, body.byteOffset, body.byteLength)])
+    : body.open();
 }
 
 /** Size of the body if known without reading it. */
@@ -49,7 +52,15 @@ export function bodySize(body: WriteBody): number | undefined {
 
 /** Throws LB_STORAGE_RANGE unless the range is well-formed. */
 export function checkRange(range: { offset: number; length: number }): void {
-  if (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length < 0) {
-    throw new LifeboatError('LB_STORAGE_RANGE', `invalid byte range offset=${range.offset} length=${range.length}`);
+  if (
+    !Number.isSafeInteger(range.offset) ||
+    !Number.isSafeInteger(range.length) ||
+    range.offset < 0 ||
+    range.length < 0
+  ) {
+    throw new LifeboatError(
+      'LB_STORAGE_RANGE',
+      `invalid byte range offset=${range.offset} length=${range.length}`,
+    );
   }
 }

@@ -26,6 +26,11 @@ export function fsError(error: unknown, operation: string, name: string): Lifebo
   const code = BY_ERRNO[errno] ?? 'LB_STORAGE_FAILED';
   const reason = error instanceof Error ? error.message : String(error);
   const message =
-    code === 'LB_STORAGE_NOT_FOUND' ? `${operation} ${name}: no such object` : `${operation} ${name}: ${reason}`;
-  return new LifeboatError(code, message, { cause: error, details: { backend: 'fs', operation, name, errno } });
+    code === 'LB_STORAGE_NOT_FOUND'
+      ? `${operation} ${name}: no such object`
+      : `${operation} ${name}: ${reason}`;
+  return new LifeboatError(code, message, {
+    cause: error,
+    details: { backend: 'fs', operation, name, errno },
+  });
 }

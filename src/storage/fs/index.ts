@@ -104,7 +104,10 @@ export class FsBackend implements StorageBackend {
   async write(name: string, body: WriteBody, options: WriteOptions = {}): Promise<void> {
     checkName(name);
     if (options.retainUntil) {
-      throw new LifeboatError('LB_STORAGE_UNSUPPORTED', 'the filesystem backend cannot lock objects (Object Lock)');
+      throw new LifeboatError(
+        'LB_STORAGE_UNSUPPORTED',
+        'the filesystem backend cannot lock objects (Object Lock)',
+      );
     }
     const final = this.path(name);
     const directory = dirname(final);

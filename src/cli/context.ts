@@ -1,0 +1,34 @@
+// What every command receives: the global flags, the output, and lazy access to the configuration.
+//
+// Terms:
+//   global flags  --config, --json, --debug; accepted before or after the command name.
+import { type LoadedConfig, loadConfig } from '../config/index.js';
+import type { Output } from './output.js';
+
+export interface GlobalFlags {
+  config?: string;
+  json?: boolean;
+  debug?: boolean;
+}
+
+export class CommandContext {
+  private loaded: LoadedConfig | undefined;
+
+  constructor(
+    readonly flags: GlobalFlags,
+    readonly output: Output,
+    readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  /** Loads and validates the config once; from then on its secrets are scrubbed from all output. */
+  async config(): Promise<LoadedConfig> {
+    if (!this.loaded) {
+      this.loaded = await loadConfig({
+        ...(this.flags.config ? { path: this.flags.config } : {}),
+        env: this.env,
+      });
+      this.output.secrets = this.loaded.secrets;
+    }
+    return this.loaded;
+  }
+}

@@ -1,0 +1,90 @@
+// The CLI entry point: builds the commander program, runs one command, and turns every failure into
+// one clear line with its error code (or a JSON error with --json) and the catalogue's exit code.
+// Commands live in commands/, one file per command group; they parse and print, nothing more.
+import { readFileSync } from 'node:fs';
+
+import { Command, CommanderError } from 'commander';
+
+import { LifeboatError } from '../errors.js';
+import { makeRunner, type RunnerState } from './command.js';
+import { registerConfigCommands } from './commands/config.js';
+import { Output } from './output.js';
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+export interface MainIo {
+  env?: NodeJS.ProcessEnv;
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+}
+
+/** Runs the CLI with process-style argv (node, script, ...args) and resolves to the exit code. */
+export async function main(argv: readonly string[], io: MainIo = {}): Promise<number> {
+  const state: RunnerState = {
+    env: io.env ?? process.env,
+    stdout: io.stdout ?? process.stdout,
+    stderr: io.stderr ?? process.stderr,
+    exitCode: 0,
+  };
+  const program = buildProgram(state);
+  const args = argv.slice(2);
+  try {
+    await program.parseAsync([...argv]);
+    return state.exitCode;
+  } catch (error) {
+    const output =
+      state.output ??
+      new Output({
+        json: args.includes('--json'),
+        debug: args.includes('--debug'),
+        stdout: state.stdout,
+        stderr: state.stderr,
+      });
+    if (error instanceof CommanderError) {
+      if (error.exitCode === 0) return 0; // --help, --version
+      const message = error.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
+      return output.error(
+        new LifeboatError('LB_USAGE', `${message} (see lifeboat --help)`, { cause: error }),
+      );
+    }
+    return output.error(error);
+  }
+}
+
+function buildProgram(state: RunnerState): Command {
+  const program = new Command('lifeboat')
+    .description(
+      'Backup, restore and restore drills for PostgreSQL, Neo4j, Qdrant, Redis/Valkey, OpenSearch and files.',
+    )
+    .version(VERSION, '-V, --version', 'print the version')
+    .option('-c, --config <path>', 'configuration file (default: $LIFEBOAT_CONFIG, else ./lifeboat.yaml)')
+    .option('--json', 'print one JSON document on stdout; no progress display')
+    .option('--debug', 'print stack traces and causes of errors')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => state.stdout.write(text),
+      writeErr: (text) => state.stderr.write(text),
+      // Usage errors are printed by main() in the catalogue's format instead.
+      outputError: () => undefined,
+    })
+    .showSuggestionAfterError(true);
+
+  const run = makeRunner(state);
+  registerConfigCommands(program, run);
+
+  // Every subcommand inherits exit and output handling.
+  const inherit = (command: Command): void => {
+    for (const child of command.commands) {
+      child.exitOverride().configureOutput({
+        writeOut: (text) => state.stdout.write(text),
+        writeErr: (text) => state.stderr.write(text),
+        outputError: () => undefined,
+      });
+      inherit(child);
+    }
+  };
+  inherit(program);
+  return program;
+}

@@ -1,0 +1,368 @@
+// The S3 backend: objects in an S3-compatible bucket (AWS S3, MinIO, …) through the AWS SDK v3.
+//
+// Terms:
+//   bucket/prefix  from the repository URL s3://bucket/prefix; object "data/ab" is key "prefix/data/ab".
+//   part size      bodies larger than this (or of unknown size) go up as a multipart upload, whose parts
+//                  are sent `uploadConcurrency` at a time; memory held is about partSize × concurrency.
+//   conditional    a createOnly write sends If-None-Match: * (PutObject and CompleteMultipartUpload), which
+//   create         S3 and recent MinIO answer with 412 when the key exists. probe() checks that the server
+//                  honours it; where it does not, createOnly falls back to a HEAD before the PUT.
+//
+// The SDK's own retries are off (maxAttempts 1): the generic retry wrapper decides from our error codes.
+// Every request has a connect timeout, a socket idle timeout and a total timeout, so nothing hangs.
+import { randomBytes } from 'node:crypto';
+import { Agent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { Readable } from 'node:stream';
+
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  GetObjectLockConfigurationCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type PutObjectCommandInput,
+  S3Client,
+  paginateListObjectsV2,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+
+import { LifeboatError, isLifeboatError } from '../../errors.js';
+import type {
+  ByteRange,
+  ObjectInfo,
+  ProbeOptions,
+  StorageBackend,
+  StorageCapabilities,
+  WriteBody,
+  WriteOptions,
+} from '../backend.js';
+import { TEMP_PREFIX, bodySize, checkName, checkPrefix, checkRange, isInMemory, openBody } from '../names.js';
+import { s3Error } from './errors.js';
+
+export interface S3BackendOptions {
+  bucket: string;
+  /** Key prefix inside the bucket, without leading or trailing "/"; "" for the bucket root. */
+  prefix: string;
+  /** Endpoint URL for S3-compatible servers (MinIO); omit for AWS. */
+  endpoint?: string;
+  region: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  sessionToken?: string;
+  /** Path-style URLs (http://host/bucket/key), needed by MinIO. */
+  forcePathStyle?: boolean;
+  /** Multipart part size in bytes (S3 minimum 5 MiB). */
+  partSize?: number;
+  /** Parts of one multipart upload in flight at once. */
+  uploadConcurrency?: number;
+  /** Keys per ListObjectsV2 page (max 1000). */
+  listPageSize?: number;
+  /** Milliseconds to establish a TCP connection. */
+  connectTimeoutMs?: number;
+  /** Milliseconds a socket may sit idle mid-request. */
+  socketTimeoutMs?: number;
+  /** Milliseconds from sending a request until its response headers arrive. */
+  requestTimeoutMs?: number;
+  /** Object Lock mode used with WriteOptions.retainUntil. */
+  objectLockMode?: 'GOVERNANCE' | 'COMPLIANCE';
+  /** Create the bucket with Object Lock enabled when probe({ create: true }) creates it. */
+  createWithObjectLock?: boolean;
+}
+
+const MiB = 1024 * 1024;
+
+export class S3Backend implements StorageBackend {
+  readonly kind = 's3';
+  readonly location: string;
+  readonly capabilities: StorageCapabilities = { atomicCreate: true, objectLock: false };
+  private readonly client: S3Client;
+  private readonly options: Required<
+    Pick<S3BackendOptions, 'partSize' | 'uploadConcurrency' | 'listPageSize'>
+  > &
+    S3BackendOptions;
+
+  constructor(options: S3BackendOptions) {
+    this.options = { partSize: 8 * MiB, uploadConcurrency: 4, listPageSize: 1000, ...options };
+    if (this.options.partSize < 5 * MiB) {
+      throw new LifeboatError('LB_STORAGE_FAILED', 'S3 part size must be at least 5 MiB');
+    }
+    this.location = `s3://${options.bucket}/${options.prefix}${options.endpoint ? ` (${options.endpoint})` : ''}`;
+    const agentOptions = { keepAlive: true, maxSockets: 64 };
+    this.client = new S3Client({
+      region: options.region,
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      forcePathStyle: options.forcePathStyle ?? false,
+      maxAttempts: 1,
+      ...(options.accessKeyId && options.secretAccessKey
+        ? {
+            credentials: {
+              accessKeyId: options.accessKeyId,
+              secretAccessKey: options.secretAccessKey,
+              ...(options.sessionToken ? { sessionToken: options.sessionToken } : {}),
+            },
+          }
+        : {}),
+      requestHandler: new NodeHttpHandler({
+        connectionTimeout: options.connectTimeoutMs ?? 10_000,
+        socketTimeout: options.socketTimeoutMs ?? 60_000,
+        requestTimeout: options.requestTimeoutMs ?? 300_000,
+        throwOnRequestTimeout: true,
+        httpAgent: new Agent(agentOptions),
+        httpsAgent: new HttpsAgent(agentOptions),
+      }),
+    });
+  }
+
+  async probe(options: ProbeOptions = {}): Promise<void> {
+    const { bucket } = this.options;
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: bucket }));
+    } catch (error) {
+      const wrapped = s3Error(error, 'probe bucket', bucket, this.location);
+      if (!(options.create && wrapped.code === 'LB_STORAGE_NOT_FOUND')) throw wrapped;
+      await this.createBucket();
+    }
+    await this.probeObjectLock();
+    await this.probeConditionalCreate();
+  }
+
+  async stat(name: string): Promise<ObjectInfo> {
+    try {
+      const head = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) }),
+      );
+      return {
+        name,
+        size: head.ContentLength ?? 0,
+        modified: head.LastModified ?? new Date(0),
+        ...(head.ETag ? { etag: head.ETag.replaceAll('"', '') } : {}),
+        ...(head.ObjectLockRetainUntilDate ? { retainUntil: head.ObjectLockRetainUntilDate } : {}),
+      };
+    } catch (error) {
+      throw s3Error(error, 'stat', name, this.location);
+    }
+  }
+
+  async read(name: string, range?: ByteRange): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.readStream(name, range)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  async readStream(name: string, range?: ByteRange): Promise<Readable> {
+    const key = this.key(name);
+    if (range) checkRange(range);
+    if (range?.length === 0) {
+      const info = await this.stat(name);
+      if (range.offset > info.size) throw this.rangeError(name, range, info.size);
+      return Readable.from([]);
+    }
+    let response;
+    try {
+      response = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.options.bucket,
+          Key: key,
+          ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}),
+        }),
+      );
+    } catch (error) {
+      const wrapped = s3Error(error, 'read', name, this.location);
+      if (wrapped.code === 'LB_STORAGE_RANGE' && range) throw this.rangeError(name, range, undefined, error);
+      throw wrapped;
+    }
+    const announced = response.ContentLength ?? 0;
+    if (range && announced < range.length) {
+      (response.Body as Readable | undefined)?.destroy();
+      const total = Number(/\/(\d+)$/.exec(response.ContentRange ?? '')?.[1]);
+      throw this.rangeError(name, range, Number.isFinite(total) ? total : undefined);
+    }
+    const body = response.Body as Readable;
+    return Readable.from(this.guard(body, announced, name));
+  }
+
+  async write(name: string, body: WriteBody, options: WriteOptions = {}): Promise<void> {
+    const key = this.key(name);
+    const size = bodySize(body);
+    const params: PutObjectCommandInput = {
+      Bucket: this.options.bucket,
+      Key: key,
+      ...(options.createOnly && this.capabilities.atomicCreate ? { IfNoneMatch: '*' } : {}),
+      ...(options.retainUntil
+        ? {
+            ObjectLockMode: this.options.objectLockMode ?? 'GOVERNANCE',
+            ObjectLockRetainUntilDate: options.retainUntil,
+          }
+        : {}),
+    };
+    try {
+      if (options.createOnly && !this.capabilities.atomicCreate) await this.refuseIfExists(name);
+      if (isInMemory(body) && body.byteLength <= this.options.partSize) {
+        await this.client.send(
+          new PutObjectCommand({ ...params, Body: body, ContentLength: body.byteLength }),
+        );
+        return;
+      }
+      const upload = new Upload({
+        client: this.client,
+        params: { ...params, Body: openBody(body), ...(size !== undefined ? { ContentLength: size } : {}) },
+        partSize: this.options.partSize,
+        queueSize: this.options.uploadConcurrency,
+        leavePartsOnError: false,
+      });
+      await upload.done();
+    } catch (error) {
+      throw s3Error(error, 'write', name, this.location);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    checkPrefix(prefix);
+    const base = this.options.prefix === '' ? '' : `${this.options.prefix}/`;
+    const pages = paginateListObjectsV2(
+      { client: this.client, pageSize: this.options.listPageSize },
+      { Bucket: this.options.bucket, Prefix: base + prefix },
+    );
+    try {
+      for await (const page of pages) {
+        for (const item of page.Contents ?? []) {
+          const name = (item.Key ?? '').slice(base.length);
+          if (name === '' || name.split('/').some((segment) => segment.startsWith(TEMP_PREFIX))) continue;
+          yield {
+            name,
+            size: item.Size ?? 0,
+            modified: item.LastModified ?? new Date(0),
+            ...(item.ETag ? { etag: item.ETag.replaceAll('"', '') } : {}),
+          };
+        }
+      }
+    } catch (error) {
+      throw s3Error(error, 'list', prefix || '/', this.location);
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) }));
+    } catch (error) {
+      const wrapped = s3Error(error, 'delete', name, this.location);
+      if (wrapped.code !== 'LB_STORAGE_NOT_FOUND') throw wrapped;
+    }
+  }
+
+  close(): Promise<void> {
+    this.client.destroy();
+    return Promise.resolve();
+  }
+
+  private key(name: string): string {
+    checkName(name);
+    return this.options.prefix === '' ? name : `${this.options.prefix}/${name}`;
+  }
+
+  /** Passes the body through, failing (retryably) if the connection ends before `expected` bytes. */
+  private async *guard(body: Readable, expected: number, name: string): AsyncGenerator<Buffer> {
+    let received = 0;
+    try {
+      for await (const chunk of body) {
+        received += (chunk as Buffer).length;
+        yield chunk as Buffer;
+      }
+    } catch (error) {
+      throw s3Error(error, 'read', name, this.location);
+    }
+    if (received < expected) {
+      throw new LifeboatError(
+        'LB_STORAGE_UNAVAILABLE',
+        `read ${name} at ${this.location}: connection ended after ${received} of ${expected} bytes`,
+        { details: { backend: 's3', name, received, expected } },
+      );
+    }
+  }
+
+  private rangeError(name: string, range: ByteRange, size?: number, cause?: unknown): LifeboatError {
+    const objectSize = size === undefined ? '' : ` (${size} bytes)`;
+    return new LifeboatError(
+      'LB_STORAGE_RANGE',
+      `read ${name}: range ${range.offset}+${range.length} is outside the object${objectSize}`,
+      { cause, details: { name, size, ...range } },
+    );
+  }
+
+  private async refuseIfExists(name: string): Promise<void> {
+    try {
+      await this.stat(name);
+    } catch (error) {
+      if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) return;
+      throw error;
+    }
+    throw new LifeboatError(
+      'LB_STORAGE_EXISTS',
+      `write ${name} at ${this.location}: the object already exists`,
+    );
+  }
+
+  private async createBucket(): Promise<void> {
+    const { bucket } = this.options;
+    try {
+      await this.client.send(
+        new CreateBucketCommand({
+          Bucket: bucket,
+          ...(this.options.createWithObjectLock ? { ObjectLockEnabledForBucket: true } : {}),
+        }),
+      );
+    } catch (error) {
+      const wrapped = s3Error(error, 'create bucket', bucket, this.location);
+      if (!['BucketAlreadyOwnedByYou'].includes(String((error as { name?: string }).name))) throw wrapped;
+    }
+  }
+
+  private async probeObjectLock(): Promise<void> {
+    try {
+      const lock = await this.client.send(
+        new GetObjectLockConfigurationCommand({ Bucket: this.options.bucket }),
+      );
+      this.capabilities.objectLock = lock.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
+    } catch (error) {
+      const wrapped = s3Error(error, 'probe object lock', this.options.bucket, this.location);
+      if (wrapped.retryable || wrapped.code === 'LB_STORAGE_AUTH') throw wrapped;
+      this.capabilities.objectLock = false; // no lock configuration on this bucket
+    }
+  }
+
+  /** Writes a probe key twice with If-None-Match: *; a server that honours it refuses the second. */
+  private async probeConditionalCreate(): Promise<void> {
+    const probeName = `${TEMP_PREFIX}-probe-${randomBytes(8).toString('hex')}`;
+    const key = this.options.prefix === '' ? probeName : `${this.options.prefix}/${probeName}`;
+    const put = () =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.options.bucket,
+          Key: key,
+          Body: Buffer.alloc(0),
+          IfNoneMatch: '*',
+        }),
+      );
+    try {
+      await put();
+      try {
+        await put();
+        this.capabilities.atomicCreate = false;
+      } catch (error) {
+        const wrapped = s3Error(error, 'probe conditional write', probeName, this.location);
+        if (wrapped.code !== 'LB_STORAGE_EXISTS') throw wrapped;
+        this.capabilities.atomicCreate = true;
+      }
+    } catch (error) {
+      throw s3Error(error, 'probe conditional write', probeName, this.location);
+    } finally {
+      await this.client
+        .send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }))
+        .catch(() => undefined);
+    }
+  }
+}
