@@ -4,6 +4,7 @@
 //   global flags  --config, --json, --debug; accepted before or after the command name.
 import { type LoadedConfig, loadConfig } from '../config/index.js';
 import type { Output } from './output.js';
+import { Progress } from './progress.js';
 
 export interface GlobalFlags {
   config?: string;
@@ -19,6 +20,15 @@ export class CommandContext {
     readonly output: Output,
     readonly env: NodeJS.ProcessEnv,
   ) {}
+
+  /** A progress display for long work; always silent with --json or when not on a terminal. */
+  progress(label: string, total?: number): Progress {
+    return new Progress({
+      label,
+      ...(total === undefined ? {} : { total }),
+      ...(this.output.json ? { enabled: false } : {}),
+    });
+  }
 
   /** Loads and validates the config once; from then on its secrets are scrubbed from all output. */
   async config(): Promise<LoadedConfig> {

@@ -41,11 +41,9 @@ export function flag() {
 
 /** A duration string ("90s", "1h30m", "7d"); parsed to milliseconds by consumers via parseDuration. */
 export function duration() {
-  return z
-    .string()
-    .refine((value) => parseDuration(value) !== undefined, {
-      message: 'expected a duration such as 90s, 20m, 1h, 7d',
-    });
+  return z.string().refine((value) => parseDuration(value) !== undefined, {
+    message: 'expected a duration such as 90s, 20m, 1h, 7d',
+  });
 }
 
 /** A non-empty string. */

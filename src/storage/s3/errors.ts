@@ -47,6 +47,8 @@ interface SdkLikeError {
 function classify(error: SdkLikeError): ErrorCode {
   const status = error.$metadata?.httpStatusCode;
   const name = error.Code ?? error.name ?? '';
+  // The SDK names ECONNRESET and EPIPE "TimeoutError" too: a reset connection is not a timeout.
+  if (NETWORK_CODES.has(error.code ?? '')) return 'LB_STORAGE_UNAVAILABLE';
   if (name === 'TimeoutError' || error.code === 'ETIMEDOUT') return 'LB_STORAGE_TIMEOUT';
   if (NOT_FOUND_NAMES.has(name) || status === 404) return 'LB_STORAGE_NOT_FOUND';
   if (name === 'PreconditionFailed' || status === 412) return 'LB_STORAGE_EXISTS';
@@ -58,7 +60,7 @@ function classify(error: SdkLikeError): ErrorCode {
   }
   if (status !== undefined) {
     // A request the server understood and rejected; Object Lock on a bucket without it lands here.
-    return /object lock/i.test(error.message ?? '') ? 'LB_STORAGE_UNSUPPORTED' : 'LB_STORAGE_FAILED';
+    return /object ?lock/i.test(error.message ?? '') ? 'LB_STORAGE_UNSUPPORTED' : 'LB_STORAGE_FAILED';
   }
   // No HTTP answer at all: a network failure, or a stream that ended early.
   if (
