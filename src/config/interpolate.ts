@@ -26,6 +26,9 @@ export const SECRET_KEYS: ReadonlySet<string> = new Set([
 /** Keys that accept a <key>File form: the secrets, plus values that often embed one. */
 const FILE_KEYS: ReadonlySet<string> = new Set([...SECRET_KEYS, 'url', 'username', 'accessKeyId']);
 
+/** Stands in for a secret whose file could not be read (a problem is already recorded). */
+const UNRESOLVED = '(unresolved secret file)';
+
 const REFERENCE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 export interface ResolveContext {
@@ -76,8 +79,8 @@ function resolveNode(
       problems.push({ path: [...path, key], message: 'expected a file path', code: 'LB_CONFIG_INVALID' });
       continue;
     }
-    const secret = readSecretFile(file, [...path, key], context, problems);
-    if (secret !== undefined) out[base] = secret;
+    // On failure a placeholder keeps the schema from reporting the same key again as missing.
+    out[base] = readSecretFile(file, [...path, key], context, problems) ?? UNRESOLVED;
   }
   return out;
 }

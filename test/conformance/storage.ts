@@ -40,7 +40,7 @@ export async function listNames(backend: StorageBackend, prefix = ''): Promise<s
 }
 
 /** A reopenable body of `size` pseudo-random bytes produced in 1 MiB pieces (size unknown to the backend). */
-export function generatedBody(size: number, seed: string): { open(): Readable; digest: string } {
+export function generatedBody(size: number, seed: string): { open: () => Readable; digest: string } {
   // Each 1 MiB piece is an AES-256-CTR keystream keyed by (seed, index): reproducible and fast.
   const piece = (index: number) => {
     const key = createHash('sha256').update(`${seed}:${index}`).digest();
@@ -147,7 +147,10 @@ export function storageConformance(label: string, fresh: FreshBackend): void {
       const racers = Array.from({ length: 8 }, (_, index) =>
         backend.write('locks/race', Buffer.from(`writer-${index}`), { createOnly: true }).then(
           () => index,
-          (error: unknown) => (isLifeboatError(error, 'LB_STORAGE_EXISTS') ? -1 : Promise.reject(error)),
+          (error: unknown) => {
+            if (isLifeboatError(error, 'LB_STORAGE_EXISTS')) return -1;
+            throw error;
+          },
         ),
       );
       const winners = (await Promise.all(racers)).filter((index) => index >= 0);
@@ -172,7 +175,7 @@ export function storageConformance(label: string, fresh: FreshBackend): void {
       const failing = {
         open: () =>
           Readable.from(
-            (async function* () {
+            (function* () {
               yield randomBytes(MiB);
               yield randomBytes(MiB);
               throw new Error('source died');
