@@ -65,49 +65,110 @@ describe('lifeboat config check', () => {
   });
 
   it.each([
-    ['a wrong type', GOOD.replace('keepLast: 3', 'keepLast: [3]'), {}, 'LB_CONFIG_INVALID', 'retention.keepLast: expected number, got a list'],
-    ['an unknown engine', GOOD.replace('engine: redis', 'engine: memcached'), {}, 'LB_CONFIG_INVALID', 'sources.cache.engine: unknown engine "memcached"'],
-    ['a missing env var', GOOD, { LIFEBOAT_PASSWORD: undefined }, 'LB_CONFIG_ENV_MISSING', 'repository.password: environment variable LIFEBOAT_PASSWORD is not set'],
-    ['an unreadable secret file', GOOD.replace('./s3-secret', './no-such-secret'), {}, 'LB_CONFIG_SECRET_FILE', 'repository.s3.secretAccessKeyFile: cannot read secret file'],
-    ['a bad postgres URL', GOOD.replace(`postgres://app:${SECRETS.db}@127.0.0.1:5432/app`, 'http://db'), {}, 'LB_CONFIG_INVALID', 'sources.main-db.url: expected a postgres:// URL'],
+    [
+      'a wrong type',
+      GOOD.replace('keepLast: 3', 'keepLast: [3]'),
+      {},
+      'LB_CONFIG_INVALID',
+      'retention.keepLast: expected number, got a list',
+    ],
+    [
+      'an unknown engine',
+      GOOD.replace('engine: redis', 'engine: memcached'),
+      {},
+      'LB_CONFIG_INVALID',
+      'sources.cache.engine: unknown engine "memcached"',
+    ],
+    [
+      'a missing env var',
+      GOOD,
+      { LIFEBOAT_PASSWORD: undefined },
+      'LB_CONFIG_ENV_MISSING',
+      'repository.password: environment variable LIFEBOAT_PASSWORD is not set',
+    ],
+    [
+      'an unreadable secret file',
+      GOOD.replace('./s3-secret', './no-such-secret'),
+      {},
+      'LB_CONFIG_SECRET_FILE',
+      'repository.s3.secretAccessKeyFile: cannot read secret file',
+    ],
+    [
+      'a bad postgres URL',
+      GOOD.replace(`postgres://app:${SECRETS.db}@127.0.0.1:5432/app`, 'http://db'),
+      {},
+      'LB_CONFIG_INVALID',
+      'sources.main-db.url: expected a postgres:// URL',
+    ],
     ['broken YAML', 'repository: [unclosed\n', {}, 'LB_CONFIG_PARSE', 'line 2'],
-  ])('exits 2 on %s, naming the path and the problem, without a stack trace', (_label, text, env, code, fragment) => {
-    const run = lifeboat(['config', 'check', '--config', configFile(text)], env);
-    expect(run.code).toBe(2);
-    expect(run.stdout).toBe('');
-    const firstLine = run.stderr.split('\n')[0]!;
-    expect(firstLine).toMatch(new RegExp(`^lifeboat: error ${code}: `));
-    expect(run.stderr).toContain(fragment);
-    noStackTrace(run.stderr);
-  });
+  ])(
+    'exits 2 on %s, naming the path and the problem, without a stack trace',
+    (_label, text, env, code, fragment) => {
+      const run = lifeboat(['config', 'check', '--config', configFile(text)], env);
+      expect(run.code).toBe(2);
+      expect(run.stdout).toBe('');
+      const firstLine = run.stderr.split('\n')[0]!;
+      expect(firstLine).toMatch(new RegExp(`^lifeboat: error ${code}: `));
+      expect(run.stderr).toContain(fragment);
+      noStackTrace(run.stderr);
+    },
+  );
 
   it('exits 2 for a missing config file', () => {
     const run = lifeboat(['config', 'check', '--config', join(directory, 'absent.yaml')]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/^lifeboat: error LB_CONFIG_NOT_FOUND: cannot read configuration .*absent.yaml/);
+    expect(run.stderr).toMatch(
+      /^lifeboat: error LB_CONFIG_NOT_FOUND: cannot read configuration .*absent.yaml/,
+    );
   });
 
   it('exits 2 when a secret file cannot be read (a directory) or is empty', () => {
-    const unreadable = lifeboat(['config', 'check', '--config', configFile(GOOD.replace('./s3-secret', directory))]);
+    const unreadable = lifeboat([
+      'config',
+      'check',
+      '--config',
+      configFile(GOOD.replace('./s3-secret', directory)),
+    ]);
     expect(unreadable.code).toBe(2);
-    expect(unreadable.stderr).toMatch(/LB_CONFIG_SECRET_FILE: .*repository.s3.secretAccessKeyFile: cannot read secret file .*EISDIR/);
+    expect(unreadable.stderr).toMatch(
+      /LB_CONFIG_SECRET_FILE: .*repository.s3.secretAccessKeyFile: cannot read secret file .*EISDIR/,
+    );
     writeFileSync(join(directory, 'empty-secret'), '\n');
-    const empty = lifeboat(['config', 'check', '--config', configFile(GOOD.replace('./s3-secret', './empty-secret'))]);
+    const empty = lifeboat([
+      'config',
+      'check',
+      '--config',
+      configFile(GOOD.replace('./s3-secret', './empty-secret')),
+    ]);
     expect(empty.code).toBe(2);
     expect(empty.stderr).toContain('secret file');
     expect(empty.stderr).toContain('is empty');
   });
 
   it('prints the JSON error on stdout with --json', () => {
-    const run = lifeboat(['config', 'check', '--json', '--config', configFile(GOOD.replace('engine: redis', 'engine: nope'))]);
+    const run = lifeboat([
+      'config',
+      'check',
+      '--json',
+      '--config',
+      configFile(GOOD.replace('engine: redis', 'engine: nope')),
+    ]);
     expect(run.code).toBe(2);
-    const parsed = JSON.parse(run.stdout) as { error: { code: string; details: { problems: Array<{ path: string }> } } };
+    const parsed = JSON.parse(run.stdout) as {
+      error: { code: string; details: { problems: Array<{ path: string }> } };
+    };
     expect(parsed.error.code).toBe('LB_CONFIG_INVALID');
     expect(parsed.error.details.problems[0]?.path).toBe('sources.cache.engine');
   });
 
   it('adds the stack with --debug', () => {
-    const run = lifeboat(['config', 'check', '--debug', '--config', configFile(GOOD.replace('keepLast: 3', 'keepLast: x'))]);
+    const run = lifeboat([
+      'config',
+      'check',
+      '--debug',
+      '--config',
+      configFile(GOOD.replace('keepLast: 3', 'keepLast: x')),
+    ]);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/^\s+at /m);
   });
