@@ -10,6 +10,8 @@ export const postgresSourceSchema = z
     engine: z.literal('postgres'),
     /** Connection URL (libpq form); the database in it is the one backed up unless `databases` says. */
     url: postgresUrl,
+    /** Password (overrides the URL's; or passwordFile). */
+    password: text().optional(),
     /** Databases to back up logically; "all" for every non-template database. */
     databases: z.union([z.literal('all'), z.array(text()).min(1)]).optional(),
     /** logical (pg_dump), physical (pg_basebackup + WAL archive), or both. */
