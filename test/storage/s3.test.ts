@@ -58,13 +58,19 @@ describe('s3 backend on real MinIO', () => {
   storageConformance('s3 (MinIO, openStorage: retry + concurrency wrappers)', (ctx) => fresh(ctx));
 
   describe('through a proxy that answers 503, drops, loses answers and cuts downloads', () => {
-    let proxy: FaultProxy;
+    let proxy: FaultProxy | undefined;
     const retries: RetryEvent[] = [];
     beforeAll(async () => {
-      const upstream = Number(new URL(minio.handle.endpoint).port);
+      let upstream: number;
+      try {
+        upstream = Number(new URL(minio.handle.endpoint).port);
+      } catch {
+        return; // MinIO unavailable outside CI: every test below skips through minio.get(ctx)
+      }
       proxy = await startFaultProxy(upstream, { unavailable: 0.12, drop: 0.06, lose: 0.04, cut: 0.15 });
     });
     afterAll(async () => {
+      if (!proxy) return;
       console.log(
         `[fault-proxy] injected ${JSON.stringify(proxy.counts)}; client retries: ${retries.length}`,
       );
@@ -73,16 +79,18 @@ describe('s3 backend on real MinIO', () => {
 
     storageConformance('s3 (MinIO behind the fault proxy)', (ctx) =>
       fresh(ctx, {
-        s3: { ...settings(minio.get(ctx), '').s3, endpoint: proxy.endpoint },
+        s3: { ...settings(minio.get(ctx), '').s3, endpoint: proxy!.endpoint },
         retry: { baseDelayMs: 5, maxDelayMs: 100, maxAttempts: 12, onRetry: (event) => retries.push(event) },
       }),
     );
 
-    it('injected every kind of fault, and the client retried through them', () => {
-      expect(proxy.counts.unavailable).toBeGreaterThan(0);
-      expect(proxy.counts.drop).toBeGreaterThan(0);
-      expect(proxy.counts.lose).toBeGreaterThan(0);
-      expect(proxy.counts.cut).toBeGreaterThan(0);
+    it('injected every kind of fault, and the client retried through them', (ctx) => {
+      minio.get(ctx);
+      const { counts } = proxy!;
+      expect(counts.unavailable).toBeGreaterThan(0);
+      expect(counts.drop).toBeGreaterThan(0);
+      expect(counts.lose).toBeGreaterThan(0);
+      expect(counts.cut).toBeGreaterThan(0);
       expect(retries.length).toBeGreaterThan(0);
       expect(new Set(retries.map((event) => event.error.code))).toEqual(new Set(['LB_STORAGE_UNAVAILABLE']));
     });
