@@ -5,6 +5,8 @@
 // Terms:
 //   location  the repository URL: a local path ("./repo", "/srv/repo", "file:///srv/repo") or
 //             "s3://bucket/prefix".
+import { fileURLToPath } from 'node:url';
+
 import { LifeboatError } from '../errors.js';
 import type { StorageBackend } from './backend.js';
 import { FsBackend } from './fs/index.js';
@@ -43,7 +45,7 @@ const BACKENDS: readonly BackendFactory[] = [
   {
     schemes: ['', 'file'],
     defaultConcurrency: 4,
-    create: (url) => new FsBackend({ root: url.startsWith('file://') ? new URL(url).pathname : url }),
+    create: (url) => new FsBackend({ root: url.startsWith('file://') ? fileURLToPath(url) : url }),
   },
   {
     schemes: ['s3'],

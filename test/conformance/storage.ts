@@ -182,7 +182,11 @@ export function storageConformance(label: string, fresh: FreshBackend): void {
             })(),
           ),
       };
-      await expect(backend.write('packs/broken', failing)).rejects.toThrow();
+      // The body's own error comes back as it was: not a storage error, and not retried.
+      const error = await backend.write('packs/broken', failing).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(Error);
+      expect((error as Error).message).toBe('source died');
+      expect(isLifeboatError(error)).toBe(false);
       expect(await codeOf(backend.stat('packs/broken'))).toBe('LB_STORAGE_NOT_FOUND');
       expect(await listNames(backend)).toEqual([]);
     });
@@ -248,6 +252,14 @@ export function storageConformance(label: string, fresh: FreshBackend): void {
       await Promise.all(blobs.map(({ name, data }) => backend.write(name, data)));
       const read = await Promise.all(blobs.map(({ name }) => backend.read(name)));
       read.forEach((data, index) => expect(sha256(data)).toBe(sha256(blobs[index]!.data)));
+    });
+
+    it('releases everything when a stream is destroyed before it is read', async (ctx) => {
+      const backend = await fresh(ctx);
+      await backend.write('packs/unread', randomBytes(256 * 1024));
+      for (let round = 0; round < 20; round++) (await backend.readStream('packs/unread')).destroy();
+      expect((await backend.stat('packs/unread')).size).toBe(256 * 1024);
+      expect((await backend.read('packs/unread')).length).toBe(256 * 1024);
     });
 
     it('stays usable after a reader abandons a stream half-way', async (ctx) => {

@@ -104,12 +104,13 @@ export async function startFaultProxy(
         answer.on('data', (chunk: Buffer) => {
           const room = Math.floor(length / 2) - sent;
           if (room <= 0) return;
-          outgoing.write(chunk.subarray(0, room));
           sent += Math.min(room, chunk.length);
-          if (sent >= Math.floor(length / 2)) {
-            answer.destroy();
-            outgoing.socket?.destroy();
-          }
+          const last = sent >= Math.floor(length / 2);
+          if (last) answer.destroy();
+          // Cut only once the headers and the partial body have reached the client.
+          outgoing.write(chunk.subarray(0, room), () => {
+            if (last) outgoing.socket?.destroy();
+          });
         });
       },
     );

@@ -1,7 +1,8 @@
 // The filesystem backend: the shared conformance suite (raw, and composed by openStorage with its retry
 // and concurrency wrappers), plus what only a local directory has: temp files, crash safety of writes,
 // and directory creation.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { truncateSync } from 'node:fs';
 import { mkdtempSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,5 +111,48 @@ describe('fs backend specifics', () => {
     // The next writer of the same name succeeds.
     await backend.write('packs/in-flight', Buffer.from('retried'));
     expect((await backend.read('packs/in-flight')).toString()).toBe('retried');
+  });
+
+  it('fails a stream whose file is truncated while it is read, with a storage error', async () => {
+    const root = freshDirectory();
+    const backend = new FsBackend({ root });
+    await backend.probe({ create: true });
+    await backend.write('packs/shrinking', Buffer.alloc(8 * 1024 * 1024, 1));
+    const stream = await backend.readStream('packs/shrinking');
+    let received = 0;
+    const error = await (async () => {
+      for await (const chunk of stream) {
+        if (received === 0) truncateSync(join(root, 'packs', 'shrinking'), 1024 * 1024);
+        received += (chunk as Buffer).length;
+      }
+    })().catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'LB_STORAGE_RANGE' });
+    expect(received).toBeLessThan(8 * 1024 * 1024);
+  });
+
+  it('never commits a short object when the disk is full (tmpfs of 2 MiB)', async (ctx) => {
+    if (process.getuid?.() !== 0) ctx.skip('mounting a tmpfs needs root');
+    const mountPoint = freshDirectory();
+    mkdirSync(mountPoint, { recursive: true });
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mountPoint], {
+      encoding: 'utf8',
+    });
+    expect(mounted.status, `mount tmpfs: ${mounted.stderr}`).toBe(0);
+    try {
+      const backend = openStorage({ url: mountPoint });
+      await backend.probe({ create: true });
+      await backend.write('packs/fits', Buffer.alloc(512 * 1024, 2));
+      const error = await backend
+        .write('packs/too-big', Buffer.alloc(3 * 1024 * 1024, 3))
+        .catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ code: 'LB_STORAGE_FAILED' });
+      expect((error as Error).message).toMatch(/ENOSPC|no space/i);
+      expect(await codeOf(backend.stat('packs/too-big'))).toBe('LB_STORAGE_NOT_FOUND');
+      expect(await listNames(backend)).toEqual(['packs/fits']);
+      // The temp file was removed: the space is free again.
+      await backend.write('packs/after', Buffer.alloc(512 * 1024, 4));
+    } finally {
+      spawnSync('umount', [mountPoint]);
+    }
   });
 });

@@ -2,6 +2,7 @@
 // again through a fault-injecting proxy), plus what only S3 has: multipart uploads and their abort,
 // Object Lock, conditional-write detection, credentials and bucket errors, and bounded failure when the
 // server is gone or never answers.
+import { createHash } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 
 import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
@@ -94,6 +95,31 @@ describe('s3 backend on real MinIO', () => {
       expect(retries.length).toBeGreaterThan(0);
       expect(new Set(retries.map((event) => event.error.code))).toEqual(new Set(['LB_STORAGE_UNAVAILABLE']));
     });
+  });
+
+  it('resumes a download cut on every request, however many cuts it takes', async (ctx) => {
+    const handle = minio.get(ctx);
+    const writer = await fresh(ctx);
+    const body = generatedBody(12 * MiB, 'resumed');
+    await writer.write('packs/resumed', { open: body.open });
+    const proxy = await startFaultProxy(Number(new URL(handle.endpoint).port), { cut: 1 });
+    const retries: RetryEvent[] = [];
+    try {
+      const reader = openStorage({
+        ...settings(handle, writer.location.split(' ')[0]!),
+        s3: { ...settings(handle, '').s3, endpoint: proxy.endpoint },
+        retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, onRetry: (event) => retries.push(event) },
+      });
+      const hash = createHash('sha256');
+      for await (const chunk of await reader.readStream('packs/resumed')) hash.update(chunk as Buffer);
+      expect(hash.digest('hex')).toBe(body.digest);
+      // Each cut halves what is left: far more breaks than maxAttempts, each one after progress.
+      expect(proxy.counts.cut).toBeGreaterThan(10);
+      expect(retries.length).toBe(proxy.counts.cut);
+      await reader.close();
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('detects conditional writes (If-None-Match) on this MinIO', async (ctx) => {

@@ -6,10 +6,10 @@
 //
 // Durability: a write goes to a temp file, is fsynced, then renamed over the final name (or hard-linked
 // for createOnly, which fails atomically with EEXIST), and the directory is fsynced so the rename itself
-// survives a power loss. New directories are fsynced into their parents too.
+// survives a power loss. A directory's entry is fsynced into every ancestor up to the root the first
+// time this process writes into it.
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { link, mkdir, open, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, link, mkdir, open, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 
@@ -24,6 +24,7 @@ import type {
   WriteOptions,
 } from '../backend.js';
 import { TEMP_PREFIX, checkName, checkPrefix, checkRange, openBody } from '../names.js';
+import { guardedStream, trackSource } from '../streams.js';
 import { fsError } from './errors.js';
 
 export interface FsBackendOptions {
@@ -36,6 +37,8 @@ export class FsBackend implements StorageBackend {
   readonly location: string;
   readonly capabilities: StorageCapabilities = { atomicCreate: true, objectLock: false };
   private readonly root: string;
+  /** Directories whose entries this process has made durable up to the root. */
+  private readonly durableDirectories = new Set<string>();
 
   constructor(options: FsBackendOptions) {
     this.root = resolve(options.root);
@@ -49,10 +52,20 @@ export class FsBackend implements StorageBackend {
       if (!info.isDirectory()) {
         throw new LifeboatError('LB_STORAGE_FAILED', `${this.root} is not a directory`);
       }
-      // Proves the directory is writable, the way every write will use it.
+      // Proves the directory is writable the way every write uses it, and that hard links (atomic
+      // createOnly) and directory fsync work on this filesystem.
       const probeFile = join(this.root, `${TEMP_PREFIX}-probe-${randomBytes(6).toString('hex')}`);
       await (await open(probeFile, 'wx')).close();
-      await unlink(probeFile);
+      try {
+        await link(probeFile, `${probeFile}-link`);
+        await unlink(`${probeFile}-link`);
+        this.capabilities.atomicCreate = true;
+      } catch {
+        this.capabilities.atomicCreate = false;
+      } finally {
+        await unlink(probeFile);
+      }
+      await syncDirectory(this.root);
     } catch (error) {
       throw fsError(error, 'probe', this.root);
     }
@@ -94,11 +107,28 @@ export class FsBackend implements StorageBackend {
   }
 
   async readStream(name: string, range?: ByteRange): Promise<Readable> {
-    const info = await this.stat(name);
-    const { offset, length } = this.resolveRange(name, info.size, range);
-    if (length === 0) return Readable.from([]);
-    const stream = createReadStream(this.path(name), { start: offset, end: offset + length - 1 });
-    return stream.on('error', (error) => stream.destroy(fsError(error, 'read', name)));
+    checkName(name);
+    // One open handle: the size checked and the bytes streamed belong to the same file (inode).
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(this.path(name), 'r');
+      const info = await handle.stat();
+      if (!info.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOENT' });
+      const { offset, length } = this.resolveRange(name, info.size, range);
+      if (length === 0) {
+        await handle.close();
+        return Readable.from([]);
+      }
+      const source = handle.createReadStream({ start: offset, end: offset + length - 1, autoClose: true });
+      return guardedStream(source, {
+        expected: length,
+        name,
+        mapError: (error) => fsError(error, 'read', name),
+      });
+    } catch (error) {
+      await handle?.close().catch(() => undefined);
+      throw fsError(error, 'read', name);
+    }
   }
 
   async write(name: string, body: WriteBody, options: WriteOptions = {}): Promise<void> {
@@ -112,24 +142,31 @@ export class FsBackend implements StorageBackend {
     const final = this.path(name);
     const directory = dirname(final);
     const temp = join(directory, `${TEMP_PREFIX}-${randomBytes(8).toString('hex')}`);
+    const source = trackSource(openBody(body));
     try {
       await this.makeDirectories(directory);
       const handle = await open(temp, 'wx', 0o600);
       try {
-        for await (const chunk of openBody(body)) await handle.write(chunk as Buffer);
+        for await (const chunk of source.stream) await writeFully(handle, chunk as Buffer);
         await handle.sync();
       } finally {
         await handle.close();
       }
-      if (options.createOnly) {
+      if (options.createOnly && this.capabilities.atomicCreate) {
         await link(temp, final); // EEXIST if another writer got there first
         await unlink(temp);
       } else {
+        // Without hard links createOnly is check-then-rename: not atomic (capabilities say so).
+        if (options.createOnly && (await exists(final)))
+          throw Object.assign(new Error('exists'), { code: 'EEXIST' });
         await rename(temp, final);
       }
       await syncDirectory(directory);
     } catch (error) {
+      source.stream.destroy();
       await rm(temp, { force: true }).catch(() => undefined);
+      // An error of the body being written is the caller's, not the storage's: re-thrown unclassified.
+      if (source.failure !== undefined) throw source.failure;
       throw fsError(error, 'write', name);
     }
   }
@@ -199,15 +236,41 @@ export class FsBackend implements StorageBackend {
     return range;
   }
 
-  /** mkdir -p, then fsync every directory it created into its parent. */
+  /**
+   * mkdir -p, then makes the directory's entry durable in every ancestor up to the root, once per
+   * directory and process (another writer may have created it and not synced it yet).
+   */
   private async makeDirectories(directory: string): Promise<void> {
-    const firstCreated = await mkdir(directory, { recursive: true });
-    if (firstCreated === undefined) return;
-    // firstCreated is `directory` or one of its ancestors: sync each new directory into its parent.
-    for (let current = directory; ; current = dirname(current)) {
+    if (this.durableDirectories.has(directory)) return;
+    await mkdir(directory, { recursive: true });
+    for (
+      let current = directory;
+      current !== this.root && current.startsWith(this.root);
+      current = dirname(current)
+    ) {
       await syncDirectory(dirname(current));
-      if (current === firstCreated || dirname(current) === current) break;
     }
+    this.durableDirectories.add(directory);
+  }
+}
+
+/** Writes all of buffer: a short write (disk full) must never pass for a complete one. */
+async function writeFully(handle: FileHandle, buffer: Buffer): Promise<void> {
+  let written = 0;
+  while (written < buffer.length) {
+    const { bytesWritten } = await handle.write(buffer, written, buffer.length - written);
+    if (bytesWritten === 0) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    written += bytesWritten;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
   }
 }
 

@@ -22,6 +22,9 @@ const RETRYABLE_NAMES = new Set([
   'InternalError',
   'RequestTimeout',
   'Throttling',
+  // AWS answers racing conditional writes with 409 ConditionalRequestConflict: "try again".
+  'ConditionalRequestConflict',
+  'OperationAborted',
 ]);
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
@@ -33,6 +36,7 @@ const NETWORK_CODES = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
   'ERR_STREAM_PREMATURE_CLOSE',
+  'EADDRNOTAVAIL',
   'UND_ERR_SOCKET',
 ]);
 
@@ -88,8 +92,15 @@ export function s3Error(error: unknown, operation: string, name: string, locatio
         ? `${what}: the bucket does not exist`
         : `${what}: no such object`
       : `${what}: ${status ? `HTTP ${status} ` : ''}${reason}`;
+  // The SDK's error object can carry the signed request (StringToSign, CanonicalRequest with a session
+  // token): keep a clean copy of the facts only, never the object itself.
+  const cause = Object.assign(new Error(`${sdk.name ?? 'Error'}: ${reason}`), {
+    name: sdk.name ?? 'Error',
+    ...(sdk.code ? { code: sdk.code } : {}),
+    ...(status ? { status } : {}),
+  });
   return new LifeboatError(code, message, {
-    cause: error,
+    cause,
     details: { backend: 's3', operation, name, status, awsCode: sdk.Code ?? sdk.name, errno: sdk.code },
   });
 }

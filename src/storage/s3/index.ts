@@ -3,13 +3,15 @@
 // Terms:
 //   bucket/prefix  from the repository URL s3://bucket/prefix; object "data/ab" is key "prefix/data/ab".
 //   part size      bodies larger than this (or of unknown size) go up as a multipart upload, whose parts
-//                  are sent `uploadConcurrency` at a time; memory held is about partSize × concurrency.
+//                  are sent `uploadConcurrency` at a time; one upload holds about
+//                  partSize × (uploadConcurrency + 1) bytes of memory.
 //   conditional    a createOnly write sends If-None-Match: * (PutObject and CompleteMultipartUpload), which
 //   create         S3 and recent MinIO answer with 412 when the key exists. probe() checks that the server
 //                  honours it; where it does not, createOnly falls back to a HEAD before the PUT.
 //
 // The SDK's own retries are off (maxAttempts 1): the generic retry wrapper decides from our error codes.
-// Every request has a connect timeout, a socket idle timeout and a total timeout, so nothing hangs.
+// Every request has a connect timeout and a socket idle timeout (optionally a total timeout), so a dead
+// or silent server never hangs a call.
 import { randomBytes } from 'node:crypto';
 import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -22,10 +24,11 @@ import {
   GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   type PutObjectCommandInput,
   S3Client,
-  paginateListObjectsV2,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
@@ -41,6 +44,7 @@ import type {
   WriteOptions,
 } from '../backend.js';
 import { TEMP_PREFIX, bodySize, checkName, checkPrefix, checkRange, isInMemory, openBody } from '../names.js';
+import { guardedStream, trackSource, type TrackedSource } from '../streams.js';
 import { s3Error } from './errors.js';
 
 export interface S3BackendOptions {
@@ -78,7 +82,9 @@ const MiB = 1024 * 1024;
 export class S3Backend implements StorageBackend {
   readonly kind = 's3';
   readonly location: string;
-  readonly capabilities: StorageCapabilities = { atomicCreate: true, objectLock: false };
+  /** Both false until probe() has checked them against the server. */
+  readonly capabilities: StorageCapabilities = { atomicCreate: false, objectLock: false };
+  private probed = false;
   private readonly client: S3Client;
   private readonly options: Required<
     Pick<S3BackendOptions, 'partSize' | 'uploadConcurrency' | 'listPageSize'>
@@ -90,7 +96,7 @@ export class S3Backend implements StorageBackend {
     if (this.options.partSize < 5 * MiB) {
       throw new LifeboatError('LB_STORAGE_FAILED', 'S3 part size must be at least 5 MiB');
     }
-    this.location = `s3://${options.bucket}/${options.prefix}${options.endpoint ? ` (${options.endpoint})` : ''}`;
+    this.location = `s3://${options.bucket}/${options.prefix}${options.endpoint ? ` (${withoutUserinfo(options.endpoint)})` : ''}`;
     const agentOptions = { keepAlive: true, maxSockets: 64 };
     this.client = new S3Client({
       region: options.region,
@@ -109,8 +115,10 @@ export class S3Backend implements StorageBackend {
       requestHandler: new NodeHttpHandler({
         connectionTimeout: options.connectTimeoutMs ?? 10_000,
         socketTimeout: options.socketTimeoutMs ?? 60_000,
-        requestTimeout: options.requestTimeoutMs ?? 300_000,
-        throwOnRequestTimeout: true,
+        // Off by default: it would count upload time too. The socket idle timeout ends a stalled request.
+        ...(options.requestTimeoutMs
+          ? { requestTimeout: options.requestTimeoutMs, throwOnRequestTimeout: true }
+          : {}),
         httpAgent: new Agent(agentOptions),
         httpsAgent: new HttpsAgent(agentOptions),
       }),
@@ -128,6 +136,7 @@ export class S3Backend implements StorageBackend {
     }
     await this.probeObjectLock();
     await this.probeConditionalCreate();
+    this.probed = true;
   }
 
   async stat(name: string): Promise<ObjectInfo> {
@@ -135,9 +144,10 @@ export class S3Backend implements StorageBackend {
       const head = await this.client.send(
         new HeadObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) }),
       );
+      if (head.ContentLength === undefined) throw new Error('the server sent no Content-Length');
       return {
         name,
-        size: head.ContentLength ?? 0,
+        size: head.ContentLength,
         modified: head.LastModified ?? new Date(0),
         ...(head.ETag ? { etag: head.ETag.replaceAll('"', '') } : {}),
         ...(head.ObjectLockRetainUntilDate ? { retainUntil: head.ObjectLockRetainUntilDate } : {}),
@@ -175,19 +185,47 @@ export class S3Backend implements StorageBackend {
       if (wrapped.code === 'LB_STORAGE_RANGE' && range) throw this.rangeError(name, range, undefined, error);
       throw wrapped;
     }
-    const announced = response.ContentLength ?? 0;
+    const body = response.Body as Readable;
+    const announced = response.ContentLength;
+    const total = Number(/\/(\d+)$/.exec(response.ContentRange ?? '')?.[1]);
+    const start = Number(/^bytes (\d+)-/.exec(response.ContentRange ?? '')?.[1]);
+    const problem =
+      announced === undefined
+        ? 'the server sent no Content-Length'
+        : range && (start !== range.offset || announced > range.length)
+          ? `the server answered range ${response.ContentRange ?? '(none)'} for bytes ${range.offset}+${range.length}`
+          : undefined;
+    if (problem !== undefined || announced === undefined) {
+      body.destroy();
+      throw new LifeboatError('LB_STORAGE_FAILED', `read ${name} at ${this.location}: ${problem}`);
+    }
     if (range && announced < range.length) {
-      (response.Body as Readable | undefined)?.destroy();
-      const total = Number(/\/(\d+)$/.exec(response.ContentRange ?? '')?.[1]);
+      body.destroy();
       throw this.rangeError(name, range, Number.isFinite(total) ? total : undefined);
     }
-    const body = response.Body as Readable;
-    return Readable.from(this.guard(body, announced, name));
+    return guardedStream(body, {
+      expected: announced,
+      name,
+      mapError: (error) => s3Error(error, 'read', name, this.location),
+      // A body shorter than its Content-Length is a cut connection: worth another try.
+      shortRead: (received) =>
+        new LifeboatError(
+          'LB_STORAGE_UNAVAILABLE',
+          `read ${name} at ${this.location}: connection ended after ${received} of ${announced} bytes`,
+          { details: { backend: 's3', name, received, expected: announced } },
+        ),
+    });
   }
 
   async write(name: string, body: WriteBody, options: WriteOptions = {}): Promise<void> {
     const key = this.key(name);
     const size = bodySize(body);
+    if (options.retainUntil && this.probed && !this.capabilities.objectLock) {
+      throw new LifeboatError(
+        'LB_STORAGE_UNSUPPORTED',
+        `write ${name}: the bucket of ${this.location} has no Object Lock`,
+      );
+    }
     const params: PutObjectCommandInput = {
       Bucket: this.options.bucket,
       Key: key,
@@ -199,6 +237,7 @@ export class S3Backend implements StorageBackend {
           }
         : {}),
     };
+    let source: TrackedSource | undefined;
     try {
       if (options.createOnly && !this.capabilities.atomicCreate) await this.refuseIfExists(name);
       if (isInMemory(body) && body.byteLength <= this.options.partSize) {
@@ -207,15 +246,19 @@ export class S3Backend implements StorageBackend {
         );
         return;
       }
+      source = trackSource(openBody(body));
       const upload = new Upload({
         client: this.client,
-        params: { ...params, Body: openBody(body), ...(size !== undefined ? { ContentLength: size } : {}) },
+        params: { ...params, Body: source.stream, ...(size !== undefined ? { ContentLength: size } : {}) },
         partSize: this.options.partSize,
         queueSize: this.options.uploadConcurrency,
         leavePartsOnError: false,
       });
       await upload.done();
     } catch (error) {
+      source?.stream.destroy();
+      // An error of the body being written is the caller's, not the storage's: re-thrown unclassified.
+      if (source?.failure !== undefined) throw source.failure;
       throw s3Error(error, 'write', name, this.location);
     }
   }
@@ -223,26 +266,40 @@ export class S3Backend implements StorageBackend {
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     checkPrefix(prefix);
     const base = this.options.prefix === '' ? '' : `${this.options.prefix}/`;
-    const pages = paginateListObjectsV2(
-      { client: this.client, pageSize: this.options.listPageSize },
-      { Bucket: this.options.bucket, Prefix: base + prefix },
-    );
-    try {
-      for await (const page of pages) {
-        for (const item of page.Contents ?? []) {
-          const name = (item.Key ?? '').slice(base.length);
-          if (name === '' || name.split('/').some((segment) => segment.startsWith(TEMP_PREFIX))) continue;
-          yield {
-            name,
-            size: item.Size ?? 0,
-            modified: item.LastModified ?? new Date(0),
-            ...(item.ETag ? { etag: item.ETag.replaceAll('"', '') } : {}),
-          };
-        }
+    let token: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.options.bucket,
+            Prefix: base + prefix,
+            MaxKeys: this.options.listPageSize,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        );
+      } catch (error) {
+        throw s3Error(error, 'list', prefix || '/', this.location);
       }
-    } catch (error) {
-      throw s3Error(error, 'list', prefix || '/', this.location);
-    }
+      for (const item of page.Contents ?? []) {
+        const name = (item.Key ?? '').slice(base.length);
+        if (name === '' || name.split('/').some((segment) => segment.startsWith(TEMP_PREFIX))) continue;
+        yield {
+          name,
+          size: item.Size ?? 0,
+          modified: item.LastModified ?? new Date(0),
+          ...(item.ETag ? { etag: item.ETag.replaceAll('"', '') } : {}),
+        };
+      }
+      // A truncated page must come with a new token; anything else would end or loop the listing silently.
+      if (page.IsTruncated && (!page.NextContinuationToken || page.NextContinuationToken === token)) {
+        throw new LifeboatError(
+          'LB_STORAGE_FAILED',
+          `list ${prefix || '/'} at ${this.location}: the server sent a truncated page without a new continuation token`,
+        );
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   async delete(name: string): Promise<void> {
@@ -250,7 +307,9 @@ export class S3Backend implements StorageBackend {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) }));
     } catch (error) {
       const wrapped = s3Error(error, 'delete', name, this.location);
-      if (wrapped.code !== 'LB_STORAGE_NOT_FOUND') throw wrapped;
+      // A missing object is fine; a missing bucket is a misconfiguration.
+      if (wrapped.code !== 'LB_STORAGE_NOT_FOUND' || wrapped.details.awsCode === 'NoSuchBucket')
+        throw wrapped;
     }
   }
 
@@ -262,26 +321,6 @@ export class S3Backend implements StorageBackend {
   private key(name: string): string {
     checkName(name);
     return this.options.prefix === '' ? name : `${this.options.prefix}/${name}`;
-  }
-
-  /** Passes the body through, failing (retryably) if the connection ends before `expected` bytes. */
-  private async *guard(body: Readable, expected: number, name: string): AsyncGenerator<Buffer> {
-    let received = 0;
-    try {
-      for await (const chunk of body) {
-        received += (chunk as Buffer).length;
-        yield chunk as Buffer;
-      }
-    } catch (error) {
-      throw s3Error(error, 'read', name, this.location);
-    }
-    if (received < expected) {
-      throw new LifeboatError(
-        'LB_STORAGE_UNAVAILABLE',
-        `read ${name} at ${this.location}: connection ended after ${received} of ${expected} bytes`,
-        { details: { backend: 's3', name, received, expected } },
-      );
-    }
   }
 
   private rangeError(name: string, range: ByteRange, size?: number, cause?: unknown): LifeboatError {
@@ -358,11 +397,26 @@ export class S3Backend implements StorageBackend {
         this.capabilities.atomicCreate = true;
       }
     } catch (error) {
-      throw s3Error(error, 'probe conditional write', probeName, this.location);
+      const wrapped = s3Error(error, 'probe conditional write', probeName, this.location);
+      // A server that rejects the header outright (400, 501) has no conditional writes.
+      if (wrapped.code !== 'LB_STORAGE_FAILED' && wrapped.code !== 'LB_STORAGE_UNSUPPORTED') throw wrapped;
+      this.capabilities.atomicCreate = false;
     } finally {
       await this.client
         .send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }))
         .catch(() => undefined);
     }
+  }
+}
+
+/** An endpoint URL without any user:password@ part, for messages. */
+function withoutUserinfo(endpoint: string): string {
+  try {
+    const url = new URL(endpoint);
+    url.username = '';
+    url.password = '';
+    return url.toString().replace(/\/$/, '');
+  } catch {
+    return '(invalid endpoint)';
   }
 }

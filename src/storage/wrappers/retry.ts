@@ -112,15 +112,24 @@ export class RetryingBackend implements StorageBackend {
 
   async readStream(name: string, range?: ByteRange): Promise<Readable> {
     const total = range ?? { offset: 0, length: (await this.stat(name)).size };
-    const first = await this.run('read', name, () => this.inner.readStream(name, total));
-    return Readable.from(this.resume(name, total, first));
+    const reading: { current: Readable | undefined } = { current: undefined };
+    reading.current = await this.run('read', name, () => this.inner.readStream(name, total));
+    const out = Readable.from(this.resume(name, total, reading));
+    // Destroying the result must release the inner stream (and its concurrency slot) even when reading
+    // never started, which an async generator alone does not do.
+    out.once('close', () => reading.current?.destroy());
+    return out;
   }
 
-  /** Retries a listing from the start, skipping names already yielded. */
+  /**
+   * Retries a listing from the start, skipping names already yielded (memory: one entry per name).
+   * The retry budget starts afresh whenever names arrived since the last failure.
+   */
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     const seen = new Set<string>();
-    const started = Date.now();
-    for (let attempt = 1; ; attempt++) {
+    let budget = { attempt: 1, started: Date.now() };
+    for (;;) {
+      const before = seen.size;
       try {
         for await (const info of this.inner.list(prefix)) {
           if (seen.has(info.name)) continue;
@@ -129,20 +138,26 @@ export class RetryingBackend implements StorageBackend {
         }
         return;
       } catch (error) {
-        await this.backoffOrThrow(error, 'list', prefix, attempt, started);
+        if (seen.size > before) budget = { attempt: 1, started: Date.now() };
+        await this.backoffOrThrow(error, 'list', prefix, budget.attempt++, budget.started);
       }
     }
   }
 
-  private async *resume(name: string, range: ByteRange, first: Readable): AsyncGenerator<Buffer> {
+  /** Yields the range, reopening at the current offset after a retryable failure. */
+  private async *resume(
+    name: string,
+    range: ByteRange,
+    reading: { current: Readable | undefined },
+  ): AsyncGenerator<Buffer> {
     let offset = range.offset;
     let remaining = range.length;
-    let stream: Readable | undefined = first;
-    const started = Date.now();
-    for (let attempt = 1; ; attempt++) {
+    let budget = { attempt: 1, started: Date.now() };
+    for (;;) {
+      const before = remaining;
       try {
-        stream ??= await this.inner.readStream(name, { offset, length: remaining });
-        for await (const chunk of stream) {
+        reading.current ??= await this.inner.readStream(name, { offset, length: remaining });
+        for await (const chunk of reading.current) {
           const buffer = chunk as Buffer;
           offset += buffer.length;
           remaining -= buffer.length;
@@ -155,8 +170,11 @@ export class RetryingBackend implements StorageBackend {
         }
         return;
       } catch (error) {
-        stream = undefined;
-        await this.backoffOrThrow(error, 'read', name, attempt, started);
+        reading.current?.destroy();
+        reading.current = undefined;
+        // Progress since the last failure: a long download gets a fresh budget for each break.
+        if (remaining < before) budget = { attempt: 1, started: Date.now() };
+        await this.backoffOrThrow(error, 'read', name, budget.attempt++, budget.started);
       }
     }
   }
