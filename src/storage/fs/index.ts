@@ -166,7 +166,7 @@ export class FsBackend implements StorageBackend {
       source.stream.destroy();
       await rm(temp, { force: true }).catch(() => undefined);
       // An error of the body being written is the caller's, not the storage's: re-thrown unclassified.
-      if (source.failure !== undefined) throw source.failure;
+      if (source.failure !== undefined) throw source.failure as Error;
       throw fsError(error, 'write', name);
     }
   }

@@ -258,7 +258,7 @@ export class S3Backend implements StorageBackend {
     } catch (error) {
       source?.stream.destroy();
       // An error of the body being written is the caller's, not the storage's: re-thrown unclassified.
-      if (source?.failure !== undefined) throw source.failure;
+      if (source?.failure !== undefined) throw source.failure as Error;
       throw s3Error(error, 'write', name, this.location);
     }
   }
