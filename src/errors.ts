@@ -106,6 +106,42 @@ export const ERROR_CATALOGUE = {
     exitCode: 1,
     http: 502,
   },
+  LB_REPO_NOT_FOUND: {
+    summary: 'There is no lifeboat repository at the configured location (run lifeboat init).',
+    exitCode: 1,
+    http: 404,
+  },
+  LB_REPO_EXISTS: {
+    summary: 'lifeboat init found a repository (or other data) already at the location.',
+    exitCode: 1,
+    http: 409,
+  },
+  LB_REPO_WRONG_KEY: {
+    summary: 'No key of the repository opens with the given password or identity.',
+    exitCode: 1,
+    http: 401,
+  },
+  LB_REPO_VERSION: {
+    summary: 'The repository (or one of its files) has a format version this lifeboat does not know.',
+    exitCode: 1,
+    http: 500,
+  },
+  LB_REPO_CORRUPT: {
+    summary:
+      'Stored data failed verification (authentication tag, hash, size or structure): it is damaged or was tampered with.',
+    exitCode: 1,
+    http: 500,
+  },
+  LB_REPO_MISSING_DATA: {
+    summary: 'Data a snapshot refers to is missing from the repository (a pack, an index entry or a blob).',
+    exitCode: 1,
+    http: 500,
+  },
+  LB_SNAPSHOT_NOT_FOUND: {
+    summary: 'No snapshot (or artifact) matches the given id.',
+    exitCode: 1,
+    http: 404,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -1,18 +1,17 @@
 // The CLI entry point: builds the commander program, runs one command, and turns every failure into
 // one clear line with its error code (or a JSON error with --json) and the catalogue's exit code.
 // Commands live in commands/, one file per command group; they parse and print, nothing more.
-import { readFileSync } from 'node:fs';
-
 import { Command, CommanderError } from 'commander';
 
 import { LifeboatError } from '../errors.js';
 import { makeRunner, type RunnerState } from './command.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerRepositoryCommands } from './commands/repository.js';
+import { registerStreamCommands } from './commands/stream.js';
+import { VERSION } from './version.js';
 import { Output } from './output.js';
 
-export const VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+export { VERSION };
 
 export interface MainIo {
   env?: NodeJS.ProcessEnv;
@@ -73,6 +72,8 @@ function buildProgram(state: RunnerState): Command {
 
   const run = makeRunner(state);
   registerConfigCommands(program, run);
+  registerRepositoryCommands(program, run);
+  registerStreamCommands(program, run);
 
   // Every subcommand inherits exit and output handling.
   const inherit = (command: Command): void => {

@@ -1,0 +1,74 @@
+// The break-glass raw-stream commands: `lifeboat backup-stream --name NAME` stores stdin as a snapshot;
+// `lifeboat dump SNAPSHOT [ARTIFACT]` writes an artifact back to stdout, verified.
+import { pipeline } from 'node:stream/promises';
+
+import type { Command } from 'commander';
+
+import { LifeboatError } from '../../errors.js';
+import { openRepository } from '../../recovery/index.js';
+import { VERSION } from '../version.js';
+import type { CommandRunner } from '../command.js';
+
+export function registerStreamCommands(program: Command, run: CommandRunner): void {
+  program
+    .command('backup-stream')
+    .description('back up standard input as a new snapshot (prints its id)')
+    .requiredOption('--name <name>', 'snapshot source name (also the artifact name)')
+    .option('--tag <tag...>', 'tags to attach')
+    .action(
+      run(async (context, options) => {
+        const { name, tag } = options as { name: string; tag?: string[] };
+        const repository = await openRepository(await context.config());
+        const progress = context.progress(`backup ${name}`);
+        try {
+          const session = repository.startBackup((state) => progress.update(state.bytesRead));
+          const artifact = await session.writeArtifact(name, process.stdin);
+          const id = await session.commit({
+            source: name,
+            engine: 'stream',
+            tags: tag ?? [],
+            stats: {},
+            lifeboatVersion: VERSION,
+          });
+          progress.finish();
+          context.output.result({ id, size: artifact.size, sha256: artifact.sha256 }, id);
+        } finally {
+          await repository.storage.close();
+        }
+      }),
+    );
+
+  program
+    .command('dump')
+    .description('write an artifact of a snapshot to standard output (verified as it goes)')
+    .argument('<snapshot>', 'snapshot id or unique prefix')
+    .argument('[artifact]', 'artifact name (needed when the snapshot has several)')
+    .action(
+      run(async (context, snapshotId, artifactName) => {
+        const repository = await openRepository(await context.config());
+        try {
+          const snapshot = await repository.loadSnapshot(snapshotId as string);
+          const names = snapshot.artifacts.map((artifact) => artifact.name);
+          const artifact =
+            artifactName === undefined && snapshot.artifacts.length === 1
+              ? snapshot.artifacts[0]
+              : snapshot.artifacts.find((candidate) => candidate.name === artifactName);
+          if (!artifact) {
+            throw new LifeboatError(
+              artifactName === undefined ? 'LB_USAGE' : 'LB_SNAPSHOT_NOT_FOUND',
+              artifactName === undefined
+                ? `snapshot ${snapshot.id.slice(0, 8)} has ${names.length} artifacts: name one of ${names.join(', ')}`
+                : `snapshot ${snapshot.id.slice(0, 8)} has no artifact ${JSON.stringify(artifactName)} (it has ${names.join(', ')})`,
+            );
+          }
+          const progress = context.progress(`dump ${artifact.name}`, artifact.size);
+          const source = repository.readArtifact(artifact);
+          source.on('data', (chunk: Buffer) => progress.advance(chunk.length));
+          await pipeline(source, process.stdout, { end: false });
+          progress.finish();
+        } finally {
+          await repository.storage.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,79 @@
+// The blob index: which pack holds each blob, loaded from the index/ files and extended by new packs.
+//
+// Terms:
+//   index file  index/<sha256 of the file>: a sealed envelope (kind "index") of
+//               { version, packs: [{ id: packId, blobs: PackedBlob[] }] }. A backup writes one index file
+//               for the packs it uploaded, after those packs are durable and before its snapshot.
+//   entry       where one blob lives: pack id plus its PackedBlob (offset, length, rawLength, compression).
+import { LifeboatError } from '../errors.js';
+import type { StorageBackend } from '../storage/index.js';
+import { sha256Hex } from './crypto.js';
+import { openFile, sealFile } from './envelope.js';
+import { INDEX_VERSION, checkVersion } from './format.js';
+import type { PackedBlob } from './pack.js';
+
+export interface IndexEntry extends PackedBlob {
+  pack: string;
+}
+
+interface IndexFile {
+  version: number;
+  packs: Array<{ id: string; blobs: PackedBlob[] }>;
+}
+
+export class BlobIndex {
+  private readonly entries = new Map<string, IndexEntry>();
+  /** Index files read so far, and the packs each lists (check uses them). */
+  readonly files = new Map<string, string[]>();
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  has(id: string): boolean {
+    return this.entries.has(id);
+  }
+
+  get(id: string): IndexEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  /** Every pack any loaded index file names. */
+  packs(): Set<string> {
+    return new Set([...this.files.values()].flat());
+  }
+
+  addPack(pack: string, blobs: readonly PackedBlob[]): void {
+    for (const blob of blobs) if (!this.entries.has(blob.id)) this.entries.set(blob.id, { ...blob, pack });
+  }
+
+  /** Loads every index file not loaded yet. */
+  async load(storage: StorageBackend, dataKey: Buffer): Promise<void> {
+    for await (const info of storage.list('index/')) {
+      if (this.files.has(info.name)) continue;
+      const bytes = await storage.read(info.name);
+      if (sha256Hex(bytes) !== info.name.slice('index/'.length)) {
+        throw new LifeboatError('LB_REPO_CORRUPT', `${info.name}: content does not match its name (damaged)`);
+      }
+      const file = openFile<IndexFile>(dataKey, 'index', bytes, info.name);
+      checkVersion(file.version, INDEX_VERSION, info.name);
+      for (const pack of file.packs) this.addPack(pack.id, pack.blobs);
+      this.files.set(
+        info.name,
+        file.packs.map((pack) => pack.id),
+      );
+    }
+  }
+
+  /** Writes one index file listing `packs`; returns its name. */
+  static async write(
+    storage: StorageBackend,
+    dataKey: Buffer,
+    packs: Array<{ id: string; blobs: PackedBlob[] }>,
+  ): Promise<string> {
+    const bytes = sealFile(dataKey, 'index', { version: INDEX_VERSION, packs } satisfies IndexFile);
+    const name = `index/${sha256Hex(bytes)}`;
+    await storage.write(name, bytes);
+    return name;
+  }
+}

@@ -1,0 +1,78 @@
+import { createCipheriv, randomBytes } from 'node:crypto';
+
+import { describe, expect, it } from 'vitest';
+
+import { Chunker } from './chunker.js';
+import { DEFAULT_CHUNKER } from './format.js';
+
+const SMALL = { minSize: 2048, averageSize: 8192, maxSize: 65536 };
+
+function pseudoRandom(size: number, seed = 1): Buffer {
+  const cipher = createCipheriv('aes-256-ctr', Buffer.alloc(32, seed), Buffer.alloc(16));
+  return cipher.update(Buffer.alloc(size));
+}
+
+function chunk(key: Buffer, data: Buffer, pieceSize: number, parameters = SMALL): Buffer[] {
+  const chunker = new Chunker(key, parameters);
+  const out: Buffer[] = [];
+  for (let offset = 0; offset < data.length; offset += pieceSize)
+    out.push(...chunker.push(data.subarray(offset, offset + pieceSize)));
+  out.push(...chunker.finish());
+  return out;
+}
+
+describe('Chunker', () => {
+  const key = randomBytes(32);
+  const data = pseudoRandom(3 * 1024 * 1024);
+
+  it('reassembles exactly and respects min and max sizes', () => {
+    const chunks = chunk(key, data, 100_000);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    chunks.slice(0, -1).forEach((piece) => {
+      expect(piece.length).toBeGreaterThanOrEqual(SMALL.minSize);
+      expect(piece.length).toBeLessThanOrEqual(SMALL.maxSize);
+    });
+  });
+
+  it('finds the same boundaries however the input is split', () => {
+    const sizes = (pieces: Buffer[]) => pieces.map((piece) => piece.length);
+    const reference = sizes(chunk(key, data, data.length));
+    for (const pieceSize of [1, 7, 4096, 65_537, 1_000_000]) {
+      expect(sizes(chunk(key, data.subarray(0, pieceSize === 1 ? 300_000 : data.length), pieceSize))).toEqual(
+        pieceSize === 1 ? sizes(chunk(key, data.subarray(0, 300_000), 300_000)) : reference,
+      );
+    }
+  });
+
+  it('resynchronizes after an insertion, so later chunks stay identical', () => {
+    const edited = Buffer.concat([
+      data.subarray(0, 1_000_000),
+      Buffer.from('an insertion'),
+      data.subarray(1_000_000),
+    ]);
+    const before = new Set(chunk(key, data, 65_536).map((piece) => piece.toString('hex')));
+    const after = chunk(key, edited, 65_536);
+    const shared = after.filter((piece) => before.has(piece.toString('hex'))).length;
+    expect(shared / after.length).toBeGreaterThan(0.9);
+  });
+
+  it('depends on the key: another key cuts elsewhere', () => {
+    const other = chunk(randomBytes(32), data, 65_536).map((piece) => piece.length);
+    expect(other).not.toEqual(chunk(key, data, 65_536).map((piece) => piece.length));
+  });
+
+  it('handles empty input, tiny input and input ending on a boundary', () => {
+    expect(chunk(key, Buffer.alloc(0), 10)).toEqual([]);
+    expect(chunk(key, Buffer.from('x'), 10).map((piece) => piece.toString())).toEqual(['x']);
+    const zeros = Buffer.alloc(SMALL.maxSize * 2); // no natural boundary: cut at max, twice, nothing after
+    expect(chunk(key, zeros, 1000).map((piece) => piece.length)).toEqual([SMALL.maxSize, SMALL.maxSize]);
+  });
+
+  it('gives chunks near the configured average with the default sizes', () => {
+    const big = pseudoRandom(48 * 1024 * 1024, 2);
+    const sizes = chunk(key, big, 1024 * 1024, DEFAULT_CHUNKER).map((piece) => piece.length);
+    const average = big.length / sizes.length;
+    expect(average).toBeGreaterThan(DEFAULT_CHUNKER.minSize);
+    expect(average).toBeLessThan(2 * DEFAULT_CHUNKER.averageSize);
+  });
+});

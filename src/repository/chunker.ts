@@ -1,0 +1,125 @@
+// Content-defined chunking: FastCDC (Xia et al., 2016) with normalized chunking and a keyed gear table.
+//
+// Terms:
+//   gear table  256 random 32-bit words; here derived from the repository's chunkerKey with HMAC, so
+//               chunk boundaries (and so chunk sizes) reveal nothing about content to someone without
+//               the key.
+//   gear hash   h = (h << 1) + gear[byte] over 32 bits: bit k depends on the last k + 1 bytes, so the
+//               top bits used by the masks see a 32-byte window.
+//   cut point   after min bytes, the first position where (h & mask) == 0; mask has more bits (harder)
+//               before the average size and fewer after it ("normalized chunking"), which narrows the
+//               size distribution; a chunk never exceeds max bytes.
+//
+// Written by hand: the npm FastCDC ports use a fixed public gear table (boundaries would leak content)
+// and no streaming API with bounded memory.
+import { createHmac } from 'node:crypto';
+
+import type { ChunkerParameters } from './format.js';
+
+/** The 256-entry gear table for a chunker key. */
+export function gearTable(chunkerKey: Buffer): Uint32Array {
+  const table = new Uint32Array(256);
+  for (let index = 0; index < 256; index++) {
+    table[index] = createHmac('sha256', chunkerKey).update(`lifeboat gear ${index}`).digest().readUInt32BE(0);
+  }
+  return table;
+}
+
+/** A mask of the `bits` highest bits of a 32-bit word. */
+function topBits(bits: number): number {
+  return (0xffffffff << (32 - bits)) >>> 0;
+}
+
+/** Splits a stream of bytes into content-defined chunks; feed with push(), end with finish(). */
+export class Chunker {
+  private readonly gear: Uint32Array;
+  private readonly min: number;
+  private readonly normal: number;
+  private readonly max: number;
+  private readonly hardMask: number;
+  private readonly easyMask: number;
+  private pending: Buffer[] = [];
+  private size = 0;
+  private hash = 0;
+
+  constructor(chunkerKey: Buffer, parameters: ChunkerParameters) {
+    const { minSize, averageSize, maxSize } = parameters;
+    if (!(minSize > 0 && minSize < averageSize && averageSize < maxSize)) {
+      throw new RangeError(
+        `chunker sizes must satisfy 0 < min < average < max (got ${minSize}, ${averageSize}, ${maxSize})`,
+      );
+    }
+    const bits = Math.round(Math.log2(averageSize));
+    this.gear = gearTable(chunkerKey);
+    this.min = minSize;
+    this.normal = averageSize;
+    this.max = maxSize;
+    this.hardMask = topBits(bits + 2);
+    this.easyMask = topBits(bits - 2);
+  }
+
+  /** Consumes data and yields every chunk completed by it. The data must not be modified afterwards. */
+  *push(data: Buffer): Generator<Buffer> {
+    const { gear, min, normal, max, hardMask, easyMask } = this;
+    const length = data.length;
+    let start = 0;
+    let position = 0;
+    let size = this.size;
+    let hash = this.hash;
+    while (position < length) {
+      if (size < min) {
+        const skip = Math.min(min - size, length - position);
+        position += skip;
+        size += skip;
+        continue;
+      }
+      let cut = -1;
+      // Before the normal point: the harder mask.
+      while (position < length && size < normal) {
+        hash = ((hash << 1) + gear[data[position] as number]!) >>> 0;
+        position++;
+        size++;
+        if ((hash & hardMask) === 0) {
+          cut = position;
+          break;
+        }
+      }
+      // After it: the easier mask, up to max.
+      if (cut < 0) {
+        while (position < length && size < max) {
+          hash = ((hash << 1) + gear[data[position] as number]!) >>> 0;
+          position++;
+          size++;
+          if ((hash & easyMask) === 0) {
+            cut = position;
+            break;
+          }
+        }
+        if (cut < 0 && size >= max) cut = position;
+      }
+      if (cut >= 0) {
+        this.pending.push(data.subarray(start, cut));
+        yield this.take();
+        start = cut;
+        size = 0;
+        hash = 0;
+      }
+    }
+    if (start < length) this.pending.push(data.subarray(start));
+    this.size = size;
+    this.hash = hash;
+  }
+
+  /** Yields the last, possibly short, chunk (nothing if the stream ended on a boundary). */
+  *finish(): Generator<Buffer> {
+    if (this.size > 0 || this.pending.length > 0) yield this.take();
+    this.size = 0;
+    this.hash = 0;
+  }
+
+  private take(): Buffer {
+    const chunk = this.pending.length === 1 ? Buffer.from(this.pending[0]!) : Buffer.concat(this.pending);
+    this.pending = [];
+    return chunk;
+  }
+}

@@ -1,0 +1,12 @@
+// The repository layer's public face (docs/repository-format.md is the format).
+export {
+  Repository,
+  BackupSession,
+  type BackupProgress,
+  type InitOptions,
+  type OpenOptions,
+  type RepositoryConfig,
+} from './repository.js';
+export type { ArtifactRecord, Snapshot, SnapshotManifest } from './snapshots.js';
+export { DEFAULT_CHUNKER, DEFAULT_PACK_SIZE, REPOSITORY_VERSION, type ChunkerParameters } from './format.js';
+export { DEFAULT_KDF, type KdfParameters } from './keys.js';

@@ -1,0 +1,375 @@
+// The repository: a content-addressed, deduplicated, compressed, encrypted store of artifacts on a
+// storage backend. docs/repository-format.md is the byte-level specification.
+//
+// Terms:
+//   config object  "config": plaintext JSON naming the format, version, repository id and the chunker
+//                  and pack parameters. Written last at init (create-only): its presence marks a
+//                  repository.
+//   backup         a BackupSession: artifacts are chunked, deduplicated against the index and the session
+//                  itself, packed and uploaded (a few packs in flight); commit() then uploads the last
+//                  pack, waits for every upload, writes the index file, and only then the snapshot. A
+//                  crash before that leaves unreferenced packs (removed by prune) and no snapshot.
+//   restore        readArtifact(): blobs fetched a few ahead, each verified (tag, id), and the whole
+//                  stream's size and SHA-256 checked at the end.
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Readable } from 'node:stream';
+
+import { LifeboatError, isLifeboatError } from '../errors.js';
+import type { StorageBackend } from '../storage/index.js';
+import { BlobIndex } from './blob-index.js';
+import { Chunker } from './chunker.js';
+import { blobId } from './crypto.js';
+import {
+  type ChunkerParameters,
+  DEFAULT_CHUNKER,
+  DEFAULT_PACK_SIZE,
+  REPOSITORY_VERSION,
+  checkVersion,
+} from './format.js';
+import {
+  type KdfParameters,
+  type MasterKeys,
+  addKeyFile,
+  generateMasterKeys,
+  unlockWithPassword,
+} from './keys.js';
+import { PACK_HEADER_BYTES, PackWriter, type PackedBlob, openBlob, openPackKey, packName } from './pack.js';
+import {
+  type ArtifactRecord,
+  type Snapshot,
+  type SnapshotManifest,
+  listSnapshotIds,
+  loadSnapshot,
+  resolveSnapshotId,
+  saveSnapshot,
+} from './snapshots.js';
+
+export interface RepositoryConfig {
+  format: 'lifeboat-repository';
+  version: number;
+  id: string;
+  created: string;
+  keyMode: 'password';
+  chunker: ChunkerParameters;
+  packSize: number;
+}
+
+export interface InitOptions {
+  password: string;
+  chunker?: ChunkerParameters;
+  packSize?: number;
+  /** scrypt cost (tests use a cheaper one). */
+  kdf?: KdfParameters;
+}
+
+export interface OpenOptions {
+  password: string;
+  /** zstd level for new blobs; 0 stores them raw. Default 3. */
+  compressionLevel?: number;
+  /** Packs uploading at once during a backup. Default 4. */
+  uploadConcurrency?: number;
+  /** Blobs fetched ahead during a restore. Default 8. */
+  readAhead?: number;
+}
+
+/** Byte counts a backup reports as it goes. */
+export interface BackupProgress {
+  /** Plaintext bytes read from the input. */
+  bytesRead: number;
+  /** Bytes of new (not deduplicated) plaintext. */
+  bytesNew: number;
+  /** Bytes uploaded in packs. */
+  bytesStored: number;
+}
+
+export class Repository {
+  private constructor(
+    readonly storage: StorageBackend,
+    readonly config: RepositoryConfig,
+    private readonly keys: MasterKeys,
+    readonly index: BlobIndex,
+    readonly options: Required<Omit<OpenOptions, 'password'>>,
+  ) {}
+
+  /** Creates a repository at an empty location; refuses (LB_REPO_EXISTS) if anything is there. */
+  static async init(storage: StorageBackend, options: InitOptions): Promise<RepositoryConfig> {
+    await storage.probe({ create: true });
+    for await (const info of storage.list('')) {
+      throw new LifeboatError(
+        'LB_REPO_EXISTS',
+        info.name === 'config'
+          ? `a lifeboat repository already exists at ${storage.location}`
+          : `${storage.location} is not empty (found ${info.name}): lifeboat init needs an empty location`,
+      );
+    }
+    const keys = generateMasterKeys();
+    await addKeyFile(storage, keys, options.password, options.kdf);
+    const config: RepositoryConfig = {
+      format: 'lifeboat-repository',
+      version: REPOSITORY_VERSION,
+      id: randomBytes(16).toString('hex'),
+      created: new Date().toISOString(),
+      keyMode: 'password',
+      chunker: options.chunker ?? DEFAULT_CHUNKER,
+      packSize: options.packSize ?? DEFAULT_PACK_SIZE,
+    };
+    try {
+      await storage.write('config', Buffer.from(`${JSON.stringify(config, null, 2)}\n`), {
+        createOnly: true,
+      });
+    } catch (error) {
+      if (isLifeboatError(error, 'LB_STORAGE_EXISTS')) {
+        throw new LifeboatError(
+          'LB_REPO_EXISTS',
+          `a lifeboat repository was created at ${storage.location} at the same time`,
+        );
+      }
+      throw error;
+    }
+    return config;
+  }
+
+  /** Opens an existing repository: reads its config, unlocks its keys, loads its index. */
+  static async open(storage: StorageBackend, options: OpenOptions): Promise<Repository> {
+    const config = await readConfig(storage);
+    const { keys } = await unlockWithPassword(storage, options.password);
+    const index = new BlobIndex();
+    await index.load(storage, keys.dataKey);
+    return new Repository(storage, config, keys, index, {
+      compressionLevel: options.compressionLevel ?? 3,
+      uploadConcurrency: options.uploadConcurrency ?? 4,
+      readAhead: options.readAhead ?? 8,
+    });
+  }
+
+  /** Starts a backup; its artifacts become visible with commit(). */
+  startBackup(onProgress?: (progress: BackupProgress) => void): BackupSession {
+    return new BackupSession(this, this.keys, onProgress);
+  }
+
+  async listSnapshots(): Promise<Snapshot[]> {
+    const snapshots = await Promise.all(
+      (await listSnapshotIds(this.storage)).map((id) => this.loadSnapshot(id)),
+    );
+    return snapshots.sort((a, b) => a.time.localeCompare(b.time));
+  }
+
+  async loadSnapshot(idOrPrefix: string): Promise<Snapshot> {
+    const id = idOrPrefix.length === 64 ? idOrPrefix : await resolveSnapshotId(this.storage, idOrPrefix);
+    try {
+      return await loadSnapshot(this.storage, this.keys.dataKey, id);
+    } catch (error) {
+      if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) {
+        throw new LifeboatError('LB_SNAPSHOT_NOT_FOUND', `no snapshot with id ${idOrPrefix}`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  /** The artifact's plaintext, verified blob by blob and as a whole. */
+  readArtifact(artifact: ArtifactRecord): Readable {
+    return Readable.from(this.artifactChunks(artifact));
+  }
+
+  private async *artifactChunks(artifact: ArtifactRecord): AsyncGenerator<Buffer> {
+    const hash = createHash('sha256');
+    let size = 0;
+    const packKeys = new Map<string, Promise<Buffer>>();
+    const fetch = (id: string) => this.readBlob(id, packKeys);
+    const window: Array<Promise<Buffer>> = [];
+    let next = 0;
+    const fill = () => {
+      while (window.length < this.options.readAhead && next < artifact.blobs.length) {
+        const pending = fetch(artifact.blobs[next++]!);
+        pending.catch(() => undefined); // observed when its turn comes
+        window.push(pending);
+      }
+    };
+    fill();
+    while (window.length > 0) {
+      const chunk = await window.shift()!;
+      fill();
+      hash.update(chunk);
+      size += chunk.length;
+      yield chunk;
+    }
+    if (size !== artifact.size || hash.digest('hex') !== artifact.sha256) {
+      throw new LifeboatError(
+        'LB_REPO_CORRUPT',
+        `artifact ${artifact.name}: size or SHA-256 of the restored stream does not match the manifest`,
+      );
+    }
+  }
+
+  private async readBlob(id: string, packKeys: Map<string, Promise<Buffer>>): Promise<Buffer> {
+    const entry = this.index.get(id);
+    if (!entry)
+      throw new LifeboatError('LB_REPO_MISSING_DATA', `blob ${id} is in no index file`, {
+        details: { blob: id },
+      });
+    const name = packName(entry.pack);
+    try {
+      let packKey = packKeys.get(entry.pack);
+      if (!packKey) {
+        packKey = this.storage
+          .read(name, { offset: 0, length: PACK_HEADER_BYTES })
+          .then((header) => openPackKey(this.keys.dataKey, header, name));
+        packKeys.set(entry.pack, packKey);
+        if (packKeys.size > 64) packKeys.delete(packKeys.keys().next().value!);
+      }
+      const sealed = await this.storage.read(name, { offset: entry.offset, length: entry.length });
+      return openBlob(await packKey, this.keys.idKey, entry, sealed, name);
+    } catch (error) {
+      if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) {
+        throw new LifeboatError(
+          'LB_REPO_MISSING_DATA',
+          `pack ${name} is missing (holds blob ${id.slice(0, 16)})`,
+          {
+            cause: error,
+            details: { pack: entry.pack, blob: id },
+          },
+        );
+      }
+      if (isLifeboatError(error, 'LB_STORAGE_RANGE')) {
+        throw new LifeboatError(
+          'LB_REPO_CORRUPT',
+          `pack ${name} is shorter than its index says (truncated)`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+}
+
+/** One backup in progress: write artifacts, then commit a snapshot. */
+export class BackupSession {
+  private pack: PackWriter | undefined;
+  private readonly uploads = new Set<Promise<void>>();
+  private readonly uploaded: Array<{ id: string; blobs: PackedBlob[] }> = [];
+  private readonly sessionBlobs = new Set<string>();
+  private uploadFailure: unknown;
+  private readonly progress: BackupProgress = { bytesRead: 0, bytesNew: 0, bytesStored: 0 };
+  private readonly artifacts: ArtifactRecord[] = [];
+
+  constructor(
+    private readonly repository: Repository,
+    private readonly keys: MasterKeys,
+    private readonly onProgress?: (progress: BackupProgress) => void,
+  ) {}
+
+  /** Chunks, deduplicates and stores one artifact; returns its record (also kept for commit). */
+  async writeArtifact(name: string, input: AsyncIterable<unknown>): Promise<ArtifactRecord> {
+    const chunker = new Chunker(this.keys.chunkerKey, this.repository.config.chunker);
+    const hash = createHash('sha256');
+    const blobs: string[] = [];
+    let size = 0;
+    for await (const data of input) {
+      const buffer = typeof data === 'string' ? Buffer.from(data) : (data as Buffer);
+      hash.update(buffer);
+      size += buffer.length;
+      for (const chunk of chunker.push(buffer)) blobs.push(await this.addChunk(chunk));
+      this.progress.bytesRead = this.progress.bytesRead + buffer.length;
+      this.onProgress?.(this.progress);
+    }
+    for (const chunk of chunker.finish()) blobs.push(await this.addChunk(chunk));
+    const record: ArtifactRecord = { name, size, sha256: hash.digest('hex'), blobs };
+    this.artifacts.push(record);
+    return record;
+  }
+
+  /** Makes the snapshot visible: last pack, every upload, the index file, then the manifest. */
+  async commit(
+    manifest: Omit<SnapshotManifest, 'version' | 'artifacts' | 'hostname' | 'time'> &
+      Partial<SnapshotManifest>,
+  ): Promise<string> {
+    this.closePack();
+    await this.drain(0);
+    if (this.uploaded.length > 0) {
+      await BlobIndex.write(this.repository.storage, this.keys.dataKey, this.uploaded);
+    }
+    return saveSnapshot(this.repository.storage, this.keys.dataKey, {
+      time: new Date().toISOString(),
+      hostname: hostname(),
+      ...manifest,
+      version: 1,
+      artifacts: this.artifacts,
+    });
+  }
+
+  private async addChunk(chunk: Buffer): Promise<string> {
+    const id = blobId(this.keys.idKey, chunk);
+    if (this.repository.index.has(id) || this.sessionBlobs.has(id)) return id;
+    this.sessionBlobs.add(id);
+    this.pack ??= new PackWriter(this.keys.dataKey, this.repository.options.compressionLevel);
+    this.pack.add(id, chunk);
+    this.progress.bytesNew += chunk.length;
+    if (this.pack.size >= this.repository.config.packSize) {
+      this.closePack();
+      await this.drain(this.repository.options.uploadConcurrency);
+    }
+    return id;
+  }
+
+  private closePack(): void {
+    if (!this.pack || this.pack.count === 0) return;
+    const { id, bytes, blobs } = this.pack.finish();
+    this.pack = undefined;
+    const upload = this.repository.storage.write(packName(id), bytes).then(
+      () => {
+        this.uploaded.push({ id, blobs });
+        this.progress.bytesStored += bytes.length;
+        this.onProgress?.(this.progress);
+      },
+      (error: unknown) => {
+        this.uploadFailure ??= error;
+      },
+    );
+    this.uploads.add(upload);
+    void upload.finally(() => this.uploads.delete(upload));
+  }
+
+  /** Waits until at most `limit` uploads are in flight; rethrows the first upload failure. */
+  private async drain(limit: number): Promise<void> {
+    while (this.uploads.size > limit) await Promise.race(this.uploads);
+    if (limit === 0) await Promise.all(this.uploads);
+    if (this.uploadFailure !== undefined) throw this.uploadFailure as Error;
+  }
+}
+
+async function readConfig(storage: StorageBackend): Promise<RepositoryConfig> {
+  let bytes: Buffer;
+  try {
+    bytes = await storage.read('config');
+  } catch (error) {
+    if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) {
+      throw new LifeboatError(
+        'LB_REPO_NOT_FOUND',
+        `no lifeboat repository at ${storage.location} (run lifeboat init)`,
+        {
+          cause: error,
+        },
+      );
+    }
+    throw error;
+  }
+  let config: RepositoryConfig;
+  try {
+    config = JSON.parse(bytes.toString('utf8')) as RepositoryConfig;
+  } catch (error) {
+    throw new LifeboatError('LB_REPO_CORRUPT', `${storage.location}/config is not valid JSON`, {
+      cause: error,
+    });
+  }
+  if (config.format !== 'lifeboat-repository') {
+    throw new LifeboatError(
+      'LB_REPO_CORRUPT',
+      `${storage.location}/config is not a lifeboat repository config`,
+    );
+  }
+  checkVersion(config.version, REPOSITORY_VERSION, `the repository at ${storage.location}`);
+  return config;
+}

@@ -1,0 +1,80 @@
+// Snapshot manifests: what one engine produced for one source in one backup.
+//
+// Terms:
+//   artifact   one named stream of a snapshot (e.g. "main.dump", "globals.sql"): its size, the SHA-256 of
+//              its plaintext, and the ordered list of blob ids that make it up.
+//   snapshot   snapshots/<sha256 of the file>: a sealed envelope (kind "snapshot") of the manifest. The
+//              file name is the snapshot id; a unique prefix of it names the snapshot too.
+import { LifeboatError } from '../errors.js';
+import type { StorageBackend } from '../storage/index.js';
+import { sha256Hex } from './crypto.js';
+import { openFile, sealFile } from './envelope.js';
+import { SNAPSHOT_VERSION, checkVersion } from './format.js';
+
+export interface ArtifactRecord {
+  name: string;
+  size: number;
+  /** SHA-256 (hex) of the artifact's plaintext. */
+  sha256: string;
+  blobs: string[];
+}
+
+export interface SnapshotManifest {
+  version: number;
+  time: string;
+  /** Source name from the config ("main-db"), or the --name of a raw stream backup. */
+  source: string;
+  /** Engine that produced it ("postgres", … or "stream" for backup-stream). */
+  engine: string;
+  hostname: string;
+  tags: string[];
+  artifacts: ArtifactRecord[];
+  /** Engine statistics, opaque to the repository. */
+  stats: unknown;
+  lifeboatVersion: string;
+  /** The recovery point this snapshot belongs to, when taken as part of one. */
+  recoveryPoint?: string;
+}
+
+export interface Snapshot extends SnapshotManifest {
+  id: string;
+}
+
+export async function saveSnapshot(
+  storage: StorageBackend,
+  dataKey: Buffer,
+  manifest: SnapshotManifest,
+): Promise<string> {
+  const bytes = sealFile(dataKey, 'snapshot', manifest);
+  const id = sha256Hex(bytes);
+  await storage.write(`snapshots/${id}`, bytes);
+  return id;
+}
+
+export async function loadSnapshot(storage: StorageBackend, dataKey: Buffer, id: string): Promise<Snapshot> {
+  const name = `snapshots/${id}`;
+  const bytes = await storage.read(name);
+  if (sha256Hex(bytes) !== id)
+    throw new LifeboatError('LB_REPO_CORRUPT', `${name}: content does not match its name (damaged)`);
+  const manifest = openFile<SnapshotManifest>(dataKey, 'snapshot', bytes, name);
+  checkVersion(manifest.version, SNAPSHOT_VERSION, name);
+  return { ...manifest, id };
+}
+
+export async function listSnapshotIds(storage: StorageBackend): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const info of storage.list('snapshots/')) ids.push(info.name.slice('snapshots/'.length));
+  return ids.sort();
+}
+
+/** The full id of the one snapshot whose id starts with prefix. */
+export async function resolveSnapshotId(storage: StorageBackend, prefix: string): Promise<string> {
+  const matches = (await listSnapshotIds(storage)).filter((id) => id.startsWith(prefix.toLowerCase()));
+  if (matches.length === 1) return matches[0]!;
+  throw new LifeboatError(
+    'LB_SNAPSHOT_NOT_FOUND',
+    matches.length === 0
+      ? `no snapshot with id ${prefix}`
+      : `${matches.length} snapshots start with ${prefix}: give more of the id`,
+  );
+}
