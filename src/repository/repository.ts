@@ -261,6 +261,11 @@ export class BackupSession {
     private readonly onProgress?: (progress: BackupProgress) => void,
   ) {}
 
+  /** Byte counts so far. */
+  get totals(): BackupProgress {
+    return { ...this.progress };
+  }
+
   /** Chunks, deduplicates and stores one artifact; returns its record (also kept for commit). */
   async writeArtifact(name: string, input: AsyncIterable<unknown>): Promise<ArtifactRecord> {
     const chunker = new Chunker(this.keys.chunkerKey, this.repository.config.chunker);
@@ -289,7 +294,13 @@ export class BackupSession {
     this.closePack();
     await this.drain(0);
     if (this.uploaded.length > 0) {
-      await BlobIndex.write(this.repository.storage, this.keys.dataKey, this.uploaded);
+      const name = await BlobIndex.write(this.repository.storage, this.keys.dataKey, this.uploaded);
+      // The same Repository object sees (and dedups against) what this session stored.
+      for (const pack of this.uploaded) this.repository.index.addPack(pack.id, pack.blobs);
+      this.repository.index.files.set(
+        name,
+        this.uploaded.map((pack) => pack.id),
+      );
     }
     return saveSnapshot(this.repository.storage, this.keys.dataKey, {
       time: new Date().toISOString(),

@@ -1,0 +1,251 @@
+// The repository on real storage (a local directory and MinIO): bit-exact round trips at chunk edges,
+// dedup of a 5%-changed second backup, wrong keys and versions, corruption that is detected and never
+// restored, and two backups into one repository at once.
+import { createCipheriv, createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+
+import { afterAll, describe, expect, it, type TestContext } from 'vitest';
+
+import { isLifeboatError } from '../../src/errors.js';
+import { DEFAULT_CHUNKER, Repository } from '../../src/repository/index.js';
+import { type StorageBackend, openStorage } from '../../src/storage/index.js';
+import { needs } from '../harness/needs.js';
+
+const MiB = 1024 * 1024;
+const PASSWORD = 'correct horse battery staple';
+const CHEAP_KDF = { N: 2 ** 10, r: 8, p: 1 };
+const { minSize, averageSize, maxSize } = DEFAULT_CHUNKER;
+
+/** Deterministic pseudo-random bytes. */
+export function randomData(size: number, seed: number): Buffer {
+  return createCipheriv('aes-256-ctr', Buffer.alloc(32, seed), Buffer.alloc(16)).update(Buffer.alloc(size));
+}
+
+/** SQL-dump-like text: repetitive rows with varying numbers, and a binary stretch. */
+export function dumpLike(size: number, seed: number): Buffer {
+  const rows: string[] = ['COPY public.orders (id, customer, amount, created, note) FROM stdin;\n'];
+  let length = rows[0]!.length;
+  for (let row = 0; length < size; row++) {
+    const line = `${row}\tcustomer-${(row * 7919 + seed) % 5003}@example.org\t${((row * 104_729) % 1_000_000) / 100}\t2024-${String((row % 12) + 1).padStart(2, '0')}-${String((row % 28) + 1).padStart(2, '0')} 10:${String(row % 60).padStart(2, '0')}:00+00\tnote ${row % 211} ${seed}\n`;
+    rows.push(line);
+    length += line.length;
+  }
+  const text = Buffer.from(rows.join('')).subarray(0, size);
+  const binary = randomData(Math.floor(size / 10), seed + 1);
+  binary.copy(text, Math.floor(size / 2), 0, Math.min(binary.length, size - Math.floor(size / 2)));
+  return text;
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+async function backup(repository: Repository, name: string, data: Buffer, pieceSize = 256 * 1024) {
+  const session = repository.startBackup();
+  const pieces = Array.from({ length: Math.ceil(data.length / pieceSize) }, (_, index) =>
+    data.subarray(index * pieceSize, (index + 1) * pieceSize),
+  );
+  await session.writeArtifact(name, Readable.from(pieces));
+  const id = await session.commit({
+    source: name,
+    engine: 'stream',
+    tags: [],
+    stats: {},
+    lifeboatVersion: 'test',
+  });
+  return { id, session };
+}
+
+async function storedBytes(storage: StorageBackend): Promise<number> {
+  let total = 0;
+  for await (const info of storage.list('data/')) total += info.size;
+  return total;
+}
+
+function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<StorageBackend>) {
+  describe(`repository on ${label}`, () => {
+    const open = async (ctx: TestContext) => {
+      const storage = await fresh(ctx);
+      await Repository.init(storage, { password: PASSWORD, kdf: CHEAP_KDF });
+      return Repository.open(storage, { password: PASSWORD });
+    };
+
+    it('round-trips bit-exactly at every chunk edge, for random and dump-like data', async (ctx) => {
+      const repository = await open(ctx);
+      const sizes = [
+        0,
+        1,
+        minSize - 1,
+        minSize,
+        minSize + 1,
+        averageSize,
+        maxSize - 1,
+        maxSize,
+        maxSize + 1,
+        3 * maxSize + 17,
+      ];
+      const inputs = [
+        ...sizes.map((size, index) => ({ name: `random-${size}`, data: randomData(size, index + 1) })),
+        { name: 'random-24MiB', data: randomData(24 * MiB, 99) },
+        { name: 'dump-24MiB', data: dumpLike(24 * MiB, 7) },
+      ];
+      const ids = [];
+      for (const { name, data } of inputs) ids.push((await backup(repository, name, data)).id);
+      const reopened = await Repository.open(repository.storage, { password: PASSWORD });
+      for (const [index, { name, data }] of inputs.entries()) {
+        const snapshot = await reopened.loadSnapshot(ids[index]!);
+        expect(snapshot.artifacts[0]).toMatchObject({ name, size: data.length, sha256: sha(data) });
+        const restored = await collect(reopened.readArtifact(snapshot.artifacts[0]!));
+        expect(restored.length, name).toBe(data.length);
+        expect(sha(restored), name).toBe(sha(data));
+      }
+    });
+
+    it('stores about the changed share for a second backup with 5% scattered changes', async (ctx) => {
+      const repository = await open(ctx);
+      const first = dumpLike(128 * MiB, 3);
+      await backup(repository, 'db', first);
+      const afterFirst = await storedBytes(repository.storage);
+      const second = Buffer.from(first);
+      // 5% of the bytes, in 16 scattered stretches (each touches one or two ~1 MiB chunks of ~110).
+      const stretch = Math.floor((second.length * 0.05) / 16);
+      for (let index = 0; index < 16; index++) {
+        const at = Math.floor(((index + 0.5) * second.length) / 16);
+        randomData(stretch, 200 + index).copy(second, at);
+      }
+      const { session } = await backup(repository, 'db', second);
+      const added = (await storedBytes(repository.storage)) - afterFirst;
+      const newShare = session.totals.bytesNew / second.length;
+      console.log(
+        `[dedup] first backup stored ${(afterFirst / MiB).toFixed(1)} MiB of ${first.length / MiB} MiB; ` +
+          `second (5% changed) added ${(added / MiB).toFixed(1)} MiB: new plaintext ${(newShare * 100).toFixed(1)}% of the input, ` +
+          `stored ${((added / afterFirst) * 100).toFixed(1)}% of the first backup's size`,
+      );
+      // Each changed stretch makes the chunks it overlaps new, and the next one when it moved a
+      // boundary: with ~1.1 MiB chunks that is about 2-3 MiB per stretch, 25-40% of this input.
+      expect(newShare).toBeLessThan(0.5);
+      expect(added / afterFirst).toBeLessThan(0.6);
+      const snapshots = await repository.listSnapshots();
+      const restored = await collect(repository.readArtifact(snapshots[1]!.artifacts[0]!));
+      expect(sha(restored)).toBe(sha(second));
+    });
+
+    it('refuses a wrong password, an unknown format version, a second init and a missing repository', async (ctx) => {
+      const storage = await fresh(ctx);
+      await expect(Repository.open(storage, { password: PASSWORD })).rejects.toMatchObject({
+        code: 'LB_REPO_NOT_FOUND',
+      });
+      await Repository.init(storage, { password: PASSWORD, kdf: CHEAP_KDF });
+      await expect(Repository.init(storage, { password: PASSWORD, kdf: CHEAP_KDF })).rejects.toMatchObject({
+        code: 'LB_REPO_EXISTS',
+      });
+      await expect(Repository.open(storage, { password: 'wrong password' })).rejects.toMatchObject({
+        code: 'LB_REPO_WRONG_KEY',
+      });
+      const config = JSON.parse((await storage.read('config')).toString()) as { version: number };
+      await storage.write('config', Buffer.from(JSON.stringify({ ...config, version: 99 })));
+      const error = await Repository.open(storage, { password: PASSWORD }).catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ code: 'LB_REPO_VERSION' });
+      expect((error as Error).message).toMatch(/format version 99, this lifeboat reads version 1/);
+    });
+
+    it('detects a flipped byte in a pack, a truncated index and a deleted pack, and restores no wrong bytes', async (ctx) => {
+      const repository = await open(ctx);
+      const data = randomData(12 * MiB, 5);
+      const { id } = await backup(repository, 'victim', data);
+      const packs: string[] = [];
+      for await (const info of repository.storage.list('data/')) packs.push(info.name);
+      expect(packs.length).toBeGreaterThan(0);
+      const artifact = (await repository.loadSnapshot(id)).artifacts[0]!;
+
+      // A flipped byte in the middle of a pack.
+      const target = packs[0]!;
+      const original = await repository.storage.read(target);
+      const damaged = Buffer.from(original);
+      damaged[Math.floor(damaged.length / 2)]! ^= 0x01;
+      await repository.storage.write(target, damaged);
+      const out: Buffer[] = [];
+      const error = await (async () => {
+        for await (const chunk of repository.readArtifact(artifact)) out.push(chunk as Buffer);
+      })().catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ code: 'LB_REPO_CORRUPT' });
+      expect((error as Error).message).toContain(target);
+      const written = Buffer.concat(out);
+      expect(written.equals(data.subarray(0, written.length))).toBe(true); // only verified bytes came out
+      await repository.storage.write(target, original);
+
+      // A truncated index file.
+      const indexes: string[] = [];
+      for await (const info of repository.storage.list('index/')) indexes.push(info.name);
+      const indexBytes = await repository.storage.read(indexes[0]!);
+      await repository.storage.write(indexes[0]!, indexBytes.subarray(0, indexBytes.length - 10));
+      const indexError = await Repository.open(repository.storage, { password: PASSWORD }).catch(
+        (caught: unknown) => caught,
+      );
+      expect(indexError).toMatchObject({ code: 'LB_REPO_CORRUPT' });
+      expect((indexError as Error).message).toContain(indexes[0]);
+      await repository.storage.write(indexes[0]!, indexBytes);
+
+      // A deleted pack.
+      await repository.storage.delete(target);
+      const missing = await collect(repository.readArtifact(artifact)).catch((caught: unknown) => caught);
+      expect(isLifeboatError(missing, 'LB_REPO_MISSING_DATA')).toBe(true);
+      expect((missing as Error).message).toContain(target);
+    });
+
+    it('takes two backups into one repository at once', async (ctx) => {
+      const storage = await fresh(ctx);
+      await Repository.init(storage, { password: PASSWORD, kdf: CHEAP_KDF });
+      const [a, b] = await Promise.all([
+        Repository.open(storage, { password: PASSWORD }),
+        Repository.open(storage, { password: PASSWORD }),
+      ]);
+      const dataA = dumpLike(20 * MiB, 11);
+      const dataB = randomData(20 * MiB, 12);
+      const [first, second] = await Promise.all([backup(a, 'a', dataA), backup(b, 'b', dataB)]);
+      const reader = await Repository.open(storage, { password: PASSWORD });
+      expect((await reader.listSnapshots()).map((snapshot) => snapshot.source).sort()).toEqual(['a', 'b']);
+      expect(
+        sha(await collect(reader.readArtifact((await reader.loadSnapshot(first.id)).artifacts[0]!))),
+      ).toBe(sha(dataA));
+      expect(
+        sha(await collect(reader.readArtifact((await reader.loadSnapshot(second.id)).artifacts[0]!))),
+      ).toBe(sha(dataB));
+    });
+  });
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'lifeboat-repository-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+let counter = 0;
+
+repositorySuite('a local directory', async () => {
+  const storage = openStorage({ url: join(scratch, `repo-${++counter}`) });
+  return storage;
+});
+
+describe('on MinIO', () => {
+  const minio = needs('minio');
+  repositorySuite('MinIO (S3)', async (ctx) => {
+    const handle = minio.get(ctx);
+    const storage = openStorage({
+      url: `s3://lifeboat-repository/run-${process.pid}-${++counter}`,
+      s3: {
+        endpoint: handle.endpoint,
+        region: handle.region,
+        accessKeyId: handle.accessKeyId,
+        secretAccessKey: handle.secretAccessKey,
+        forcePathStyle: true,
+      },
+    });
+    await storage.probe({ create: true });
+    return storage;
+  });
+});
