@@ -226,10 +226,9 @@ const scratch = mkdtempSync(join(tmpdir(), 'lifeboat-repository-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 let counter = 0;
 
-repositorySuite('a local directory', async () => {
-  const storage = openStorage({ url: join(scratch, `repo-${++counter}`) });
-  return storage;
-});
+repositorySuite('a local directory', () =>
+  Promise.resolve(openStorage({ url: join(scratch, `repo-${++counter}`) })),
+);
 
 describe('on MinIO', () => {
   const minio = needs('minio');

@@ -1,0 +1,106 @@
+// The raw-stream commands as a user runs them: init, backup-stream, snapshots, dump; clear errors for
+// a wrong password and a second init; and backups killed with SIGKILL that leave no visible snapshot.
+import { spawn, spawnSync } from 'node:child_process';
+import { createCipheriv, createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+const BIN = fileURLToPath(new URL('../../bin/lifeboat.js', import.meta.url));
+const directory = mkdtempSync(join(tmpdir(), 'lifeboat-cli-repo-'));
+afterAll(() => rmSync(directory, { recursive: true, force: true }));
+writeFileSync(
+  join(directory, 'lifeboat.yaml'),
+  'repository:\n  url: ./repo\n  password: ${LIFEBOAT_PASSWORD}\n',
+);
+
+const data = (size: number, seed: number) =>
+  createCipheriv('aes-256-ctr', Buffer.alloc(32, seed), Buffer.alloc(16)).update(Buffer.alloc(size));
+const sha = (buffer: Buffer) => createHash('sha256').update(buffer).digest('hex');
+
+function lifeboat(args: string[], input?: Buffer, password = 'cli-test-password') {
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: directory,
+    input,
+    env: { PATH: process.env.PATH, LIFEBOAT_PASSWORD: password },
+    maxBuffer: 256 * 1024 * 1024,
+    timeout: 120_000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr.toString() };
+}
+
+function snapshotIds(): string[] {
+  const run = lifeboat(['snapshots', '--json']);
+  expect(run.code, run.stderr).toBe(0);
+  return (JSON.parse(run.stdout.toString()) as Array<{ id: string }>).map((snapshot) => snapshot.id);
+}
+
+describe('lifeboat init, backup-stream, snapshots, dump', () => {
+  const input = data(9 * 1024 * 1024 + 123, 1);
+  let id = '';
+
+  it('creates the repository once, and refuses a second init', () => {
+    const first = lifeboat(['init']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout.toString()).toMatch(/^created lifeboat repository [0-9a-f]{8} at /);
+    const second = lifeboat(['init']);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/^lifeboat: error LB_REPO_EXISTS: a lifeboat repository already exists/);
+  });
+
+  it('stores stdin and prints the snapshot id ({"id"} with --json)', () => {
+    const run = lifeboat(['backup-stream', '--name', 'blob', '--json'], input);
+    expect(run.code, run.stderr).toBe(0);
+    const parsed = JSON.parse(run.stdout.toString()) as { id: string; size: number; sha256: string };
+    expect(parsed).toMatchObject({ size: input.length, sha256: sha(input) });
+    id = parsed.id;
+    const plain = lifeboat(['backup-stream', '--name', 'blob'], input);
+    expect(plain.stdout.toString().trim()).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('lists snapshots and dumps an artifact bit-exactly by id prefix', () => {
+    expect(snapshotIds()).toContain(id);
+    const human = lifeboat(['snapshots']);
+    expect(human.stdout.toString()).toContain(id.slice(0, 8));
+    const dump = lifeboat(['dump', id.slice(0, 12)]);
+    expect(dump.code, dump.stderr).toBe(0);
+    expect(sha(dump.stdout)).toBe(sha(input));
+  });
+
+  it('gives clear errors for a wrong password and an unknown snapshot', () => {
+    const wrong = lifeboat(['snapshots'], undefined, 'not-the-password');
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/^lifeboat: error LB_REPO_WRONG_KEY: /);
+    const unknown = lifeboat(['dump', 'ffffffff']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/LB_SNAPSHOT_NOT_FOUND: no snapshot with id ffffffff/);
+  });
+
+  it('leaves no visible snapshot when backups are killed with SIGKILL, and the next backup succeeds', async () => {
+    const before = snapshotIds();
+    for (const delayMs of [150, 600, 1500]) {
+      const child = spawn(process.execPath, [BIN, 'backup-stream', '--name', 'killed'], {
+        cwd: directory,
+        env: { PATH: process.env.PATH, LIFEBOAT_PASSWORD: 'cli-test-password' },
+        stdio: ['pipe', 'ignore', 'ignore'],
+      });
+      child.stdin.on('error', () => undefined);
+      // Feed 1 MiB every 20 ms: the backup is still running when the kill comes.
+      let seed = 10;
+      const feeder = setInterval(() => child.stdin.write(data(1024 * 1024, seed++)), 20);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      child.kill('SIGKILL');
+      clearInterval(feeder);
+      await new Promise((resolve) => child.once('exit', resolve));
+      expect(snapshotIds()).toEqual(before);
+    }
+    const after = data(3 * 1024 * 1024, 42);
+    const run = lifeboat(['backup-stream', '--name', 'after-crash'], after);
+    expect(run.code, run.stderr).toBe(0);
+    const dump = lifeboat(['dump', run.stdout.toString().trim()]);
+    expect(sha(dump.stdout)).toBe(sha(after));
+  });
+});
