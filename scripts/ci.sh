@@ -38,7 +38,8 @@ for (const file of report.testResults) {
     }
   }
 }
-const failed = report.numFailedTests + (report.numFailedTestSuites ?? 0);
+// Errors vitest reports outside any test (unhandled rejections) fail the run too: count them as one.
+const failed = report.numFailedTests + (report.numFailedTestSuites ?? 0) || (status !== 0 ? 1 : 0);
 const ci = !['', '0', 'false'].includes((process.env.CI ?? '').toLowerCase());
 if (skipped.length > 0) {
   console.log(`${skipped.length} skipped test(s)${ci ? ' (a skip fails CI)' : ''}:`);

@@ -5,7 +5,7 @@
 //               { version, packs: [{ id: packId, blobs: PackedBlob[] }] }. A backup writes one index file
 //               for the packs it uploaded, after those packs are durable and before its snapshot.
 //   entry       where one blob lives: pack id plus its PackedBlob (offset, length, rawLength, compression).
-import { LifeboatError } from '../errors.js';
+import { LifeboatError, isLifeboatError } from '../errors.js';
 import type { StorageBackend } from '../storage/index.js';
 import { sha256Hex } from './crypto.js';
 import { openFile, sealFile } from './envelope.js';
@@ -22,20 +22,27 @@ interface IndexFile {
 }
 
 export class BlobIndex {
-  private readonly entries = new Map<string, IndexEntry>();
+  private readonly byId = new Map<string, IndexEntry>();
   /** Index files read so far, and the packs each lists (check uses them). */
   readonly files = new Map<string, string[]>();
+  /** Index files that failed verification, with their error. */
+  readonly damaged = new Map<string, LifeboatError>();
 
   get size(): number {
-    return this.entries.size;
+    return this.byId.size;
   }
 
   has(id: string): boolean {
-    return this.entries.has(id);
+    return this.byId.has(id);
   }
 
   get(id: string): IndexEntry | undefined {
-    return this.entries.get(id);
+    return this.byId.get(id);
+  }
+
+  /** Every entry. */
+  entries(): IterableIterator<IndexEntry> {
+    return this.byId.values();
   }
 
   /** Every pack any loaded index file names. */
@@ -44,18 +51,31 @@ export class BlobIndex {
   }
 
   addPack(pack: string, blobs: readonly PackedBlob[]): void {
-    for (const blob of blobs) if (!this.entries.has(blob.id)) this.entries.set(blob.id, { ...blob, pack });
+    for (const blob of blobs) if (!this.byId.has(blob.id)) this.byId.set(blob.id, { ...blob, pack });
   }
 
-  /** Loads every index file not loaded yet. */
+  /**
+   * Loads every index file not loaded yet. A damaged file (hash, tag or structure) is skipped and
+   * recorded in `damaged`: blobs only it listed then read as missing, and everything else stays usable.
+   */
   async load(storage: StorageBackend, dataKey: Buffer): Promise<void> {
     for await (const info of storage.list('index/')) {
-      if (this.files.has(info.name)) continue;
+      if (this.files.has(info.name) || this.damaged.has(info.name)) continue;
       const bytes = await storage.read(info.name);
-      if (sha256Hex(bytes) !== info.name.slice('index/'.length)) {
-        throw new LifeboatError('LB_REPO_CORRUPT', `${info.name}: content does not match its name (damaged)`);
+      let file: IndexFile;
+      try {
+        if (sha256Hex(bytes) !== info.name.slice('index/'.length)) {
+          throw new LifeboatError(
+            'LB_REPO_CORRUPT',
+            `${info.name}: content does not match its name (damaged)`,
+          );
+        }
+        file = openFile<IndexFile>(dataKey, 'index', bytes, info.name);
+      } catch (error) {
+        if (!isLifeboatError(error, 'LB_REPO_CORRUPT')) throw error;
+        this.damaged.set(info.name, error);
+        continue;
       }
-      const file = openFile<IndexFile>(dataKey, 'index', bytes, info.name);
       checkVersion(file.version, INDEX_VERSION, info.name);
       for (const pack of file.packs) this.addPack(pack.id, pack.blobs);
       this.files.set(

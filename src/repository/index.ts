@@ -10,3 +10,4 @@ export {
 export type { ArtifactRecord, Snapshot, SnapshotManifest } from './snapshots.js';
 export { DEFAULT_CHUNKER, DEFAULT_PACK_SIZE, REPOSITORY_VERSION, type ChunkerParameters } from './format.js';
 export { DEFAULT_KDF, type KdfParameters } from './keys.js';
+export { checkRepository, type CheckOptions, type CheckProblem, type CheckReport } from './check.js';

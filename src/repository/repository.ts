@@ -143,6 +143,11 @@ export class Repository {
     });
   }
 
+  /** The master keys, for the repository's own modules (check). Never leaves src/repository. */
+  get masterKeys(): Readonly<MasterKeys> {
+    return this.keys;
+  }
+
   /** Starts a backup; its artifacts become visible with commit(). */
   startBackup(onProgress?: (progress: BackupProgress) => void): BackupSession {
     return new BackupSession(this, this.keys, onProgress);
@@ -206,10 +211,18 @@ export class Repository {
 
   private async readBlob(id: string, packKeys: Map<string, Promise<Buffer>>): Promise<Buffer> {
     const entry = this.index.get(id);
-    if (!entry)
-      throw new LifeboatError('LB_REPO_MISSING_DATA', `blob ${id} is in no index file`, {
-        details: { blob: id },
-      });
+    if (!entry) {
+      const damaged = [...this.index.damaged.keys()];
+      throw damaged.length > 0
+        ? new LifeboatError(
+            'LB_REPO_CORRUPT',
+            `blob ${id.slice(0, 16)} is in no readable index file; damaged: ${damaged.join(', ')}`,
+            { details: { blob: id, damagedIndexFiles: damaged } },
+          )
+        : new LifeboatError('LB_REPO_MISSING_DATA', `blob ${id} is in no index file`, {
+            details: { blob: id },
+          });
+    }
     const name = packName(entry.pack);
     try {
       let packKey = packKeys.get(entry.pack);
@@ -217,6 +230,7 @@ export class Repository {
         packKey = this.storage
           .read(name, { offset: 0, length: PACK_HEADER_BYTES })
           .then((header) => openPackKey(this.keys.dataKey, header, name));
+        packKey.catch(() => undefined); // observed by whichever blob awaits it
         packKeys.set(entry.pack, packKey);
         if (packKeys.size > 64) packKeys.delete(packKeys.keys().next().value!);
       }

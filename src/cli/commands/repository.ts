@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import prettyBytes from 'pretty-bytes';
 
+import { LifeboatError } from '../../errors.js';
+import { checkRepository } from '../../repository/index.js';
 import { initRepository, openRepository } from '../../recovery/index.js';
 import type { CommandRunner } from '../command.js';
 
@@ -16,6 +18,49 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
           { id: config.id, location, version: config.version },
           `created lifeboat repository ${config.id.slice(0, 8)} at ${location}`,
         );
+      }),
+    );
+
+  program
+    .command('check')
+    .description('verify the repository; with --read-data also every byte of every pack')
+    .option('--read-data', 'read and verify every pack (tags, hashes, directories)')
+    .action(
+      run(async (context, options) => {
+        const { readData } = options as { readData?: boolean };
+        const repository = await openRepository(await context.config());
+        try {
+          const progress = context.progress('check --read-data');
+          const report = await checkRepository(repository, {
+            readData: readData === true,
+            onPack: (_done, _total, bytes) => progress.advance(bytes),
+          });
+          progress.finish();
+          const summary = `${report.snapshots} snapshots, ${report.indexFiles} index files, ${report.packs} packs, ${report.blobs} blobs${report.readData ? ' (all data read)' : ''}`;
+          if (report.problems.length > 0) {
+            throw new LifeboatError(
+              'LB_REPO_CORRUPT',
+              [
+                `check found ${report.problems.length} problem(s) in ${summary}`,
+                ...report.problems.map((problem) => `  ${problem.object}: ${problem.message}`),
+                `affected snapshots (${report.affectedSnapshots.length}): ${report.affectedSnapshots.join(', ') || 'none'}`,
+              ].join('\n'),
+              { details: { report } },
+            );
+          }
+          context.output.result(report, () =>
+            [
+              `no problems in ${summary}`,
+              ...(report.unreferencedPacks.length > 0
+                ? [
+                    `${report.unreferencedPacks.length} unreferenced pack(s) (from interrupted backups; prune removes them)`,
+                  ]
+                : []),
+            ].join('\n'),
+          );
+        } finally {
+          await repository.storage.close();
+        }
       }),
     );
 

@@ -1,0 +1,191 @@
+// `check`: proves the repository is whole, and names the snapshots any damage affects.
+//
+// Terms:
+//   structure check  every snapshot opens; every blob a snapshot names is in a readable index; every
+//                    pack an index names exists and is long enough for the blobs it should hold.
+//   data check       (--read-data) every pack is read whole: its SHA-256 matches its name, its directory
+//                    opens and agrees with the index, and every blob's tag and id verify.
+//   problem          one thing found wrong, naming the object; affected snapshots are those that need a
+//                    damaged or missing blob.
+//   unreferenced     packs no index names (left by an interrupted backup): garbage for prune, not damage.
+import { isLifeboatError } from '../errors.js';
+import type { BlobIndex } from './blob-index.js';
+import { sha256Hex } from './crypto.js';
+import { PACK_HEADER_BYTES, openBlob, openPackKey, packName, readPackDirectory } from './pack.js';
+import type { Repository } from './repository.js';
+import { listSnapshotIds } from './snapshots.js';
+
+export interface CheckProblem {
+  /** The damaged or missing object ("data/ab/ab12…", "index/…", "snapshots/…"). */
+  object: string;
+  message: string;
+}
+
+export interface CheckReport {
+  snapshots: number;
+  indexFiles: number;
+  packs: number;
+  blobs: number;
+  /** Whether pack contents were read and verified. */
+  readData: boolean;
+  problems: CheckProblem[];
+  /** Ids of the snapshots that cannot be restored whole. */
+  affectedSnapshots: string[];
+  unreferencedPacks: string[];
+}
+
+export interface CheckOptions {
+  readData?: boolean;
+  /** Called after each pack is verified (for a progress display). */
+  onPack?: (done: number, total: number, bytes: number) => void;
+}
+
+export async function checkRepository(
+  repository: Repository,
+  options: CheckOptions = {},
+): Promise<CheckReport> {
+  const { storage, index } = repository;
+  const problems: CheckProblem[] = [];
+  const badBlobs = new Set<string>();
+  for (const [name, error] of index.damaged) problems.push({ object: name, message: error.message });
+
+  // Packs present in storage, with their sizes.
+  const stored = new Map<string, number>();
+  for await (const info of storage.list('data/')) stored.set(info.name.split('/').pop()!, info.size);
+
+  // Snapshots and the blobs they need.
+  const needs = new Map<string, Set<string>>();
+  const ids = await listSnapshotIds(storage);
+  for (const id of ids) {
+    try {
+      const snapshot = await repository.loadSnapshot(id);
+      needs.set(id, new Set(snapshot.artifacts.flatMap((artifact) => artifact.blobs)));
+    } catch (error) {
+      if (!isLifeboatError(error)) throw error;
+      problems.push({ object: `snapshots/${id}`, message: error.message });
+      needs.set(id, new Set(['(unreadable manifest)']));
+      badBlobs.add('(unreadable manifest)');
+    }
+  }
+  for (const blobs of needs.values()) {
+    for (const blob of blobs) {
+      if (blob !== '(unreadable manifest)' && !index.has(blob) && !badBlobs.has(blob)) {
+        badBlobs.add(blob);
+        problems.push({
+          object: `blob ${blob}`,
+          message: 'needed by a snapshot but in no readable index file',
+        });
+      }
+    }
+  }
+
+  // Packs the index names: present, and long enough.
+  const indexed = blobsByPack(index);
+  for (const [pack, blobs] of indexed) {
+    const size = stored.get(pack);
+    const end = Math.max(...blobs.map((blob) => blob.offset + blob.length));
+    if (size === undefined || size < end + 8) {
+      problems.push({
+        object: packName(pack),
+        message:
+          size === undefined
+            ? 'missing (named by the index)'
+            : `truncated: ${size} bytes, the index needs ${end + 8}`,
+      });
+      for (const blob of blobs) badBlobs.add(blob.id);
+    }
+  }
+
+  if (options.readData) {
+    let done = 0;
+    for (const [pack, blobs] of indexed) {
+      const name = packName(pack);
+      if (!stored.has(pack) || blobs.some((blob) => badBlobs.has(blob.id))) {
+        options.onPack?.(++done, indexed.size, 0);
+        continue;
+      }
+      const damaged = await verifyPack(repository, pack, blobs);
+      if (damaged) {
+        problems.push({ object: name, message: damaged.message });
+        for (const id of damaged.blobs) badBlobs.add(id);
+      }
+      options.onPack?.(++done, indexed.size, stored.get(pack) ?? 0);
+    }
+  }
+
+  const affectedSnapshots = [...needs.entries()]
+    .filter(([, blobs]) => [...blobs].some((blob) => badBlobs.has(blob)))
+    .map(([id]) => id);
+  return {
+    snapshots: ids.length,
+    indexFiles: index.files.size + index.damaged.size,
+    packs: stored.size,
+    blobs: index.size,
+    readData: options.readData === true,
+    problems,
+    affectedSnapshots,
+    unreferencedPacks: [...stored.keys()].filter((pack) => !indexed.has(pack)).map(packName),
+  };
+}
+
+type IndexedBlob = NonNullable<ReturnType<BlobIndex['get']>>;
+
+function blobsByPack(index: BlobIndex): Map<string, IndexedBlob[]> {
+  const byPack = new Map<string, IndexedBlob[]>();
+  for (const entry of index.entries()) {
+    const list = byPack.get(entry.pack) ?? [];
+    list.push(entry);
+    byPack.set(entry.pack, list);
+  }
+  return byPack;
+}
+
+/** Reads one pack whole and verifies it; returns what is wrong, or undefined. */
+async function verifyPack(
+  repository: Repository,
+  pack: string,
+  blobs: IndexedBlob[],
+): Promise<{ message: string; blobs: string[] } | undefined> {
+  const name = packName(pack);
+  const all = blobs.map((blob) => blob.id);
+  const { dataKey, idKey } = repository.masterKeys;
+  const bytes = await repository.storage.read(name);
+  const hashMatches = sha256Hex(bytes) === pack;
+  let packKey: Buffer;
+  try {
+    packKey = openPackKey(dataKey, bytes.subarray(0, PACK_HEADER_BYTES), name);
+  } catch (error) {
+    if (!isLifeboatError(error)) throw error;
+    return { message: `header damaged: ${error.message}`, blobs: all };
+  }
+  // Every blob's tag and id, so that exactly the snapshots needing a damaged blob are named.
+  const damaged: string[] = [];
+  for (const blob of blobs) {
+    try {
+      openBlob(packKey, idKey, blob, bytes.subarray(blob.offset, blob.offset + blob.length), name);
+    } catch (error) {
+      if (!isLifeboatError(error)) throw error;
+      damaged.push(blob.id);
+    }
+  }
+  if (damaged.length > 0 || !hashMatches) {
+    return {
+      message: `${hashMatches ? '' : 'content does not match its name; '}${damaged.length} of ${blobs.length} blobs fail verification`,
+      blobs: damaged,
+    };
+  }
+  try {
+    const listed = new Map(readPackDirectory(dataKey, bytes, name).map((blob) => [blob.id, blob]));
+    const disagreeing = blobs.filter((blob) => listed.get(blob.id)?.offset !== blob.offset);
+    if (disagreeing.length > 0) {
+      return {
+        message: `the index and the pack's directory disagree about ${disagreeing.length} blob(s)`,
+        blobs: [],
+      };
+    }
+  } catch (error) {
+    if (!isLifeboatError(error)) throw error;
+    return { message: `directory damaged (the blobs themselves verify): ${error.message}`, blobs: [] };
+  }
+  return undefined;
+}
