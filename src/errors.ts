@@ -137,6 +137,12 @@ export const ERROR_CATALOGUE = {
     exitCode: 1,
     http: 500,
   },
+  LB_REPO_LOCKED: {
+    summary:
+      'Another lifeboat process holds a lock that conflicts with this operation (prune needs the repository alone).',
+    exitCode: 1,
+    http: 423,
+  },
   LB_SNAPSHOT_NOT_FOUND: {
     summary: 'No snapshot (or artifact) matches the given id.',
     exitCode: 1,

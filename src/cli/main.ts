@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { LifeboatError } from '../errors.js';
 import { makeRunner, type RunnerState } from './command.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerRepositoryCommands } from './commands/repository.js';
 import { registerStreamCommands } from './commands/stream.js';
 import { VERSION } from './version.js';
@@ -74,6 +75,7 @@ function buildProgram(state: RunnerState): Command {
   registerConfigCommands(program, run);
   registerRepositoryCommands(program, run);
   registerStreamCommands(program, run);
+  registerMaintenanceCommands(program, run);
 
   // Every subcommand inherits exit and output handling.
   const inherit = (command: Command): void => {

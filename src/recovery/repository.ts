@@ -1,7 +1,13 @@
 // Opening the configured repository: storage from the config's repository block, keys from its password.
 import type { LoadedConfig } from '../config/index.js';
 import { LifeboatError } from '../errors.js';
-import { type InitOptions, Repository, type RepositoryConfig } from '../repository/index.js';
+import {
+  type InitOptions,
+  Repository,
+  type RepositoryConfig,
+  type RetentionPolicy,
+} from '../repository/index.js';
+import { parseDuration } from '../util/duration.js';
 import { type StorageBackend, openStorage } from '../storage/index.js';
 import { storageSettingsFrom } from './storage-settings.js';
 
@@ -43,4 +49,11 @@ export async function openRepository(loaded: LoadedConfig): Promise<Repository> 
     await storage.close();
     throw error;
   }
+}
+
+/** The config's retention block (or the same keys from flags) as a repository retention policy. */
+export function retentionPolicyFrom(retention: LoadedConfig['config']['retention']): RetentionPolicy {
+  const { keepWithin, ...counts } = retention;
+  const keepWithinMs = keepWithin === undefined ? undefined : parseDuration(keepWithin);
+  return { ...counts, ...(keepWithinMs === undefined ? {} : { keepWithinMs }) };
 }

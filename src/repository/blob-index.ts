@@ -23,6 +23,7 @@ interface IndexFile {
 
 export class BlobIndex {
   private readonly byId = new Map<string, IndexEntry>();
+  private readonly packBlobs = new Map<string, PackedBlob[]>();
   /** Index files read so far, and the packs each lists (check uses them). */
   readonly files = new Map<string, string[]>();
   /** Index files that failed verification, with their error. */
@@ -51,7 +52,13 @@ export class BlobIndex {
   }
 
   addPack(pack: string, blobs: readonly PackedBlob[]): void {
+    if (!this.packBlobs.has(pack)) this.packBlobs.set(pack, [...blobs]); // a pack listed twice has the same blobs
     for (const blob of blobs) if (!this.byId.has(blob.id)) this.byId.set(blob.id, { ...blob, pack });
+  }
+
+  /** Every blob listed for a pack (including copies that another pack also holds). */
+  blobsOf(pack: string): readonly PackedBlob[] {
+    return this.packBlobs.get(pack) ?? [];
   }
 
   /**

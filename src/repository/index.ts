@@ -11,3 +11,6 @@ export type { ArtifactRecord, Snapshot, SnapshotManifest } from './snapshots.js'
 export { DEFAULT_CHUNKER, DEFAULT_PACK_SIZE, REPOSITORY_VERSION, type ChunkerParameters } from './format.js';
 export { DEFAULT_KDF, type KdfParameters } from './keys.js';
 export { checkRepository, type CheckOptions, type CheckProblem, type CheckReport } from './check.js';
+export { prune, type PruneOptions, type PruneReport } from './prune.js';
+export { applyRetention, isEmptyPolicy, type RetentionDecision, type RetentionPolicy } from './retention.js';
+export { acquireLock, listLocks, removeLocks, type LockInfo } from './locks.js';

@@ -34,6 +34,8 @@ import {
   generateMasterKeys,
   unlockWithPassword,
 } from './keys.js';
+import { type HeldLock, acquireLock } from './locks.js';
+import { type RetentionDecision, type RetentionPolicy, applyRetention, isEmptyPolicy } from './retention.js';
 import { PACK_HEADER_BYTES, PackWriter, type PackedBlob, openBlob, openPackKey, packName } from './pack.js';
 import {
   type ArtifactRecord,
@@ -148,9 +150,40 @@ export class Repository {
     return this.keys;
   }
 
-  /** Starts a backup; its artifacts become visible with commit(). */
-  startBackup(onProgress?: (progress: BackupProgress) => void): BackupSession {
-    return new BackupSession(this, this.keys, onProgress);
+  /** Starts a backup under a shared lock; its artifacts become visible with commit(). */
+  async startBackup(onProgress?: (progress: BackupProgress) => void): Promise<BackupSession> {
+    const lock = await acquireLock(this.storage, 'backup', false);
+    return new BackupSession(this, this.keys, lock, onProgress);
+  }
+
+  /**
+   * Removes the snapshots the policy does not keep (under an exclusive lock), and returns every
+   * decision with its reasons. With dryRun nothing is removed. Data goes with prune.
+   */
+  async forget(
+    policy: RetentionPolicy,
+    options: { dryRun?: boolean; sources?: string[] } = {},
+  ): Promise<Array<RetentionDecision<Snapshot>>> {
+    if (isEmptyPolicy(policy)) {
+      throw new LifeboatError(
+        'LB_USAGE',
+        'no retention policy: set retention in the config or give --keep-* options',
+      );
+    }
+    const lock = options.dryRun ? undefined : await acquireLock(this.storage, 'forget', true);
+    try {
+      const snapshots = (await this.listSnapshots()).filter(
+        (snapshot) => options.sources === undefined || options.sources.includes(snapshot.source),
+      );
+      const decisions = applyRetention(snapshots, policy);
+      if (!options.dryRun) {
+        for (const decision of decisions)
+          if (!decision.keep) await this.storage.delete(`snapshots/${decision.snapshot.id}`);
+      }
+      return decisions;
+    } finally {
+      await lock?.release();
+    }
   }
 
   async listSnapshots(): Promise<Snapshot[]> {
@@ -272,8 +305,15 @@ export class BackupSession {
   constructor(
     private readonly repository: Repository,
     private readonly keys: MasterKeys,
+    private readonly lock: HeldLock,
     private readonly onProgress?: (progress: BackupProgress) => void,
   ) {}
+
+  /** Gives up: releases the lock. Packs already uploaded stay as garbage for prune; no snapshot. */
+  async abort(): Promise<void> {
+    await Promise.allSettled(this.uploads);
+    await this.lock.release();
+  }
 
   /** Byte counts so far. */
   get totals(): BackupProgress {
@@ -316,13 +356,15 @@ export class BackupSession {
         this.uploaded.map((pack) => pack.id),
       );
     }
-    return saveSnapshot(this.repository.storage, this.keys.dataKey, {
+    const id = await saveSnapshot(this.repository.storage, this.keys.dataKey, {
       time: new Date().toISOString(),
       hostname: hostname(),
       ...manifest,
       version: 1,
       artifacts: this.artifacts,
     });
+    await this.lock.release();
+    return id;
   }
 
   private async addChunk(chunk: Buffer): Promise<string> {

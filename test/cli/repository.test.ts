@@ -142,4 +142,30 @@ describe('lifeboat init, backup-stream, snapshots, dump', () => {
     packs.forEach((pack, index) => writeFileSync(pack, originals[index]!));
     expect(lifeboat(['check', '--read-data']).code).toBe(0);
   });
+
+  it('forget --dry-run shows what goes and why the rest stays; forget --prune frees it; check passes', () => {
+    const all = snapshotIds();
+    const dry = lifeboat(['forget', '--keep-last', '1', '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const text = dry.stdout.toString();
+    expect(text).toMatch(/keep\s+[0-9a-f]{8}\s+\S+\s+\S+\s+\(last 1\)/);
+    expect(text).toMatch(/would remove/);
+    expect(snapshotIds()).toEqual(all);
+    const json = JSON.parse(
+      lifeboat(['forget', '--keep-within', '1h', '--dry-run', '--json']).stdout.toString(),
+    ) as {
+      decisions: Array<{ keep: boolean; reasons: string[] }>;
+    };
+    expect(json.decisions.every((decision) => decision.keep && decision.reasons.includes('within'))).toBe(
+      true,
+    );
+    const run = lifeboat(['forget', '--keep-last', '1', '--source', 'blob', '--prune']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.toString()).toMatch(/prune: deleted \d+ packs/);
+    expect(snapshotIds().length).toBeLessThan(all.length);
+    expect(lifeboat(['check', '--read-data']).code).toBe(0);
+    const noPolicy = lifeboat(['forget']);
+    expect(noPolicy.code).toBe(2);
+    expect(noPolicy.stderr).toMatch(/LB_USAGE: no retention policy/);
+  });
 });

@@ -10,7 +10,14 @@ import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it, type TestContext } from 'vitest';
 
 import { isLifeboatError } from '../../src/errors.js';
-import { DEFAULT_CHUNKER, Repository, checkRepository } from '../../src/repository/index.js';
+import {
+  DEFAULT_CHUNKER,
+  Repository,
+  checkRepository,
+  listLocks,
+  prune,
+  removeLocks,
+} from '../../src/repository/index.js';
 import { packName } from '../../src/repository/pack.js';
 import { type StorageBackend, openStorage } from '../../src/storage/index.js';
 import { needs } from '../harness/needs.js';
@@ -49,7 +56,7 @@ async function collect(stream: Readable): Promise<Buffer> {
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 async function backup(repository: Repository, name: string, data: Buffer, pieceSize = 256 * 1024) {
-  const session = repository.startBackup();
+  const session = await repository.startBackup();
   const pieces = Array.from({ length: Math.ceil(data.length / pieceSize) }, (_, index) =>
     data.subarray(index * pieceSize, (index + 1) * pieceSize),
   );
@@ -244,6 +251,61 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       expect(deletedReport.affectedSnapshots).toEqual([a.id]);
     });
 
+    it('forget and prune free what only forgotten snapshots used, repack mostly-unused packs, and keep the rest whole', async (ctx) => {
+      const repository = await open(ctx);
+      const a = randomData(10 * MiB, 41);
+      const c = Buffer.concat([a.subarray(0, 2 * MiB), randomData(2 * MiB, 43)]);
+      await backup(repository, 'db', a);
+      await backup(repository, 'db', randomData(4 * MiB, 42));
+      const { id: keptId } = await backup(repository, 'db', c);
+      const before = await storedBytes(repository.storage);
+
+      const dry = await repository.forget({ keepLast: 1 }, { dryRun: true });
+      expect(dry.map((decision) => decision.keep)).toEqual([true, false, false]);
+      expect(dry[0]!.reasons).toEqual(['last 1']);
+      expect((await repository.listSnapshots()).length).toBe(3);
+
+      await repository.forget({ keepLast: 1 });
+      expect((await repository.listSnapshots()).map((snapshot) => snapshot.id)).toEqual([keptId]);
+      const report = await prune(repository);
+      expect(report.packsRepacked + report.packsDeleted).toBeGreaterThan(0);
+      const after = await storedBytes(repository.storage);
+      expect(after).toBeLessThan(before / 2);
+
+      const reopened = await Repository.open(repository.storage, { password: PASSWORD });
+      expect(await checkRepository(reopened, { readData: true })).toMatchObject({
+        problems: [],
+        unreferencedPacks: [],
+      });
+      const restored = await collect(
+        reopened.readArtifact((await reopened.loadSnapshot(keptId)).artifacts[0]!),
+      );
+      expect(sha(restored)).toBe(sha(c));
+    });
+
+    it('refuses prune while a backup holds its lock; ignores and removes stale locks', async (ctx) => {
+      const repository = await open(ctx);
+      const session = await repository.startBackup();
+      await session.writeArtifact('x', Readable.from([randomData(MiB, 50)]));
+      const locked = await prune(repository).catch((caught: unknown) => caught);
+      expect(locked).toMatchObject({ code: 'LB_REPO_LOCKED' });
+      expect((locked as Error).message).toMatch(/shared lock for backup by pid \d+/);
+      await session.commit({ source: 'x', engine: 'stream', tags: [], stats: {}, lifeboatVersion: 'test' });
+      const stale = {
+        version: 1,
+        hostname: 'elsewhere',
+        pid: 1,
+        operation: 'backup',
+        exclusive: true,
+        created: '2020-01-01T00:00:00Z',
+        refreshed: '2020-01-01T00:00:00Z',
+      };
+      await repository.storage.write('locks/stale', Buffer.from(JSON.stringify(stale)));
+      await expect(prune(repository)).resolves.toMatchObject({ dryRun: false });
+      expect(await removeLocks(repository.storage)).toEqual(['locks/stale']);
+      expect(await listLocks(repository.storage)).toEqual([]);
+    });
+
     it('takes two backups into one repository at once', async (ctx) => {
       const storage = await fresh(ctx);
       await Repository.init(storage, { password: PASSWORD, kdf: CHEAP_KDF });
@@ -262,6 +324,17 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       expect(
         sha(await collect(reader.readArtifact((await reader.loadSnapshot(second.id)).artifacts[0]!))),
       ).toBe(sha(dataB));
+      // Then a prune: nothing lost, check passes.
+      await prune(reader);
+      const afterPrune = await Repository.open(storage, { password: PASSWORD });
+      expect(await checkRepository(afterPrune, { readData: true })).toMatchObject({
+        problems: [],
+        affectedSnapshots: [],
+      });
+      const restore = async (id: string) =>
+        sha(await collect(afterPrune.readArtifact((await afterPrune.loadSnapshot(id)).artifacts[0]!)));
+      expect(await restore(first.id)).toBe(sha(dataA));
+      expect(await restore(second.id)).toBe(sha(dataB));
     });
   });
 }

@@ -21,15 +21,22 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
         const repository = await openRepository(await context.config());
         const progress = context.progress(`backup ${name}`);
         try {
-          const session = repository.startBackup((state) => progress.update(state.bytesRead));
-          const artifact = await session.writeArtifact(name, process.stdin);
-          const id = await session.commit({
-            source: name,
-            engine: 'stream',
-            tags: tag ?? [],
-            stats: {},
-            lifeboatVersion: VERSION,
-          });
+          const session = await repository.startBackup((state) => progress.update(state.bytesRead));
+          let id: string;
+          let artifact;
+          try {
+            artifact = await session.writeArtifact(name, process.stdin);
+            id = await session.commit({
+              source: name,
+              engine: 'stream',
+              tags: tag ?? [],
+              stats: {},
+              lifeboatVersion: VERSION,
+            });
+          } catch (error) {
+            await session.abort();
+            throw error;
+          }
           progress.finish();
           context.output.result({ id, size: artifact.size, sha256: artifact.sha256 }, id);
         } finally {
