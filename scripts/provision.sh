@@ -96,6 +96,26 @@ install_minio() {
   echo "$MINIO_VERSION" > "$stamp"
 }
 
+# restic, for bench/repository.sh only (benchmarks are not part of CI, so main does not call this).
+# Pinned to the newest v0.x release the Go module proxy serves (v0.19.1, tagged 2026-07-05). Not a
+# plain `go install module@version`: that checks the module for a deprecation notice by reading its
+# version list, which the proxy reachable here refuses (403), so the command is built from a throwaway
+# module that requires only restic (same dependency versions as `go install` would pick).
+install_restic() {
+  local version="v0.19.1"
+  local bin="$TOOLS_DIR/bin/restic" stamp="$TOOLS_DIR/bin/restic.version" work
+  if [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then return 0; fi
+  command -v go >/dev/null 2>&1 || { log "go is required to build restic"; exit 1; }
+  log "building github.com/restic/restic/cmd/restic@$version (takes a minute or two the first time)"
+  mkdir -p "$TOOLS_DIR/bin"
+  work=$(mktemp -d)
+  printf 'module lifeboat.local/restic-build\n\ngo 1.24\n\nrequire github.com/restic/restic %s\n' \
+    "$version" > "$work/go.mod"
+  (cd "$work" && GOFLAGS=-mod=mod go build -trimpath -o "$bin" github.com/restic/restic/cmd/restic)
+  rm -rf "$work"
+  echo "$version" > "$stamp"
+}
+
 install_node_modules() {
   cd "$ROOT"
   local stamp="node_modules/.lifeboat-lock-hash" hash

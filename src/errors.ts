@@ -137,6 +137,12 @@ export const ERROR_CATALOGUE = {
     exitCode: 1,
     http: 500,
   },
+  LB_REPO_WRITE_ONLY: {
+    summary:
+      'This host holds only the public recipients (write-only): it can back up but cannot read stored data.',
+    exitCode: 1,
+    http: 403,
+  },
   LB_REPO_LOCKED: {
     summary:
       'Another lifeboat process holds a lock that conflicts with this operation (prune needs the repository alone).',

@@ -1,25 +1,23 @@
-// Opening the configured repository: storage from the config's repository block, keys from its password.
+// Opening the configured repository: storage from the config's repository block, keys from its
+// password or its age recipients and identities.
 import type { LoadedConfig } from '../config/index.js';
-import { LifeboatError } from '../errors.js';
 import {
+  type Credentials,
   type InitOptions,
   Repository,
   type RepositoryConfig,
   type RetentionPolicy,
+  parseIdentities,
 } from '../repository/index.js';
 import { parseDuration } from '../util/duration.js';
 import { type StorageBackend, openStorage } from '../storage/index.js';
 import { storageSettingsFrom } from './storage-settings.js';
 
-function passwordOf(loaded: LoadedConfig): string {
-  const { password } = loaded.config.repository;
-  if (password === undefined) {
-    throw new LifeboatError(
-      'LB_CONFIG_INVALID',
-      `${loaded.path}: repository.recipients: public-key mode is not available in this version yet; use repository.password`,
-    );
-  }
-  return password;
+/** The credentials the config gives: a password, or age recipients plus any identities. */
+export function credentialsOf(loaded: LoadedConfig): Credentials {
+  const { password, recipients, identity } = loaded.config.repository;
+  if (password !== undefined) return { password };
+  return { recipients: recipients ?? [], identities: parseIdentities(identity) };
 }
 
 export function openConfiguredStorage(loaded: LoadedConfig): StorageBackend {
@@ -33,7 +31,7 @@ export async function initRepository(
 ): Promise<{ config: RepositoryConfig; location: string }> {
   const storage = openConfiguredStorage(loaded);
   try {
-    const config = await Repository.init(storage, { ...options, password: passwordOf(loaded) });
+    const config = await Repository.init(storage, { ...options, ...credentialsOf(loaded) });
     return { config, location: storage.location };
   } finally {
     await storage.close();
@@ -44,7 +42,7 @@ export async function initRepository(
 export async function openRepository(loaded: LoadedConfig): Promise<Repository> {
   const storage = openConfiguredStorage(loaded);
   try {
-    return await Repository.open(storage, { password: passwordOf(loaded) });
+    return await Repository.open(storage, credentialsOf(loaded));
   } catch (error) {
     await storage.close();
     throw error;

@@ -10,6 +10,7 @@ import type { StorageBackend } from '../storage/index.js';
 import { sha256Hex } from './crypto.js';
 import { openFile, sealFile } from './envelope.js';
 import { INDEX_VERSION, checkVersion } from './format.js';
+import type { KeyRing } from './keys.js';
 import type { PackedBlob } from './pack.js';
 
 export interface IndexEntry extends PackedBlob {
@@ -65,7 +66,7 @@ export class BlobIndex {
    * Loads every index file not loaded yet. A damaged file (hash, tag or structure) is skipped and
    * recorded in `damaged`: blobs only it listed then read as missing, and everything else stays usable.
    */
-  async load(storage: StorageBackend, dataKey: Buffer): Promise<void> {
+  async load(storage: StorageBackend, ring: KeyRing): Promise<void> {
     for await (const info of storage.list('index/')) {
       if (this.files.has(info.name) || this.damaged.has(info.name)) continue;
       const bytes = await storage.read(info.name);
@@ -77,7 +78,7 @@ export class BlobIndex {
             `${info.name}: content does not match its name (damaged)`,
           );
         }
-        file = openFile<IndexFile>(dataKey, 'index', bytes, info.name);
+        file = await openFile<IndexFile>(ring, 'index', bytes, info.name);
       } catch (error) {
         if (!isLifeboatError(error, 'LB_REPO_CORRUPT')) throw error;
         this.damaged.set(info.name, error);
@@ -95,10 +96,10 @@ export class BlobIndex {
   /** Writes one index file listing `packs`; returns its name. */
   static async write(
     storage: StorageBackend,
-    dataKey: Buffer,
+    ring: KeyRing,
     packs: Array<{ id: string; blobs: PackedBlob[] }>,
   ): Promise<string> {
-    const bytes = sealFile(dataKey, 'index', { version: INDEX_VERSION, packs } satisfies IndexFile);
+    const bytes = await sealFile(ring, 'index', { version: INDEX_VERSION, packs } satisfies IndexFile, true);
     const name = `index/${sha256Hex(bytes)}`;
     await storage.write(name, bytes);
     return name;

@@ -11,7 +11,7 @@
 import { isLifeboatError } from '../errors.js';
 import type { BlobIndex } from './blob-index.js';
 import { sha256Hex } from './crypto.js';
-import { PACK_HEADER_BYTES, openBlob, openPackKey, packName, readPackDirectory } from './pack.js';
+import { openBlob, openPackKey, packName, readPackDirectory } from './pack.js';
 import type { Repository } from './repository.js';
 import { listSnapshotIds } from './snapshots.js';
 
@@ -148,21 +148,27 @@ async function verifyPack(
 ): Promise<{ message: string; blobs: string[] } | undefined> {
   const name = packName(pack);
   const all = blobs.map((blob) => blob.id);
-  const { dataKey, idKey } = repository.masterKeys;
+  const ring = repository.keyRing;
   const bytes = await repository.storage.read(name);
   const hashMatches = sha256Hex(bytes) === pack;
   let packKey: Buffer;
   try {
-    packKey = openPackKey(dataKey, bytes.subarray(0, PACK_HEADER_BYTES), name);
+    packKey = await openPackKey(ring, bytes, name);
   } catch (error) {
-    if (!isLifeboatError(error)) throw error;
+    if (!isLifeboatError(error) || error.code === 'LB_REPO_WRITE_ONLY') throw error;
     return { message: `header damaged: ${error.message}`, blobs: all };
   }
   // Every blob's tag and id, so that exactly the snapshots needing a damaged blob are named.
   const damaged: string[] = [];
   for (const blob of blobs) {
     try {
-      openBlob(packKey, idKey, blob, bytes.subarray(blob.offset, blob.offset + blob.length), name);
+      openBlob(
+        packKey,
+        ring.writer.idKey,
+        blob,
+        bytes.subarray(blob.offset, blob.offset + blob.length),
+        name,
+      );
     } catch (error) {
       if (!isLifeboatError(error)) throw error;
       damaged.push(blob.id);
@@ -175,7 +181,7 @@ async function verifyPack(
     };
   }
   try {
-    const listed = new Map(readPackDirectory(dataKey, bytes, name).map((blob) => [blob.id, blob]));
+    const listed = new Map(readPackDirectory(packKey, bytes, name).map((blob) => [blob.id, blob]));
     const disagreeing = blobs.filter((blob) => listed.get(blob.id)?.offset !== blob.offset);
     if (disagreeing.length > 0) {
       return {

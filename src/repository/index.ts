@@ -3,13 +3,14 @@ export {
   Repository,
   BackupSession,
   type BackupProgress,
+  type Credentials,
   type InitOptions,
   type OpenOptions,
   type RepositoryConfig,
 } from './repository.js';
 export type { ArtifactRecord, Snapshot, SnapshotManifest } from './snapshots.js';
 export { DEFAULT_CHUNKER, DEFAULT_PACK_SIZE, REPOSITORY_VERSION, type ChunkerParameters } from './format.js';
-export { DEFAULT_KDF, type KdfParameters } from './keys.js';
+export { DEFAULT_KDF, type KdfParameters, type KeyFileInfo, listKeyFiles, parseIdentities } from './keys.js';
 export { checkRepository, type CheckOptions, type CheckProblem, type CheckReport } from './check.js';
 export { prune, type PruneOptions, type PruneReport } from './prune.js';
 export { applyRetention, isEmptyPolicy, type RetentionDecision, type RetentionPolicy } from './retention.js';

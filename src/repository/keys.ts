@@ -1,26 +1,36 @@
-// Repository keys and password key files.
+// Repository keys, key files, and the key ring that wraps and unwraps content keys.
 //
 // Terms:
-//   master keys  the repository's secrets, made once at init:
-//                  dataKey     wraps the per-pack and per-file keys of everything stored (reading needs it)
-//                  idKey       HMAC key of blob ids
-//                  chunkerKey  seeds the chunker's gear table, so boundaries do not reveal content
-//   key file     keys/<id>: the master keys sealed under a key-encryption key derived from one password
-//                with scrypt. Several key files (several passwords) can open one repository.
-//   KEK          key-encryption key: scrypt(password, salt, N, r, p) → 32 bytes.
+//   writer keys  what every host that writes backups needs, in both modes:
+//                  idKey       HMAC key of blob ids (dedup)
+//                  chunkerKey  seeds the chunker's gear table
+//                  writerKey   seals the per-file keys of index files (so writers can dedup)
+//   reader keys  what reading data needs: in password mode the dataKeys (newest first; older ones stay
+//                after `key rotate`); in public-key mode the age identities (AGE-SECRET-KEY-1…).
+//   content key  a fresh random key per pack and per sealed file. It is wrapped:
+//                  wrap 1  seal(dataKey, key, aad)                (password mode, readers only)
+//                  wrap 2  age to the recipients of aad ‖ key     (public-key mode, readers only)
+//                  wrap 3  seal(writerKey, key, aad)              (index files, every writer)
+//   key file     keys/<sha256>. Password mode: the keys sealed under scrypt(password). Public-key mode:
+//                the recipients and the writer keys in plain base64 (see docs/repository-format.md for
+//                what that allows someone who can read the bucket to do).
 import { randomBytes, scrypt } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
+
+import { Decrypter, Encrypter } from 'age-encryption';
 
 import { LifeboatError, isLifeboatError } from '../errors.js';
 import type { StorageBackend } from '../storage/index.js';
 import { KEY_BYTES, newKey, open, seal, sha256Hex } from './crypto.js';
 import { KEY_FILE_VERSION, checkVersion } from './format.js';
 
-export interface MasterKeys {
-  dataKey: Buffer;
+export interface WriterKeys {
   idKey: Buffer;
   chunkerKey: Buffer;
+  writerKey: Buffer;
 }
+
+export type WrapKind = 1 | 2 | 3;
 
 /** scrypt cost parameters; N = 2^16 takes about 64 MiB and a fraction of a second. */
 export interface KdfParameters {
@@ -31,8 +41,86 @@ export interface KdfParameters {
 
 export const DEFAULT_KDF: KdfParameters = { N: 2 ** 16, r: 8, p: 1 };
 
-interface KeyFile {
+export type KeyMode = 'password' | 'public-key';
+
+/** Everything a process holds to use the repository. */
+export class KeyRing {
+  constructor(
+    readonly mode: KeyMode,
+    readonly writer: WriterKeys,
+    /** Password mode: dataKeys, newest first. */
+    readonly dataKeys: readonly Buffer[],
+    /** Public-key mode: recipients new data is wrapped to. */
+    readonly recipients: readonly string[],
+    /** Public-key mode: identities that can read (none on a write-only host). */
+    private readonly identities: readonly string[],
+  ) {}
+
+  /** Whether this process can read stored data (false on a write-only host). */
+  get canRead(): boolean {
+    return this.mode === 'password' || this.identities.length > 0;
+  }
+
+  /** Wraps a content key so that only readers can open it. */
+  async wrapForReaders(key: Buffer, aad: Buffer): Promise<{ kind: WrapKind; bytes: Buffer }> {
+    if (this.mode === 'password') return { kind: 1, bytes: seal(this.dataKeys[0]!, key, aad) };
+    const encrypter = new Encrypter();
+    for (const recipient of this.recipients) encrypter.addRecipient(recipient);
+    return { kind: 2, bytes: Buffer.from(await encrypter.encrypt(Buffer.concat([aad, key]))) };
+  }
+
+  /** Wraps a content key so that every writer can open it (index files). */
+  wrapForWriters(key: Buffer, aad: Buffer): { kind: WrapKind; bytes: Buffer } {
+    return { kind: 3, bytes: seal(this.writer.writerKey, key, aad) };
+  }
+
+  /** Opens a wrapped content key; LB_REPO_WRITE_ONLY where this host holds no reader key. */
+  async unwrap(kind: number, bytes: Buffer, aad: Buffer, what: string): Promise<Buffer> {
+    if (kind === 3) return open(this.writer.writerKey, bytes, what, aad);
+    if (kind === 1) {
+      if (this.mode !== 'password') throw this.writeOnly(what);
+      for (const dataKey of this.dataKeys.slice(0, -1)) {
+        try {
+          return open(dataKey, bytes, what, aad);
+        } catch {
+          // an older or newer dataKey; the last one's error is the one reported
+        }
+      }
+      return open(this.dataKeys[this.dataKeys.length - 1]!, bytes, what, aad);
+    }
+    if (kind === 2) {
+      if (this.identities.length === 0) throw this.writeOnly(what);
+      const decrypter = new Decrypter();
+      for (const identity of this.identities) decrypter.addIdentity(identity);
+      let plain: Buffer;
+      try {
+        plain = Buffer.from(await decrypter.decrypt(bytes));
+      } catch (error) {
+        throw new LifeboatError(
+          'LB_REPO_WRONG_KEY',
+          `${what}: none of the configured age identities can open it`,
+          { cause: error },
+        );
+      }
+      if (plain.length !== aad.length + KEY_BYTES || !plain.subarray(0, aad.length).equals(aad)) {
+        throw new LifeboatError('LB_REPO_CORRUPT', `${what}: wrapped key is bound to another object`);
+      }
+      return plain.subarray(aad.length);
+    }
+    throw new LifeboatError('LB_REPO_VERSION', `${what}: key wrapping ${kind} is not known to this lifeboat`);
+  }
+
+  private writeOnly(what: string): LifeboatError {
+    return new LifeboatError(
+      'LB_REPO_WRITE_ONLY',
+      `${what}: this host holds only the public recipients (write-only); reading needs repository.identity (identityFile)`,
+    );
+  }
+}
+
+interface PasswordKeyFile {
   version: number;
+  kind?: 'password';
   kdf: 'scrypt';
   N: number;
   r: number;
@@ -41,14 +129,35 @@ interface KeyFile {
   created: string;
   hostname: string;
   username: string;
-  /** base64 of seal(KEK, JSON of the master keys, aad "lifeboat key file"). */
+  /** base64 of seal(KEK, JSON { dataKeys: [base64…], idKey, chunkerKey, writerKey }, "lifeboat key file"). */
   keys: string;
+}
+
+interface PublicKeyFile {
+  version: number;
+  kind: 'public-key';
+  created: string;
+  hostname: string;
+  username: string;
+  recipients: string[];
+  /** The writer keys, base64, in the clear (see the threat model in docs/repository-format.md). */
+  writer: { idKey: string; chunkerKey: string; writerKey: string };
+}
+
+/** A key file's public facts, for `key list`. */
+export interface KeyFileInfo {
+  id: string;
+  kind: KeyMode;
+  created: string;
+  hostname: string;
+  username: string;
+  recipients?: string[];
 }
 
 const KEY_FILE_AAD = Buffer.from('lifeboat key file');
 
-export function generateMasterKeys(): MasterKeys {
-  return { dataKey: newKey(), idKey: newKey(), chunkerKey: newKey() };
+export function generateWriterKeys(): WriterKeys {
+  return { idKey: newKey(), chunkerKey: newKey(), writerKey: newKey() };
 }
 
 async function deriveKek(password: string, salt: Buffer, kdf: KdfParameters): Promise<Buffer> {
@@ -63,94 +172,188 @@ async function deriveKek(password: string, salt: Buffer, kdf: KdfParameters): Pr
   );
 }
 
-/** Writes a new key file for `password`; returns its id. */
-export async function addKeyFile(
-  storage: StorageBackend,
-  keys: MasterKeys,
-  password: string,
-  kdf: KdfParameters = DEFAULT_KDF,
-): Promise<string> {
-  const salt = randomBytes(32);
-  const kek = await deriveKek(password, salt, kdf);
-  const payload = Buffer.from(
-    JSON.stringify({
-      dataKey: keys.dataKey.toString('base64'),
-      idKey: keys.idKey.toString('base64'),
-      chunkerKey: keys.chunkerKey.toString('base64'),
-    }),
-  );
-  const file: KeyFile = {
-    version: KEY_FILE_VERSION,
-    kdf: 'scrypt',
-    ...kdf,
-    salt: salt.toString('base64'),
-    created: new Date().toISOString(),
-    hostname: hostname(),
-    username: userInfo().username,
-    keys: seal(kek, payload, KEY_FILE_AAD).toString('base64'),
-  };
+const b64 = (key: Buffer) => key.toString('base64');
+
+function decodeKey(value: unknown, field: string, what: string): Buffer {
+  const key = Buffer.from(typeof value === 'string' ? value : '', 'base64');
+  if (key.length !== KEY_BYTES)
+    throw new LifeboatError('LB_REPO_CORRUPT', `${what}: ${field} is not a 32-byte key`);
+  return key;
+}
+
+async function writeKeyFile(storage: StorageBackend, file: PasswordKeyFile | PublicKeyFile): Promise<string> {
   const bytes = Buffer.from(JSON.stringify(file, null, 2));
   const id = sha256Hex(bytes);
   await storage.write(`keys/${id}`, bytes, { createOnly: true });
   return id;
 }
 
-/** Opens the repository's master keys with a password, trying every key file. */
-export async function unlockWithPassword(
+const origin = () => ({
+  created: new Date().toISOString(),
+  hostname: hostname(),
+  username: userInfo().username,
+});
+
+/** Writes a password key file holding these keys; returns its id. */
+export async function addPasswordKey(
   storage: StorageBackend,
+  writer: WriterKeys,
+  dataKeys: readonly Buffer[],
   password: string,
-): Promise<{ keys: MasterKeys; keyId: string }> {
-  const names: string[] = [];
-  for await (const info of storage.list('keys/')) names.push(info.name);
-  if (names.length === 0) {
+  kdf: KdfParameters = DEFAULT_KDF,
+): Promise<string> {
+  const salt = randomBytes(32);
+  const kek = await deriveKek(password, salt, kdf);
+  const payload = {
+    dataKeys: dataKeys.map(b64),
+    idKey: b64(writer.idKey),
+    chunkerKey: b64(writer.chunkerKey),
+    writerKey: b64(writer.writerKey),
+  };
+  return writeKeyFile(storage, {
+    version: KEY_FILE_VERSION,
+    kind: 'password',
+    kdf: 'scrypt',
+    ...kdf,
+    salt: salt.toString('base64'),
+    ...origin(),
+    keys: seal(kek, Buffer.from(JSON.stringify(payload)), KEY_FILE_AAD).toString('base64'),
+  });
+}
+
+/** Writes a public-key key file (recipients and writer keys); returns its id. */
+export async function addPublicKey(
+  storage: StorageBackend,
+  writer: WriterKeys,
+  recipients: readonly string[],
+): Promise<string> {
+  return writeKeyFile(storage, {
+    version: KEY_FILE_VERSION,
+    kind: 'public-key',
+    ...origin(),
+    recipients: [...recipients],
+    writer: {
+      idKey: b64(writer.idKey),
+      chunkerKey: b64(writer.chunkerKey),
+      writerKey: b64(writer.writerKey),
+    },
+  });
+}
+
+async function readKeyFiles(
+  storage: StorageBackend,
+): Promise<Array<{ id: string; file: PasswordKeyFile | PublicKeyFile }>> {
+  const files: Array<{ id: string; file: PasswordKeyFile | PublicKeyFile }> = [];
+  for await (const info of storage.list('keys/')) {
+    const bytes = await storage.read(info.name);
+    let file: PasswordKeyFile | PublicKeyFile;
+    try {
+      file = JSON.parse(bytes.toString('utf8')) as PasswordKeyFile | PublicKeyFile;
+    } catch (error) {
+      throw new LifeboatError('LB_REPO_CORRUPT', `${info.name}: not a key file (invalid JSON)`, {
+        cause: error,
+      });
+    }
+    checkVersion(file.version, KEY_FILE_VERSION, info.name);
+    files.push({ id: info.name.slice('keys/'.length), file });
+  }
+  if (files.length === 0) {
     throw new LifeboatError(
       'LB_REPO_CORRUPT',
       `the repository at ${storage.location} has no key files (keys/ is empty)`,
     );
   }
-  for (const name of names.sort()) {
-    const file = parseKeyFile(await storage.read(name), name);
+  return files.sort((a, b) => a.file.created.localeCompare(b.file.created) || a.id.localeCompare(b.id));
+}
+
+export async function listKeyFiles(storage: StorageBackend): Promise<KeyFileInfo[]> {
+  return (await readKeyFiles(storage)).map(({ id, file }) => ({
+    id,
+    kind: file.kind === 'public-key' ? 'public-key' : 'password',
+    created: file.created,
+    hostname: file.hostname,
+    username: file.username,
+    ...(file.kind === 'public-key' ? { recipients: file.recipients } : {}),
+  }));
+}
+
+/** Opens a password-mode repository's keys, trying every password key file. */
+export async function unlockWithPassword(
+  storage: StorageBackend,
+  password: string,
+): Promise<{ ring: KeyRing; keyId: string }> {
+  const files = (await readKeyFiles(storage)).filter(({ file }) => file.kind !== 'public-key') as Array<{
+    id: string;
+    file: PasswordKeyFile;
+  }>;
+  for (const { id, file } of files) {
+    const name = `keys/${id}`;
+    if (file.kdf !== 'scrypt' || !Number.isInteger(file.N)) {
+      throw new LifeboatError(
+        'LB_REPO_CORRUPT',
+        `${name}: unknown key derivation ${JSON.stringify(file.kdf)}`,
+      );
+    }
     const kek = await deriveKek(password, Buffer.from(file.salt, 'base64'), file);
+    let payload: Record<string, unknown>;
     try {
-      const payload = JSON.parse(
+      payload = JSON.parse(
         open(kek, Buffer.from(file.keys, 'base64'), name, KEY_FILE_AAD).toString('utf8'),
-      ) as Record<string, string>;
-      const decode = (field: string) => {
-        const key = Buffer.from(payload[field] ?? '', 'base64');
-        if (key.length !== KEY_BYTES)
-          throw new LifeboatError('LB_REPO_CORRUPT', `${name}: ${field} is not a 32-byte key`);
-        return key;
-      };
-      return {
-        keys: { dataKey: decode('dataKey'), idKey: decode('idKey'), chunkerKey: decode('chunkerKey') },
-        keyId: name.slice('keys/'.length),
-      };
+      ) as Record<string, unknown>;
     } catch (error) {
       if (isLifeboatError(error, 'LB_REPO_CORRUPT') && /authentication failed/.test(error.message)) continue; // another password's file
       throw error;
     }
+    const dataKeys = (Array.isArray(payload.dataKeys) ? payload.dataKeys : []).map((key, index) =>
+      decodeKey(key, `dataKeys[${index}]`, name),
+    );
+    if (dataKeys.length === 0) throw new LifeboatError('LB_REPO_CORRUPT', `${name}: no dataKeys`);
+    const writer = {
+      idKey: decodeKey(payload.idKey, 'idKey', name),
+      chunkerKey: decodeKey(payload.chunkerKey, 'chunkerKey', name),
+      writerKey: decodeKey(payload.writerKey, 'writerKey', name),
+    };
+    return { ring: new KeyRing('password', writer, dataKeys, [], []), keyId: id };
   }
   throw new LifeboatError(
     'LB_REPO_WRONG_KEY',
-    `wrong password: none of the ${names.length} key file(s) of ${storage.location} opens with it`,
+    `wrong password: none of the ${files.length} password key file(s) of ${storage.location} opens with it`,
   );
 }
 
-function parseKeyFile(bytes: Buffer, name: string): KeyFile {
-  let file: KeyFile;
-  try {
-    file = JSON.parse(bytes.toString('utf8')) as KeyFile;
-  } catch (error) {
-    throw new LifeboatError('LB_REPO_CORRUPT', `${name}: not a key file (invalid JSON)`, { cause: error });
-  }
-  checkVersion(file.version, KEY_FILE_VERSION, name);
-  if (
-    file.kdf !== 'scrypt' ||
-    !Number.isInteger(file.N) ||
-    !Number.isInteger(file.r) ||
-    !Number.isInteger(file.p)
-  ) {
-    throw new LifeboatError('LB_REPO_CORRUPT', `${name}: unknown key derivation ${JSON.stringify(file.kdf)}`);
-  }
-  return file;
+/**
+ * Opens a public-key repository with the recipients (and identities, if any) from this host's config.
+ * New data is wrapped to the configured recipients, never to recipients read from the repository, so
+ * someone who can write to the bucket cannot redirect backups to a key of their own.
+ */
+export async function unlockWithRecipients(
+  storage: StorageBackend,
+  recipients: readonly string[],
+  identities: readonly string[],
+): Promise<{ ring: KeyRing; keyId: string }> {
+  const files = (await readKeyFiles(storage)).filter(({ file }) => file.kind === 'public-key') as Array<{
+    id: string;
+    file: PublicKeyFile;
+  }>;
+  const newest = files[files.length - 1];
+  if (!newest)
+    throw new LifeboatError(
+      'LB_REPO_WRONG_KEY',
+      `the repository at ${storage.location} has no public-key key file`,
+    );
+  const name = `keys/${newest.id}`;
+  const writer = {
+    idKey: decodeKey(newest.file.writer.idKey, 'idKey', name),
+    chunkerKey: decodeKey(newest.file.writer.chunkerKey, 'chunkerKey', name),
+    writerKey: decodeKey(newest.file.writer.writerKey, 'writerKey', name),
+  };
+  return { ring: new KeyRing('public-key', writer, [], recipients, identities), keyId: newest.id };
+}
+
+/** The AGE-SECRET-KEY-… lines of an identity file's text (comments and blank lines skipped). */
+export function parseIdentities(text: string | undefined): string[] {
+  return (text ?? '')
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => /^AGE-SECRET-KEY-1[0-9A-Z]+$/.test(line));
 }

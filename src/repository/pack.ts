@@ -1,6 +1,7 @@
 // Packs: many encrypted blobs in one storage object, sized for S3 (about 16 MiB).
 //
-//   header   "LBPK" | u8 version | 3 zero bytes | u32le wrapped key length | seal(dataKey, packKey, aad "lifeboat pack key")
+//   header   "LBPK" | u8 version | u8 wrap | 2 zero bytes | u32le wrapped key length | the pack key wrapped
+//            for readers (wrap 1: seal(dataKey, …), wrap 2: age; aad "lifeboat pack key", see keys.ts)
 //   blobs    seal(packKey, payload, aad = the blob id's 32 bytes), one after another
 //   trailer  seal(packKey, zstd(JSON directory), aad "lifeboat pack directory") | u32le its length | "LBPK"
 //
@@ -13,14 +14,16 @@
 import { compress, decompress } from './zstd.js';
 
 import { LifeboatError } from '../errors.js';
-import { SEAL_OVERHEAD, blobId as keyedId, newKey, open, seal, sha256Hex } from './crypto.js';
+import type { StorageBackend } from '../storage/index.js';
+import { blobId as keyedId, newKey, open, seal, sha256Hex } from './crypto.js';
 import { PACK_VERSION, checkVersion } from './format.js';
+import type { KeyRing } from './keys.js';
 
 const MAGIC = Buffer.from('LBPK');
 const KEY_AAD = Buffer.from('lifeboat pack key');
 const DIRECTORY_AAD = Buffer.from('lifeboat pack directory');
-/** Bytes of the header: magic, version, padding, length, sealed 32-byte key. */
-export const PACK_HEADER_BYTES = 4 + 1 + 3 + 4 + 32 + SEAL_OVERHEAD;
+/** Bytes before the wrapped key: magic, version, wrap, padding, length. */
+export const PACK_PREFIX_BYTES = 12;
 
 export interface PackedBlob {
   /** Blob id (hex HMAC of the plaintext). */
@@ -41,22 +44,28 @@ export function packName(packId: string): string {
 
 /** Accumulates blobs into one pack. */
 export class PackWriter {
-  private readonly packKey = newKey();
   private readonly parts: Buffer[] = [];
   private readonly blobs: PackedBlob[] = [];
   private offset: number;
 
-  constructor(
-    dataKey: Buffer,
+  private constructor(
+    private readonly packKey: Buffer,
+    wrapped: { kind: number; bytes: Buffer },
     private readonly compressionLevel: number,
   ) {
-    const header = Buffer.alloc(12);
+    const header = Buffer.alloc(PACK_PREFIX_BYTES);
     MAGIC.copy(header, 0);
     header.writeUInt8(PACK_VERSION, 4);
-    const wrapped = seal(dataKey, this.packKey, KEY_AAD);
-    header.writeUInt32LE(wrapped.length, 8);
-    this.parts.push(header, wrapped);
-    this.offset = header.length + wrapped.length;
+    header.writeUInt8(wrapped.kind, 5);
+    header.writeUInt32LE(wrapped.bytes.length, 8);
+    this.parts.push(header, wrapped.bytes);
+    this.offset = header.length + wrapped.bytes.length;
+  }
+
+  /** A new, empty pack whose key is wrapped for the ring's readers. */
+  static async create(ring: KeyRing, compressionLevel: number): Promise<PackWriter> {
+    const packKey = newKey();
+    return new PackWriter(packKey, await ring.wrapForReaders(packKey, KEY_AAD), compressionLevel);
   }
 
   /** Bytes written so far. */
@@ -104,14 +113,30 @@ export class PackWriter {
   }
 }
 
-/** Opens the pack key from a pack's first PACK_HEADER_BYTES bytes. */
-export function openPackKey(dataKey: Buffer, header: Buffer, what: string): Buffer {
-  if (header.length < 12 || !header.subarray(0, 4).equals(MAGIC)) {
+/** Opens the pack key from the start of a pack (at least its header). */
+export async function openPackKey(ring: KeyRing, start: Buffer, what: string): Promise<Buffer> {
+  if (start.length < PACK_PREFIX_BYTES || !start.subarray(0, 4).equals(MAGIC)) {
     throw new LifeboatError('LB_REPO_CORRUPT', `${what}: not a pack (bad magic)`);
   }
-  checkVersion(header.readUInt8(4), PACK_VERSION, what);
-  const length = header.readUInt32LE(8);
-  return open(dataKey, header.subarray(12, 12 + length), `${what} (pack key)`, KEY_AAD);
+  checkVersion(start.readUInt8(4), PACK_VERSION, what);
+  const length = start.readUInt32LE(8);
+  if (start.length < PACK_PREFIX_BYTES + length)
+    throw new LifeboatError('LB_REPO_CORRUPT', `${what}: truncated pack header`);
+  return ring.unwrap(
+    start.readUInt8(5),
+    start.subarray(PACK_PREFIX_BYTES, PACK_PREFIX_BYTES + length),
+    KEY_AAD,
+    `${what} (pack key)`,
+  );
+}
+
+/** Reads a pack's header from storage (two small ranged reads) and opens its key. */
+export async function readPackKey(storage: StorageBackend, ring: KeyRing, name: string): Promise<Buffer> {
+  const prefix = await storage.read(name, { offset: 0, length: PACK_PREFIX_BYTES });
+  if (!prefix.subarray(0, 4).equals(MAGIC))
+    throw new LifeboatError('LB_REPO_CORRUPT', `${name}: not a pack (bad magic)`);
+  const wrapped = await storage.read(name, { offset: PACK_PREFIX_BYTES, length: prefix.readUInt32LE(8) });
+  return openPackKey(ring, Buffer.concat([prefix, wrapped]), name);
 }
 
 /** Decrypts, decompresses and verifies one blob read from a pack. */
@@ -141,9 +166,8 @@ export function openBlob(
 }
 
 /** Reads the directory from a whole pack (used by check and index rebuilds). */
-export function readPackDirectory(dataKey: Buffer, bytes: Buffer, what: string): PackedBlob[] {
-  const packKey = openPackKey(dataKey, bytes.subarray(0, PACK_HEADER_BYTES), what);
-  if (bytes.length < PACK_HEADER_BYTES + 8 || !bytes.subarray(bytes.length - 4).equals(MAGIC)) {
+export function readPackDirectory(packKey: Buffer, bytes: Buffer, what: string): PackedBlob[] {
+  if (bytes.length < PACK_PREFIX_BYTES + 8 || !bytes.subarray(bytes.length - 4).equals(MAGIC)) {
     throw new LifeboatError('LB_REPO_CORRUPT', `${what}: truncated pack (no trailer)`);
   }
   const length = bytes.readUInt32LE(bytes.length - 8);

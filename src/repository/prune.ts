@@ -12,7 +12,7 @@
 // used blobs missing (it would only make things worse).
 import { LifeboatError } from '../errors.js';
 import { BlobIndex } from './blob-index.js';
-import { PACK_HEADER_BYTES, PackWriter, type PackedBlob, openBlob, openPackKey, packName } from './pack.js';
+import { PackWriter, type PackedBlob, openBlob, packName, readPackKey } from './pack.js';
 import { acquireLock } from './locks.js';
 import type { Repository } from './repository.js';
 import { listSnapshotIds, loadSnapshot } from './snapshots.js';
@@ -36,11 +36,11 @@ export interface PruneReport {
 
 export async function prune(repository: Repository, options: PruneOptions = {}): Promise<PruneReport> {
   const { storage } = repository;
-  const { dataKey, idKey } = repository.masterKeys;
+  const ring = repository.keyRing;
   const lock = await acquireLock(storage, options.dryRun ? 'prune --dry-run' : 'prune', true);
   try {
     const index = new BlobIndex();
-    await index.load(storage, dataKey);
+    await index.load(storage, ring);
     if (index.damaged.size > 0) {
       throw new LifeboatError(
         'LB_REPO_CORRUPT',
@@ -49,7 +49,7 @@ export async function prune(repository: Repository, options: PruneOptions = {}):
     }
     const used = new Set<string>();
     for (const id of await listSnapshotIds(storage)) {
-      const snapshot = await loadSnapshot(storage, dataKey, id); // a damaged snapshot throws: refuse
+      const snapshot = await loadSnapshot(storage, ring, id); // a damaged snapshot throws: refuse
       for (const artifact of snapshot.artifacts) for (const blob of artifact.blobs) used.add(blob);
     }
     const missing = [...used].filter((blob) => !index.has(blob));
@@ -105,15 +105,11 @@ export async function prune(repository: Repository, options: PruneOptions = {}):
     };
     for (const pack of repack) {
       const name = packName(pack);
-      const packKey = openPackKey(
-        dataKey,
-        await storage.read(name, { offset: 0, length: PACK_HEADER_BYTES }),
-        name,
-      );
+      const packKey = await readPackKey(storage, ring, name);
       for (const blob of index.blobsOf(pack).filter((candidate) => usedHere(pack, candidate))) {
         const sealed = await storage.read(name, { offset: blob.offset, length: blob.length });
-        writer ??= new PackWriter(dataKey, repository.options.compressionLevel);
-        writer.add(blob.id, openBlob(packKey, idKey, blob, sealed, name));
+        writer ??= await PackWriter.create(ring, repository.options.compressionLevel);
+        writer.add(blob.id, openBlob(packKey, ring.writer.idKey, blob, sealed, name));
         if (writer.size >= repository.config.packSize) await flush();
       }
     }
@@ -121,7 +117,7 @@ export async function prune(repository: Repository, options: PruneOptions = {}):
     report.newPacks = written.length;
 
     // 2. One index for everything kept, 3. old index files go, 4. old packs go.
-    const newIndex = await BlobIndex.write(storage, dataKey, [...keep, ...written]);
+    const newIndex = await BlobIndex.write(storage, ring, [...keep, ...written]);
     for (const name of index.files.keys()) if (name !== newIndex) await storage.delete(name);
     for (const pack of [...remove, ...repack, ...unreferenced]) await storage.delete(packName(pack));
     return report;

@@ -19,7 +19,7 @@ import { LifeboatError, isLifeboatError } from '../errors.js';
 import type { StorageBackend } from '../storage/index.js';
 import { BlobIndex } from './blob-index.js';
 import { Chunker } from './chunker.js';
-import { blobId } from './crypto.js';
+import { blobId, newKey } from './crypto.js';
 import {
   type ChunkerParameters,
   DEFAULT_CHUNKER,
@@ -29,14 +29,17 @@ import {
 } from './format.js';
 import {
   type KdfParameters,
-  type MasterKeys,
-  addKeyFile,
-  generateMasterKeys,
+  type KeyMode,
+  type KeyRing,
+  addPasswordKey,
+  addPublicKey,
+  generateWriterKeys,
   unlockWithPassword,
+  unlockWithRecipients,
 } from './keys.js';
 import { type HeldLock, acquireLock } from './locks.js';
 import { type RetentionDecision, type RetentionPolicy, applyRetention, isEmptyPolicy } from './retention.js';
-import { PACK_HEADER_BYTES, PackWriter, type PackedBlob, openBlob, openPackKey, packName } from './pack.js';
+import { PackWriter, type PackedBlob, openBlob, packName, readPackKey } from './pack.js';
 import {
   type ArtifactRecord,
   type Snapshot,
@@ -52,21 +55,29 @@ export interface RepositoryConfig {
   version: number;
   id: string;
   created: string;
-  keyMode: 'password';
+  keyMode: KeyMode;
   chunker: ChunkerParameters;
   packSize: number;
 }
 
-export interface InitOptions {
-  password: string;
+/** How a process proves it may use the repository: a password, or age recipients (+ identities). */
+export interface Credentials {
+  /** Password mode. */
+  password?: string;
+  /** Public-key mode: the age recipients new data is wrapped to (from this host's config). */
+  recipients?: readonly string[];
+  /** Public-key mode: age identities that can read (absent on a write-only host). */
+  identities?: readonly string[];
+}
+
+export interface InitOptions extends Credentials {
   chunker?: ChunkerParameters;
   packSize?: number;
   /** scrypt cost (tests use a cheaper one). */
   kdf?: KdfParameters;
 }
 
-export interface OpenOptions {
-  password: string;
+export interface OpenOptions extends Credentials {
   /** zstd level for new blobs; 0 stores them raw. Default 3. */
   compressionLevel?: number;
   /** Packs uploading at once during a backup. Default 4. */
@@ -89,9 +100,9 @@ export class Repository {
   private constructor(
     readonly storage: StorageBackend,
     readonly config: RepositoryConfig,
-    private readonly keys: MasterKeys,
+    private readonly ring: KeyRing,
     readonly index: BlobIndex,
-    readonly options: Required<Omit<OpenOptions, 'password'>>,
+    readonly options: Required<Omit<OpenOptions, keyof Credentials>>,
   ) {}
 
   /** Creates a repository at an empty location; refuses (LB_REPO_EXISTS) if anything is there. */
@@ -105,14 +116,19 @@ export class Repository {
           : `${storage.location} is not empty (found ${info.name}): lifeboat init needs an empty location`,
       );
     }
-    const keys = generateMasterKeys();
-    await addKeyFile(storage, keys, options.password, options.kdf);
+    const writer = generateWriterKeys();
+    const keyMode: KeyMode = options.password !== undefined ? 'password' : 'public-key';
+    if (options.password !== undefined)
+      await addPasswordKey(storage, writer, [newKey()], options.password, options.kdf);
+    else if (options.recipients && options.recipients.length > 0)
+      await addPublicKey(storage, writer, options.recipients);
+    else throw new LifeboatError('LB_USAGE', 'lifeboat init needs a password or age recipients');
     const config: RepositoryConfig = {
       format: 'lifeboat-repository',
       version: REPOSITORY_VERSION,
       id: randomBytes(16).toString('hex'),
       created: new Date().toISOString(),
-      keyMode: 'password',
+      keyMode,
       chunker: options.chunker ?? DEFAULT_CHUNKER,
       packSize: options.packSize ?? DEFAULT_PACK_SIZE,
     };
@@ -135,25 +151,25 @@ export class Repository {
   /** Opens an existing repository: reads its config, unlocks its keys, loads its index. */
   static async open(storage: StorageBackend, options: OpenOptions): Promise<Repository> {
     const config = await readConfig(storage);
-    const { keys } = await unlockWithPassword(storage, options.password);
+    const ring = await unlock(storage, config, options);
     const index = new BlobIndex();
-    await index.load(storage, keys.dataKey);
-    return new Repository(storage, config, keys, index, {
+    await index.load(storage, ring);
+    return new Repository(storage, config, ring, index, {
       compressionLevel: options.compressionLevel ?? 3,
       uploadConcurrency: options.uploadConcurrency ?? 4,
       readAhead: options.readAhead ?? 8,
     });
   }
 
-  /** The master keys, for the repository's own modules (check). Never leaves src/repository. */
-  get masterKeys(): Readonly<MasterKeys> {
-    return this.keys;
+  /** The key ring, for the repository's own modules (check, prune). Never leaves src/repository. */
+  get keyRing(): KeyRing {
+    return this.ring;
   }
 
   /** Starts a backup under a shared lock; its artifacts become visible with commit(). */
   async startBackup(onProgress?: (progress: BackupProgress) => void): Promise<BackupSession> {
     const lock = await acquireLock(this.storage, 'backup', false);
-    return new BackupSession(this, this.keys, lock, onProgress);
+    return new BackupSession(this, this.ring, lock, onProgress);
   }
 
   /**
@@ -196,7 +212,7 @@ export class Repository {
   async loadSnapshot(idOrPrefix: string): Promise<Snapshot> {
     const id = idOrPrefix.length === 64 ? idOrPrefix : await resolveSnapshotId(this.storage, idOrPrefix);
     try {
-      return await loadSnapshot(this.storage, this.keys.dataKey, id);
+      return await loadSnapshot(this.storage, this.ring, id);
     } catch (error) {
       if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) {
         throw new LifeboatError('LB_SNAPSHOT_NOT_FOUND', `no snapshot with id ${idOrPrefix}`, {
@@ -260,15 +276,13 @@ export class Repository {
     try {
       let packKey = packKeys.get(entry.pack);
       if (!packKey) {
-        packKey = this.storage
-          .read(name, { offset: 0, length: PACK_HEADER_BYTES })
-          .then((header) => openPackKey(this.keys.dataKey, header, name));
+        packKey = readPackKey(this.storage, this.ring, name);
         packKey.catch(() => undefined); // observed by whichever blob awaits it
         packKeys.set(entry.pack, packKey);
         if (packKeys.size > 64) packKeys.delete(packKeys.keys().next().value!);
       }
       const sealed = await this.storage.read(name, { offset: entry.offset, length: entry.length });
-      return openBlob(await packKey, this.keys.idKey, entry, sealed, name);
+      return openBlob(await packKey, this.ring.writer.idKey, entry, sealed, name);
     } catch (error) {
       if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) {
         throw new LifeboatError(
@@ -304,7 +318,7 @@ export class BackupSession {
 
   constructor(
     private readonly repository: Repository,
-    private readonly keys: MasterKeys,
+    private readonly ring: KeyRing,
     private readonly lock: HeldLock,
     private readonly onProgress?: (progress: BackupProgress) => void,
   ) {}
@@ -322,7 +336,7 @@ export class BackupSession {
 
   /** Chunks, deduplicates and stores one artifact; returns its record (also kept for commit). */
   async writeArtifact(name: string, input: AsyncIterable<unknown>): Promise<ArtifactRecord> {
-    const chunker = new Chunker(this.keys.chunkerKey, this.repository.config.chunker);
+    const chunker = new Chunker(this.ring.writer.chunkerKey, this.repository.config.chunker);
     const hash = createHash('sha256');
     const blobs: string[] = [];
     let size = 0;
@@ -348,7 +362,7 @@ export class BackupSession {
     this.closePack();
     await this.drain(0);
     if (this.uploaded.length > 0) {
-      const name = await BlobIndex.write(this.repository.storage, this.keys.dataKey, this.uploaded);
+      const name = await BlobIndex.write(this.repository.storage, this.ring, this.uploaded);
       // The same Repository object sees (and dedups against) what this session stored.
       for (const pack of this.uploaded) this.repository.index.addPack(pack.id, pack.blobs);
       this.repository.index.files.set(
@@ -356,7 +370,7 @@ export class BackupSession {
         this.uploaded.map((pack) => pack.id),
       );
     }
-    const id = await saveSnapshot(this.repository.storage, this.keys.dataKey, {
+    const id = await saveSnapshot(this.repository.storage, this.ring, {
       time: new Date().toISOString(),
       hostname: hostname(),
       ...manifest,
@@ -368,10 +382,10 @@ export class BackupSession {
   }
 
   private async addChunk(chunk: Buffer): Promise<string> {
-    const id = blobId(this.keys.idKey, chunk);
+    const id = blobId(this.ring.writer.idKey, chunk);
     if (this.repository.index.has(id) || this.sessionBlobs.has(id)) return id;
     this.sessionBlobs.add(id);
-    this.pack ??= new PackWriter(this.keys.dataKey, this.repository.options.compressionLevel);
+    this.pack ??= await PackWriter.create(this.ring, this.repository.options.compressionLevel);
     this.pack.add(id, chunk);
     this.progress.bytesNew += chunk.length;
     if (this.pack.size >= this.repository.config.packSize) {
@@ -439,4 +453,28 @@ async function readConfig(storage: StorageBackend): Promise<RepositoryConfig> {
   }
   checkVersion(config.version, REPOSITORY_VERSION, `the repository at ${storage.location}`);
   return config;
+}
+
+/** Unlocks the repository's keys with the credentials its key mode needs. */
+async function unlock(
+  storage: StorageBackend,
+  config: RepositoryConfig,
+  credentials: Credentials,
+): Promise<KeyRing> {
+  if (config.keyMode === 'password') {
+    if (credentials.password === undefined) {
+      throw new LifeboatError(
+        'LB_REPO_WRONG_KEY',
+        `the repository at ${storage.location} uses password mode: set repository.password`,
+      );
+    }
+    return (await unlockWithPassword(storage, credentials.password)).ring;
+  }
+  if (!credentials.recipients || credentials.recipients.length === 0) {
+    throw new LifeboatError(
+      'LB_REPO_WRONG_KEY',
+      `the repository at ${storage.location} uses public-key mode: set repository.recipients`,
+    );
+  }
+  return (await unlockWithRecipients(storage, credentials.recipients, credentials.identities ?? [])).ring;
 }

@@ -10,6 +10,7 @@ import type { StorageBackend } from '../storage/index.js';
 import { sha256Hex } from './crypto.js';
 import { openFile, sealFile } from './envelope.js';
 import { SNAPSHOT_VERSION, checkVersion } from './format.js';
+import type { KeyRing } from './keys.js';
 
 export interface ArtifactRecord {
   name: string;
@@ -42,21 +43,21 @@ export interface Snapshot extends SnapshotManifest {
 
 export async function saveSnapshot(
   storage: StorageBackend,
-  dataKey: Buffer,
+  ring: KeyRing,
   manifest: SnapshotManifest,
 ): Promise<string> {
-  const bytes = sealFile(dataKey, 'snapshot', manifest);
+  const bytes = await sealFile(ring, 'snapshot', manifest, false);
   const id = sha256Hex(bytes);
   await storage.write(`snapshots/${id}`, bytes);
   return id;
 }
 
-export async function loadSnapshot(storage: StorageBackend, dataKey: Buffer, id: string): Promise<Snapshot> {
+export async function loadSnapshot(storage: StorageBackend, ring: KeyRing, id: string): Promise<Snapshot> {
   const name = `snapshots/${id}`;
   const bytes = await storage.read(name);
   if (sha256Hex(bytes) !== id)
     throw new LifeboatError('LB_REPO_CORRUPT', `${name}: content does not match its name (damaged)`);
-  const manifest = openFile<SnapshotManifest>(dataKey, 'snapshot', bytes, name);
+  const manifest = await openFile<SnapshotManifest>(ring, 'snapshot', bytes, name);
   checkVersion(manifest.version, SNAPSHOT_VERSION, name);
   return { ...manifest, id };
 }
