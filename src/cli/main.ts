@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { LifeboatError } from '../errors.js';
 import { makeRunner, type RunnerState } from './command.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerKeyCommands } from './commands/keys.js';
 import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerRepositoryCommands } from './commands/repository.js';
 import { registerStreamCommands } from './commands/stream.js';
@@ -76,6 +77,7 @@ function buildProgram(state: RunnerState): Command {
   registerRepositoryCommands(program, run);
   registerStreamCommands(program, run);
   registerMaintenanceCommands(program, run);
+  registerKeyCommands(program, run);
 
   // Every subcommand inherits exit and output handling.
   const inherit = (command: Command): void => {

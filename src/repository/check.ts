@@ -61,7 +61,13 @@ export async function checkRepository(
       const snapshot = await repository.loadSnapshot(id);
       needs.set(id, new Set(snapshot.artifacts.flatMap((artifact) => artifact.blobs)));
     } catch (error) {
-      if (!isLifeboatError(error)) throw error;
+      // Not holding the key to read is not damage: say so instead of reporting every snapshot.
+      if (
+        !isLifeboatError(error) ||
+        error.code === 'LB_REPO_WRITE_ONLY' ||
+        error.code === 'LB_REPO_WRONG_KEY'
+      )
+        throw error;
       problems.push({ object: `snapshots/${id}`, message: error.message });
       needs.set(id, new Set(['(unreadable manifest)']));
       badBlobs.add('(unreadable manifest)');

@@ -15,3 +15,11 @@ export { checkRepository, type CheckOptions, type CheckProblem, type CheckReport
 export { prune, type PruneOptions, type PruneReport } from './prune.js';
 export { applyRetention, isEmptyPolicy, type RetentionDecision, type RetentionPolicy } from './retention.js';
 export { acquireLock, listLocks, removeLocks, type LockInfo } from './locks.js';
+export {
+  addPassword,
+  listKeys,
+  removeKey,
+  rotateKeys,
+  type KeyListing,
+  type RotationResult,
+} from './key-management.js';

@@ -101,6 +101,8 @@ export class Repository {
     readonly storage: StorageBackend,
     readonly config: RepositoryConfig,
     private readonly ring: KeyRing,
+    /** The key file this process opened the repository with. */
+    readonly keyId: string,
     readonly index: BlobIndex,
     readonly options: Required<Omit<OpenOptions, keyof Credentials>>,
   ) {}
@@ -151,10 +153,10 @@ export class Repository {
   /** Opens an existing repository: reads its config, unlocks its keys, loads its index. */
   static async open(storage: StorageBackend, options: OpenOptions): Promise<Repository> {
     const config = await readConfig(storage);
-    const ring = await unlock(storage, config, options);
+    const { ring, keyId } = await unlock(storage, config, options);
     const index = new BlobIndex();
     await index.load(storage, ring);
-    return new Repository(storage, config, ring, index, {
+    return new Repository(storage, config, ring, keyId, index, {
       compressionLevel: options.compressionLevel ?? 3,
       uploadConcurrency: options.uploadConcurrency ?? 4,
       readAhead: options.readAhead ?? 8,
@@ -460,7 +462,7 @@ async function unlock(
   storage: StorageBackend,
   config: RepositoryConfig,
   credentials: Credentials,
-): Promise<KeyRing> {
+): Promise<{ ring: KeyRing; keyId: string }> {
   if (config.keyMode === 'password') {
     if (credentials.password === undefined) {
       throw new LifeboatError(
@@ -468,7 +470,7 @@ async function unlock(
         `the repository at ${storage.location} uses password mode: set repository.password`,
       );
     }
-    return (await unlockWithPassword(storage, credentials.password)).ring;
+    return unlockWithPassword(storage, credentials.password);
   }
   if (!credentials.recipients || credentials.recipients.length === 0) {
     throw new LifeboatError(
@@ -476,5 +478,5 @@ async function unlock(
       `the repository at ${storage.location} uses public-key mode: set repository.recipients`,
     );
   }
-  return (await unlockWithRecipients(storage, credentials.recipients, credentials.identities ?? [])).ring;
+  return unlockWithRecipients(storage, credentials.recipients, credentials.identities ?? []);
 }

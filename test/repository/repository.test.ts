@@ -1,7 +1,7 @@
 // The repository on real storage (a local directory and MinIO): bit-exact round trips at chunk edges,
 // dedup of a 5%-changed second backup, wrong keys and versions, corruption that is detected and never
 // restored, and two backups into one repository at once.
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,31 +21,12 @@ import {
 import { packName } from '../../src/repository/pack.js';
 import { type StorageBackend, openStorage } from '../../src/storage/index.js';
 import { needs } from '../harness/needs.js';
+import { dumpLike, randomData } from './data.js';
 
 const MiB = 1024 * 1024;
 const PASSWORD = 'correct horse battery staple';
 const CHEAP_KDF = { N: 2 ** 10, r: 8, p: 1 };
 const { minSize, averageSize, maxSize } = DEFAULT_CHUNKER;
-
-/** Deterministic pseudo-random bytes. */
-export function randomData(size: number, seed: number): Buffer {
-  return createCipheriv('aes-256-ctr', Buffer.alloc(32, seed), Buffer.alloc(16)).update(Buffer.alloc(size));
-}
-
-/** SQL-dump-like text: repetitive rows with varying numbers, and a binary stretch. */
-export function dumpLike(size: number, seed: number): Buffer {
-  const rows: string[] = ['COPY public.orders (id, customer, amount, created, note) FROM stdin;\n'];
-  let length = rows[0]!.length;
-  for (let row = 0; length < size; row++) {
-    const line = `${row}\tcustomer-${(row * 7919 + seed) % 5003}@example.org\t${((row * 104_729) % 1_000_000) / 100}\t2024-${String((row % 12) + 1).padStart(2, '0')}-${String((row % 28) + 1).padStart(2, '0')} 10:${String(row % 60).padStart(2, '0')}:00+00\tnote ${row % 211} ${seed}\n`;
-    rows.push(line);
-    length += line.length;
-  }
-  const text = Buffer.from(rows.join('')).subarray(0, size);
-  const binary = randomData(Math.floor(size / 10), seed + 1);
-  binary.copy(text, Math.floor(size / 2), 0, Math.min(binary.length, size - Math.floor(size / 2)));
-  return text;
-}
 
 async function collect(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -1,7 +1,9 @@
-#!/usr/bin/env node
-// bench/generate.mjs: writes a pg_dump-like stream for the repository benchmark (bench/repository.sh).
+// bench/generate.ts: writes a pg_dump-like stream for the repository benchmark (bench/repository.sh).
 //
-//   node bench/generate.mjs V1_PATH [V2_PATH] [--size-mib N] [--seed S] [--changed F] [--stretches K]
+//   node generate.js V1_PATH [V2_PATH] [--size-mib N] [--seed S] [--changed F] [--stretches K]
+//
+// No dependencies beyond Node. tsx is not installed, so bench/repository.sh compiles this file with tsc
+// into its scratch directory and runs the JavaScript; it stays TypeScript so lint and typecheck cover it.
 //
 // V1_PATH gets N MiB (default 2048) of PostgreSQL plain-format dump text: a preamble, then `COPY ... FROM
 // stdin` sections for customers, orders, order_items and events (ids, e-mails drawn from a limited set,
@@ -27,11 +29,19 @@ const ID_LIMIT = 99_999_999;
 // ---------------------------------------------------------------------------------------------------
 // Arguments
 
-function parseArgs(argv) {
-  const options = { paths: [], sizeMib: 2048, seed: 'lifeboat-bench', changed: 0.05, stretches: 200 };
+interface Options {
+  paths: string[];
+  sizeMib: number;
+  seed: string;
+  changed: number;
+  stretches: number;
+}
+
+function parseArgs(argv: readonly string[]): Options {
+  const options: Options = { paths: [], sizeMib: 2048, seed: 'lifeboat-bench', changed: 0.05, stretches: 200 };
   for (let index = 0; index < argv.length; index++) {
-    const arg = argv[index];
-    const value = () => {
+    const arg = argv[index]!;
+    const value = (): string => {
       const next = argv[++index];
       if (next === undefined) throw new Error(`${arg} needs a value`);
       return next;
@@ -42,13 +52,14 @@ function parseArgs(argv) {
     else if (arg === '--stretches') options.stretches = Number(value());
     else if (arg === '-h' || arg === '--help') {
       process.stdout.write(
-        'usage: node bench/generate.mjs V1_PATH [V2_PATH] [--size-mib N] [--seed S] [--changed F] [--stretches K]\n',
+        'usage: node generate.js V1_PATH [V2_PATH] [--size-mib N] [--seed S] [--changed F] [--stretches K]\n',
       );
       process.exit(0);
     } else if (arg.startsWith('--')) throw new Error(`unknown option ${arg}`);
     else options.paths.push(arg);
   }
-  if (options.paths.length < 1 || options.paths.length > 2) throw new Error('give V1_PATH and optionally V2_PATH');
+  if (options.paths.length < 1 || options.paths.length > 2)
+    throw new Error('give V1_PATH and optionally V2_PATH');
   if (!(options.sizeMib > 0)) throw new Error('--size-mib must be positive');
   if (!(options.changed >= 0 && options.changed < 1)) throw new Error('--changed must be in [0, 1)');
   if (!(Number.isInteger(options.stretches) && options.stretches > 0)) {
@@ -60,7 +71,15 @@ function parseArgs(argv) {
 // ---------------------------------------------------------------------------------------------------
 // Deterministic randomness: sfc32 seeded from SHA-256 of a label.
 
-function rng(label) {
+interface Rng {
+  float(): number;
+  /** An integer in [min, max], both included. */
+  int(min: number, max: number): number;
+  pick<T>(list: readonly T[]): T;
+  chance(p: number): boolean;
+}
+
+function rng(label: string): Rng {
   const seed = createHash('sha256').update(label).digest();
   let a = seed.readUInt32LE(0);
   let b = seed.readUInt32LE(4);
@@ -78,16 +97,18 @@ function rng(label) {
   for (let index = 0; index < 16; index++) next();
   return {
     float: next,
-    int: (min, max) => min + Math.floor(next() * (max - min + 1)), // inclusive
-    pick: (list) => list[Math.floor(next() * list.length)],
+    int: (min, max) => min + Math.floor(next() * (max - min + 1)),
+    pick: <T>(list: readonly T[]): T => list[Math.floor(next() * list.length)]!,
     chance: (p) => next() < p,
   };
 }
 
 /** AES-256-CTR keystream: `bytes(variant, index, length)` is a deterministic random block. */
-function keystream(seed) {
+type Keystream = (variant: string, index: number, length: number) => Buffer;
+
+function keystream(seed: string): Keystream {
   const zeros = Buffer.alloc(BLOCK);
-  const keys = new Map();
+  const keys = new Map<string, Buffer>();
   return (variant, index, length) => {
     let key = keys.get(variant);
     if (!key) {
@@ -145,7 +166,16 @@ const WORDS = (
 ).split(' ');
 const COUNTRIES = 'US GB DE FR NL SE ES IT PL CA AU JP BR IN MX IE BE AT CH DK NO FI PT NZ SG'.split(' ');
 const CURRENCIES = ['USD', 'EUR', 'GBP', 'EUR', 'USD', 'USD', 'SEK', 'CAD'];
-const STATUSES = ['pending', 'paid', 'shipped', 'delivered', 'delivered', 'delivered', 'refunded', 'cancelled'];
+const STATUSES = [
+  'pending',
+  'paid',
+  'shipped',
+  'delivered',
+  'delivered',
+  'delivered',
+  'refunded',
+  'cancelled',
+];
 const EVENT_TYPES = (
   'page_view page_view page_view click click search add_to_cart remove_from_cart checkout_started ' +
   'checkout_completed login logout password_reset email_opened email_clicked api_call api_call'
@@ -170,32 +200,44 @@ const MIMES = ['application/pdf', 'image/png', 'image/jpeg', 'application/zip', 
 
 const ID_PLACEHOLDER = '00000000';
 
-function pad2(n) {
+function pad2(n: number): string {
   return n < 10 ? `0${n}` : `${n}`;
 }
 
-function makeHelpers(r) {
-  const emails = [];
+interface Helpers {
+  emails: string[];
+  timestamp(): string;
+  words(min: number, max: number): string;
+  textOfLength(length: number): string;
+  amount(): string;
+}
+
+function makeHelpers(r: Rng): Helpers {
+  const emails: string[] = [];
   for (let index = 0; index < 5000; index++) {
     const first = r.pick(FIRST);
     const last = r.pick(LAST);
     const style = r.int(0, 3);
     const local =
-      style === 0 ? `${first}.${last}` : style === 1 ? `${first[0]}${last}` : `${first}${last}${r.int(1, 99)}`;
+      style === 0
+        ? `${first}.${last}`
+        : style === 1
+          ? `${first.charAt(0)}${last}`
+          : `${first}${last}${r.int(1, 99)}`;
     emails.push(`${local}@${r.pick(DOMAINS)}`);
   }
   const timestamp = () =>
     `202${r.int(3, 5)}-${pad2(r.int(1, 12))}-${pad2(r.int(1, 28))} ${pad2(r.int(0, 23))}:${pad2(r.int(0, 59))}:` +
     `${pad2(r.int(0, 59))}.${String(r.int(0, 999999)).padStart(6, '0')}+00`;
-  const words = (min, max) => {
+  const words = (min: number, max: number): string => {
     const count = r.int(min, max);
-    const out = [];
+    const out: string[] = [];
     for (let index = 0; index < count; index++) out.push(r.pick(WORDS));
     const text = out.join(' ');
     return text.charAt(0).toUpperCase() + text.slice(1) + '.';
   };
   /** Exactly `length` characters of vocabulary text (length >= 1). */
-  const textOfLength = (length) => {
+  const textOfLength = (length: number): string => {
     let text = words(4, 12);
     while (text.length < length) text += ' ' + words(4, 12);
     text = text.slice(0, length);
@@ -205,14 +247,24 @@ function makeHelpers(r) {
   return { emails, timestamp, words, textOfLength, amount };
 }
 
-/** Tables: each builds a row as [fields before the free-text column, free text or null]. */
-function makeTables(r, h) {
+/**
+ * A table's row builder: [fields before the free-text column, free text or null, closing text]. The
+ * closing text (events' JSON brace) follows the free text, which the filler row pads.
+ */
+type Row = [head: string, text: string | null, tail?: string];
+interface Table {
+  columns: string;
+  row(): Row;
+}
+type TextTable = 'customers' | 'orders' | 'order_items' | 'events';
+
+function makeTables(r: Rng, h: Helpers): Record<TextTable, Table> {
   return {
     customers: {
       columns: 'id, email, full_name, country, created_at, is_active, marketing_opt_in, notes',
-      row: () => {
+      row: (): Row => {
         const email = r.pick(h.emails);
-        const name = email.split('@')[0].replace(/[0-9]/g, '').split('.').join(' ');
+        const name = email.split('@')[0]!.replace(/[0-9]/g, '').split('.').join(' ');
         return [
           `${ID_PLACEHOLDER}\t${email}\t${name}\t${r.pick(COUNTRIES)}\t${h.timestamp()}\t${r.chance(0.9) ? 't' : 'f'}\t` +
             `${r.chance(0.3) ? 't' : 'f'}\t`,
@@ -222,7 +274,7 @@ function makeTables(r, h) {
     },
     orders: {
       columns: 'id, customer_id, amount, currency, status, created_at, updated_at, note',
-      row: () => [
+      row: (): Row => [
         `${ID_PLACEHOLDER}\t${r.int(10_000_000, 10_400_000)}\t${h.amount()}\t${r.pick(CURRENCIES)}\t${r.pick(STATUSES)}\t` +
           `${h.timestamp()}\t${h.timestamp()}\t`,
         r.chance(0.35) ? h.words(3, 18) : null,
@@ -230,7 +282,7 @@ function makeTables(r, h) {
     },
     order_items: {
       columns: 'id, order_id, sku, quantity, unit_price, discount, gift_message',
-      row: () => [
+      row: (): Row => [
         `${ID_PLACEHOLDER}\t${r.int(10_000_000, 16_000_000)}\t${r.pick(SKUS_PREFIX)}-${r.int(1000, 9999)}\t` +
           `${r.int(1, 5)}\t${h.amount()}\t${r.chance(0.2) ? `${r.int(1, 30)}.00` : '0.00'}\t`,
         r.chance(0.05) ? h.words(3, 10) : null,
@@ -238,7 +290,7 @@ function makeTables(r, h) {
     },
     events: {
       columns: 'id, customer_id, event_type, created_at, payload',
-      row: () => {
+      row: (): Row => {
         const path = r.pick(PATHS).replace('{id}', String(r.int(10_000_000, 16_000_000)));
         const payload =
           `{"ip": "10.${r.int(0, 255)}.${r.int(0, 255)}.${r.int(1, 254)}", "path": "${path}", ` +
@@ -259,9 +311,14 @@ function makeTables(r, h) {
  * One pool block: exactly BLOCK bytes of whole rows, and the offsets of their id fields. The last row's
  * free text is sized so the block ends exactly on a row end.
  */
-function buildBlock(table, h) {
-  const rows = [];
-  const idOffsets = [];
+interface PoolBlock {
+  block: Buffer;
+  idOffsets: Uint32Array;
+}
+
+function buildBlock(table: Table, h: Helpers): PoolBlock {
+  const rows: string[] = [];
+  const idOffsets: number[] = [];
   let used = 0;
   const MAX_ROW = 700;
   for (;;) {
@@ -286,10 +343,11 @@ function buildBlock(table, h) {
 // ---------------------------------------------------------------------------------------------------
 // Layout: a list of segments, the same for v1 and v2.
 
-const TEXT_TABLES = ['customers', 'orders', 'order_items', 'events'];
-const SHARES = { customers: 0.08, orders: 0.3, order_items: 0.14, events: 0.4, documents: 0.05, raw: 0.03 };
+const TEXT_TABLES: readonly TextTable[] = ['customers', 'orders', 'order_items', 'events'];
+type Kind = TextTable | 'documents' | 'raw';
+const SHARES: Record<Kind, number> = { customers: 0.08, orders: 0.3, order_items: 0.14, events: 0.4, documents: 0.05, raw: 0.03 };
 
-function preamble(tables) {
+function preamble(tables: Record<TextTable, Table>): string {
   const lines = [
     '--',
     '-- PostgreSQL database dump',
@@ -323,14 +381,20 @@ function preamble(tables) {
 
 const DOCUMENT_COLUMNS = 'id, file_name, mime_type, size, content';
 
-function sectionHeader(name, columns) {
+function sectionHeader(name: string, columns: string): string {
   return `--\n-- Data for Name: ${name}; Type: TABLE DATA; Schema: public; Owner: app\n--\n\nCOPY public.${name} (${columns}) FROM stdin;\n`;
 }
 const SECTION_TRAILER = '\\.\n\n\n';
-const RAW_HEADER = '--\n-- Large-object data (raw bytes, as a custom-format archive would carry them)\n--\n\n';
+const RAW_HEADER =
+  '--\n-- Large-object data (raw bytes, as a custom-format archive would carry them)\n--\n\n';
 const FOOTER = '\n--\n-- PostgreSQL database dump complete\n--\n\n';
 
-function layout(total, tables) {
+type Segment = { text: string } | { kind: Kind; first: number; count: number; extra: number };
+
+function layout(
+  total: number,
+  tables: Record<TextTable, Table>,
+): { segments: Segment[]; blocks: number; remainder: number } {
   const fixed = [
     preamble(tables),
     ...TEXT_TABLES.map((name) => sectionHeader(name, tables[name].columns) + SECTION_TRAILER),
@@ -341,15 +405,18 @@ function layout(total, tables) {
   if (total < fixed + BLOCK) throw new Error(`size too small (need more than ${fixed + BLOCK} bytes)`);
   const blocks = Math.floor((total - fixed) / BLOCK);
   const remainder = total - fixed - blocks * BLOCK;
-  const names = [...TEXT_TABLES, 'documents', 'raw'];
+  const names: Kind[] = [...TEXT_TABLES, 'documents', 'raw'];
   const counts = names.map((name) => Math.floor(blocks * SHARES[name]));
   counts[names.indexOf('events')] += blocks - counts.reduce((a, b) => a + b, 0);
-  const segments = [{ text: preamble(tables) }];
+  const segments: Segment[] = [{ text: preamble(tables) }];
   let blockIndex = 0;
   names.forEach((name, index) => {
-    const count = counts[index];
+    const count = counts[index]!;
     if (name === 'raw') segments.push({ text: RAW_HEADER });
-    else segments.push({ text: sectionHeader(name, name === 'documents' ? DOCUMENT_COLUMNS : tables[name].columns) });
+    else
+      segments.push({
+        text: sectionHeader(name, name === 'documents' ? DOCUMENT_COLUMNS : tables[name].columns),
+      });
     segments.push({ kind: name, first: blockIndex, count, extra: name === 'raw' ? remainder : 0 });
     blockIndex += count;
     if (name !== 'raw') segments.push({ text: SECTION_TRAILER });
@@ -359,7 +426,7 @@ function layout(total, tables) {
 }
 
 /** Which blocks v2 rewrites: `stretches` runs of equal length, one in each equal region of the stream. */
-function changedBlocks(blocks, changed, stretches, r) {
+function changedBlocks(blocks: number, changed: number, stretches: number, r: Rng): Uint8Array {
   const set = new Uint8Array(blocks);
   const target = Math.round(blocks * changed);
   if (target === 0) return set;
@@ -377,55 +444,60 @@ function changedBlocks(blocks, changed, stretches, r) {
 // Output
 
 class Sink {
-  constructor(path) {
+  readonly fd: number;
+  readonly buffer: Buffer;
+  used: number;
+  written: number;
+
+  constructor(path: string) {
     this.fd = openSync(path, 'w');
     this.buffer = Buffer.allocUnsafe(8 * 1024 * 1024);
     this.used = 0;
     this.written = 0;
   }
   /** Reserves `length` bytes (<= BLOCK) and returns [buffer, offset] to fill them in. */
-  reserve(length) {
+  reserve(length: number): number {
     if (this.used + length > this.buffer.length) this.flush();
     const offset = this.used;
     this.used += length;
     this.written += length;
     return offset;
   }
-  text(text) {
+  text(text: string): void {
     const bytes = Buffer.from(text, 'latin1');
     for (let offset = 0; offset < bytes.length; offset += BLOCK) {
       const part = bytes.subarray(offset, offset + BLOCK);
       part.copy(this.buffer, this.reserve(part.length));
     }
   }
-  flush() {
+  flush(): void {
     let offset = 0;
     while (offset < this.used) offset += writeSync(this.fd, this.buffer, offset, this.used - offset);
     this.used = 0;
   }
-  close() {
+  close(): void {
     this.flush();
     closeSync(this.fd);
   }
 }
 
-function writeId(buffer, offset, id) {
+function writeId(buffer: Buffer, offset: number, id: number): void {
   for (let digit = 7; digit >= 0; digit--) {
     buffer[offset + digit] = 48 + (id % 10);
     id = Math.floor(id / 10);
   }
 }
 
-function main() {
+function main(): void {
   const options = parseArgs(process.argv.slice(2));
   const total = Math.round(options.sizeMib * 1024 * 1024);
   const started = process.hrtime.bigint();
   const r = rng(`${options.seed}:pool`);
   const helpers = makeHelpers(r);
   const tables = makeTables(r, helpers);
-  const pools = {};
+  const pools = {} as Record<TextTable, { blocks: PoolBlock[]; stride: number }>;
   for (const name of TEXT_TABLES) {
-    const blocks = [];
+    const blocks: PoolBlock[] = [];
     for (let index = 0; index < POOL_BLOCKS; index++) blocks.push(buildBlock(tables[name], helpers));
     const stride = Math.max(...blocks.map((block) => block.idOffsets.length));
     pools[name] = { blocks, stride };
@@ -441,43 +513,45 @@ function main() {
   let binaryBytes = 0;
 
   /** Pool order per table: a fresh shuffle per cycle, so a block repeats only a pool length later. */
-  const orders = {};
-  const orderFor = (name, cycle) => {
+  const orders: Partial<Record<TextTable, { key: string; order: number[] }>> = {};
+  const orderFor = (name: TextTable, cycle: number): number[] => {
     const key = `${name}:${cycle}`;
     if (orders[name]?.key !== key) {
       const order = Array.from({ length: POOL_BLOCKS }, (_, index) => index);
       const shuffle = rng(`${options.seed}:order:${key}`);
       for (let index = order.length - 1; index > 0; index--) {
         const other = shuffle.int(0, index);
-        [order[index], order[other]] = [order[other], order[index]];
+        [order[index], order[other]] = [order[other]!, order[index]!];
       }
       orders[name] = { key, order };
     }
-    return orders[name].order;
+    return orders[name]!.order;
   };
 
-  const emitText = (name, indexInSection, globalIndex) => {
+  const emitText = (name: TextTable, indexInSection: number, globalIndex: number): void => {
     const pool = pools[name];
     const order = orderFor(name, Math.floor(indexInSection / POOL_BLOCKS));
     const slot = indexInSection % POOL_BLOCKS;
     const firstId = ID_BASE + indexInSection * pool.stride;
-    if (firstId + pool.stride > ID_LIMIT) throw new Error(`table ${name} ran out of 8-digit ids: use a smaller size`);
-    const choices = [order[slot]];
+    if (firstId + pool.stride > ID_LIMIT)
+      throw new Error(`table ${name} ran out of 8-digit ids: use a smaller size`);
+    const choices = [order[slot]!];
     // v2's rewritten rows: same ids, another pool block's values (half a pool away in the order).
-    if (v2) choices.push(changed[globalIndex] ? order[(slot + POOL_BLOCKS / 2) % POOL_BLOCKS] : order[slot]);
+    if (v2) choices.push(changed[globalIndex] ? order[(slot + POOL_BLOCKS / 2) % POOL_BLOCKS]! : order[slot]!);
     sinks.forEach((sink, version) => {
-      const { block, idOffsets } = pool.blocks[choices[version]];
+      const { block, idOffsets } = pool.blocks[choices[version]!]!;
       const offset = sink.reserve(BLOCK);
       block.copy(sink.buffer, offset);
-      for (let row = 0; row < idOffsets.length; row++) writeId(sink.buffer, offset + idOffsets[row], firstId + row);
+      for (let row = 0; row < idOffsets.length; row++)
+        writeId(sink.buffer, offset + idOffsets[row]!, firstId + row);
     });
   };
 
-  const documentNames = helpers.emails.slice(0, 400).map((email) => email.split('@')[0]);
-  const emitDocuments = (indexInSection, globalIndex) => {
+  const documentNames = helpers.emails.slice(0, 400).map((email) => email.split('@')[0]!);
+  const emitDocuments = (indexInSection: number, globalIndex: number): void => {
     // Row structure from the block's own generator (same in v1 and v2), contents from the keystream.
     const shape = rng(`${options.seed}:documents:${indexInSection}`);
-    const rowsMeta = [];
+    const rowsMeta: { head: string; bytes: number }[] = [];
     let used = 0;
     let id = ID_BASE + indexInSection * 64;
     for (;;) {
@@ -518,7 +592,7 @@ function main() {
     binaryBytes += BLOCK;
   };
 
-  const emitRaw = (globalIndex, length) => {
+  const emitRaw = (globalIndex: number, length: number): void => {
     sinks.forEach((sink, version) => {
       const variant = version === 1 && changed[globalIndex] ? 'raw-v2' : 'raw';
       random(variant, globalIndex, length).copy(sink.buffer, sink.reserve(length));
@@ -527,7 +601,7 @@ function main() {
   };
 
   for (const segment of segments) {
-    if (segment.text !== undefined) {
+    if ('text' in segment) {
       for (const sink of sinks) sink.text(segment.text);
       continue;
     }
@@ -541,7 +615,7 @@ function main() {
     if (segment.extra > 0) emitRaw(segment.first + segment.count, segment.extra);
   }
   for (const sink of sinks) sink.close();
-  if (sinks[0].written !== total) throw new Error(`internal: wrote ${sinks[0].written} of ${total} bytes`);
+  if (sinks[0]!.written !== total) throw new Error(`internal: wrote ${sinks[0].written} of ${total} bytes`);
 
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const mib = (bytes) => (bytes / 1048576).toFixed(1);

@@ -1,0 +1,124 @@
+// `lifeboat key list|add|remove|rotate`: the repository's key files (passwords, age recipients).
+import { appendFile, chmod, readFile } from 'node:fs/promises';
+
+import type { Command } from 'commander';
+
+import { LifeboatError } from '../../errors.js';
+import { addPassword, listKeys, removeKey, rotateKeys } from '../../repository/index.js';
+import { openRepository } from '../../recovery/index.js';
+import type { CommandRunner } from '../command.js';
+
+async function newPassword(file: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
+  const password =
+    file !== undefined ? (await readFile(file, 'utf8')).replace(/\r?\n+$/, '') : env.LIFEBOAT_NEW_PASSWORD;
+  if (!password)
+    throw new LifeboatError(
+      'LB_USAGE',
+      'give the new password with --new-password-file FILE or $LIFEBOAT_NEW_PASSWORD',
+    );
+  return password;
+}
+
+export function registerKeyCommands(program: Command, run: CommandRunner): void {
+  const key = program.command('key').description('manage the repository keys (passwords or age recipients)');
+
+  key
+    .command('list')
+    .description('list key files')
+    .action(
+      run(async (context) => {
+        const repository = await openRepository(await context.config());
+        try {
+          const keys = await listKeys(repository);
+          context.output.result(keys, () =>
+            keys
+              .map(
+                (entry) =>
+                  `${entry.current ? '*' : ' '} ${entry.id.slice(0, 8)}  ${entry.kind.padEnd(10)}  ${entry.created}  ${entry.username}@${entry.hostname}${entry.recipients ? `  ${entry.recipients.join(', ')}` : ''}`,
+              )
+              .join('\n'),
+          );
+        } finally {
+          await repository.storage.close();
+        }
+      }),
+    );
+
+  key
+    .command('add')
+    .description('add a password (password mode)')
+    .option('--new-password-file <file>', 'file holding the new password (else $LIFEBOAT_NEW_PASSWORD)')
+    .action(
+      run(async (context, options) => {
+        const password = await newPassword(
+          (options as { newPasswordFile?: string }).newPasswordFile,
+          context.env,
+        );
+        const repository = await openRepository(await context.config());
+        try {
+          const id = await addPassword(repository, password);
+          context.output.result({ id }, `added key ${id.slice(0, 8)}`);
+        } finally {
+          await repository.storage.close();
+        }
+      }),
+    );
+
+  key
+    .command('remove')
+    .description('remove a key file (never the one in use, nor the last one)')
+    .argument('<id>', 'key id or unique prefix')
+    .action(
+      run(async (context, id) => {
+        const repository = await openRepository(await context.config());
+        try {
+          await removeKey(repository, id as string);
+          context.output.result({ removed: id }, `removed key ${id as string}`);
+        } finally {
+          await repository.storage.close();
+        }
+      }),
+    );
+
+  key
+    .command('rotate')
+    .description('new key for new data; old data stays readable (see docs/repository-format.md)')
+    .option(
+      '--identity-output <file>',
+      'public-key mode: append the new age identity to this file (mode 0600)',
+    )
+    .action(
+      run(async (context, options) => {
+        const { identityOutput } = options as { identityOutput?: string };
+        const loaded = await context.config();
+        const repository = await openRepository(loaded);
+        try {
+          if (repository.keyRing.mode === 'public-key' && identityOutput === undefined) {
+            throw new LifeboatError(
+              'LB_USAGE',
+              'in public-key mode, key rotate needs --identity-output FILE for the new identity',
+            );
+          }
+          const result = await rotateKeys(repository, {
+            ...(loaded.config.repository.password ? { password: loaded.config.repository.password } : {}),
+          });
+          if (result.identity && identityOutput) {
+            await appendFile(
+              identityOutput,
+              `# lifeboat identity created ${new Date().toISOString()}\n${result.identity}\n`,
+              { mode: 0o600 },
+            );
+            await chmod(identityOutput, 0o600);
+          }
+          const { identity: _secret, ...shown } = result;
+          context.output.result(shown, () =>
+            result.recipient
+              ? `new recipient ${result.recipient}\nidentity appended to ${identityOutput}: keep the old identities there so old backups stay readable,\nthen set repository.recipients to the new recipient on every host`
+              : `rotated: new key ${result.keyId.slice(0, 8)}; removed ${result.removed.length} old key file(s)${result.removed.length > 1 ? ' (add other passwords again with key add)' : ''}`,
+          );
+        } finally {
+          await repository.storage.close();
+        }
+      }),
+    );
+}

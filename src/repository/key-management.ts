@@ -1,0 +1,106 @@
+// `lifeboat key list|add|remove|rotate`: managing the key files of a repository.
+//
+// Terms:
+//   current key   the key file this process opened the repository with (password mode), or the newest
+//                 public-key file (public-key mode).
+//   rotate        password mode: a new dataKey wraps all new data; the old dataKeys stay in the new key
+//                 file so old data stays readable; the key file is rewritten for the current password
+//                 and other passwords' key files are removed (they would not know the new dataKey: add
+//                 them again with `key add`). Public-key mode: a new age identity is generated; new data
+//                 goes to its recipient once hosts' configs name it; old data stays readable with the
+//                 retained identities.
+import { generateX25519Identity, identityToRecipient } from 'age-encryption';
+
+import { LifeboatError } from '../errors.js';
+import { newKey } from './crypto.js';
+import { type KdfParameters, type KeyFileInfo, addPasswordKey, addPublicKey, listKeyFiles } from './keys.js';
+import type { Repository } from './repository.js';
+
+export interface KeyListing extends KeyFileInfo {
+  current: boolean;
+}
+
+export async function listKeys(repository: Repository): Promise<KeyListing[]> {
+  return (await listKeyFiles(repository.storage)).map((key) => ({
+    ...key,
+    current: key.id === repository.keyId,
+  }));
+}
+
+/** Adds a password (password mode): a new key file for the same keys. */
+export async function addPassword(
+  repository: Repository,
+  password: string,
+  kdf?: KdfParameters,
+): Promise<string> {
+  const ring = repository.keyRing;
+  if (ring.mode !== 'password') {
+    throw new LifeboatError(
+      'LB_USAGE',
+      'this repository uses public-key mode: readers are age identities; use key rotate to change them',
+    );
+  }
+  return addPasswordKey(repository.storage, ring.writer, ring.dataKeys, password, kdf);
+}
+
+/** Removes a key file; never the one in use, nor the last one of its kind. */
+export async function removeKey(repository: Repository, id: string): Promise<void> {
+  const keys = await listKeys(repository);
+  const matches = keys.filter((key) => key.id.startsWith(id));
+  if (matches.length !== 1) {
+    throw new LifeboatError(
+      'LB_USAGE',
+      matches.length === 0 ? `no key ${id}` : `${matches.length} keys start with ${id}`,
+    );
+  }
+  const key = matches[0]!;
+  if (key.current)
+    throw new LifeboatError(
+      'LB_USAGE',
+      `key ${key.id.slice(0, 8)} is the one in use: open with another key to remove it`,
+    );
+  if (keys.filter((other) => other.kind === key.kind).length === 1) {
+    throw new LifeboatError(
+      'LB_USAGE',
+      `key ${key.id.slice(0, 8)} is the last ${key.kind} key of the repository`,
+    );
+  }
+  await repository.storage.delete(`keys/${key.id}`);
+}
+
+export interface RotationResult {
+  /** The new key file. */
+  keyId: string;
+  /** Key files removed (password mode: other passwords' files). */
+  removed: string[];
+  /** Public-key mode: the new identity (to keep secret) and its recipient (to put in configs). */
+  identity?: string;
+  recipient?: string;
+}
+
+/** Rotates the repository's reader key; see the module comment. */
+export async function rotateKeys(
+  repository: Repository,
+  options: { password?: string; kdf?: KdfParameters } = {},
+): Promise<RotationResult> {
+  const ring = repository.keyRing;
+  const before = await listKeys(repository);
+  if (ring.mode === 'password') {
+    if (options.password === undefined)
+      throw new LifeboatError('LB_USAGE', 'key rotate needs the current password');
+    const keyId = await addPasswordKey(
+      repository.storage,
+      ring.writer,
+      [newKey(), ...ring.dataKeys],
+      options.password,
+      options.kdf,
+    );
+    const removed = before.filter((key) => key.kind === 'password').map((key) => key.id);
+    for (const id of removed) await repository.storage.delete(`keys/${id}`);
+    return { keyId, removed };
+  }
+  const identity = await generateX25519Identity();
+  const recipient = await identityToRecipient(identity);
+  const keyId = await addPublicKey(repository.storage, ring.writer, [recipient]);
+  return { keyId, removed: [], identity, recipient };
+}

@@ -1,0 +1,175 @@
+// Keys: public-key mode (a write-only host backs up and dedupes but reads nothing; the identity
+// restores), rotation in both modes keeps old snapshots restorable, and passwords can be added/removed.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+
+import { generateX25519Identity, identityToRecipient } from 'age-encryption';
+import { afterAll, describe, expect, it } from 'vitest';
+
+import {
+  Repository,
+  addPassword,
+  checkRepository,
+  listKeys,
+  removeKey,
+  rotateKeys,
+} from '../../src/repository/index.js';
+import { openStorage } from '../../src/storage/index.js';
+import { dumpLike, randomData } from './data.js';
+
+const MiB = 1024 * 1024;
+const CHEAP_KDF = { N: 2 ** 10, r: 8, p: 1 };
+const scratch = mkdtempSync(join(tmpdir(), 'lifeboat-keys-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+let counter = 0;
+const freshStorage = () => openStorage({ url: join(scratch, `repo-${++counter}`) });
+const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function backup(repository: Repository, name: string, data: Buffer) {
+  const session = await repository.startBackup();
+  await session.writeArtifact(name, Readable.from([data]));
+  const id = await session.commit({
+    source: name,
+    engine: 'stream',
+    tags: [],
+    stats: {},
+    lifeboatVersion: 'test',
+  });
+  return { id, bytesNew: session.totals.bytesNew };
+}
+
+const restore = async (repository: Repository, id: string) =>
+  sha(await collect(repository.readArtifact((await repository.loadSnapshot(id)).artifacts[0]!)));
+
+describe('public-key mode', () => {
+  it('lets a write-only host back up and dedupe, refuses it every read, and restores with the identity', async () => {
+    const identity = await generateX25519Identity();
+    const recipient = await identityToRecipient(identity);
+    const storage = freshStorage();
+    await Repository.init(storage, { recipients: [recipient] });
+
+    const writer = await Repository.open(storage, { recipients: [recipient] });
+    expect(writer.keyRing.canRead).toBe(false);
+    const data = dumpLike(12 * MiB, 5);
+    const first = await backup(writer, 'db', data);
+    const writer2 = await Repository.open(storage, { recipients: [recipient] });
+    const second = await backup(writer2, 'db', data);
+    expect(first.bytesNew).toBe(data.length);
+    expect(second.bytesNew).toBe(0); // deduplicated against the first, without reading any data
+
+    for (const attempt of [
+      () => writer2.listSnapshots(),
+      () => writer2.loadSnapshot(first.id),
+      () => checkRepository(writer2),
+    ]) {
+      const error = await attempt().catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ code: 'LB_REPO_WRITE_ONLY' });
+      expect((error as Error).message).toMatch(/write-only/);
+    }
+    // Even with a manifest in hand, the pack keys do not open.
+    const reader = await Repository.open(storage, { recipients: [recipient], identities: [identity] });
+    const artifact = (await reader.loadSnapshot(first.id)).artifacts[0]!;
+    const refused = await collect(writer2.readArtifact(artifact)).catch((caught: unknown) => caught);
+    expect(refused).toMatchObject({ code: 'LB_REPO_WRITE_ONLY' });
+
+    expect(await restore(reader, first.id)).toBe(sha(data));
+    expect(await restore(reader, second.id)).toBe(sha(data));
+    expect(await checkRepository(reader, { readData: true })).toMatchObject({ problems: [] });
+
+    const stranger = await generateX25519Identity();
+    const wrong = await Repository.open(storage, { recipients: [recipient], identities: [stranger] });
+    await expect(wrong.listSnapshots()).rejects.toMatchObject({ code: 'LB_REPO_WRONG_KEY' });
+  });
+
+  it('rotation: new data goes to the new recipient, old snapshots stay restorable with the retained identity', async () => {
+    const oldIdentity = await generateX25519Identity();
+    const oldRecipient = await identityToRecipient(oldIdentity);
+    const storage = freshStorage();
+    await Repository.init(storage, { recipients: [oldRecipient] });
+    const before = await backup(
+      await Repository.open(storage, { recipients: [oldRecipient] }),
+      'db',
+      randomData(3 * MiB, 1),
+    );
+
+    const rotation = await rotateKeys(
+      await Repository.open(storage, { recipients: [oldRecipient], identities: [oldIdentity] }),
+    );
+    expect(rotation.recipient).toMatch(/^age1/);
+    const after = await backup(
+      await Repository.open(storage, { recipients: [rotation.recipient!] }),
+      'db',
+      randomData(3 * MiB, 2),
+    );
+
+    const both = await Repository.open(storage, {
+      recipients: [rotation.recipient!],
+      identities: [oldIdentity, rotation.identity!],
+    });
+    expect(await restore(both, before.id)).toBe(sha(randomData(3 * MiB, 1)));
+    expect(await restore(both, after.id)).toBe(sha(randomData(3 * MiB, 2)));
+    const onlyNew = await Repository.open(storage, {
+      recipients: [rotation.recipient!],
+      identities: [rotation.identity!],
+    });
+    expect(await restore(onlyNew, after.id)).toBe(sha(randomData(3 * MiB, 2)));
+    await expect(onlyNew.loadSnapshot(before.id)).rejects.toMatchObject({ code: 'LB_REPO_WRONG_KEY' });
+    expect((await listKeys(both)).map((key) => key.recipients)).toEqual([
+      [oldRecipient],
+      [rotation.recipient],
+    ]);
+  });
+});
+
+describe('password mode keys', () => {
+  it('adds and removes passwords, refuses to remove the key in use or the last one', async () => {
+    const storage = freshStorage();
+    await Repository.init(storage, { password: 'first', kdf: CHEAP_KDF });
+    const repository = await Repository.open(storage, { password: 'first' });
+    const secondId = await addPassword(repository, 'second', CHEAP_KDF);
+    const viaSecond = await Repository.open(storage, { password: 'second' });
+    expect(viaSecond.keyId).toBe(secondId);
+    expect((await listKeys(viaSecond)).map((key) => key.current).sort()).toEqual([false, true]);
+    await expect(removeKey(viaSecond, secondId.slice(0, 10))).rejects.toMatchObject({ code: 'LB_USAGE' });
+    await removeKey(viaSecond, repository.keyId);
+    await expect(Repository.open(storage, { password: 'first' })).rejects.toMatchObject({
+      code: 'LB_REPO_WRONG_KEY',
+    });
+    await expect(removeKey(viaSecond, secondId)).rejects.toMatchObject({ code: 'LB_USAGE' });
+  });
+
+  it('rotation: a new dataKey for new data, old snapshots still restore', async () => {
+    const storage = freshStorage();
+    await Repository.init(storage, { password: 'pw', kdf: CHEAP_KDF });
+    const old = await backup(
+      await Repository.open(storage, { password: 'pw' }),
+      'db',
+      randomData(2 * MiB, 7),
+    );
+    const rotation = await rotateKeys(await Repository.open(storage, { password: 'pw' }), {
+      password: 'pw',
+      kdf: CHEAP_KDF,
+    });
+    expect(rotation.removed).toHaveLength(1);
+    const fresh = await backup(
+      await Repository.open(storage, { password: 'pw' }),
+      'db',
+      randomData(2 * MiB, 8),
+    );
+    const reader = await Repository.open(storage, { password: 'pw' });
+    expect(reader.keyRing.dataKeys).toHaveLength(2);
+    expect(reader.keyId).toBe(rotation.keyId);
+    expect(await restore(reader, old.id)).toBe(sha(randomData(2 * MiB, 7)));
+    expect(await restore(reader, fresh.id)).toBe(sha(randomData(2 * MiB, 8)));
+    expect(await checkRepository(reader, { readData: true })).toMatchObject({ problems: [] });
+  });
+});
