@@ -77,6 +77,20 @@ export class PackWriter {
     return this.blobs.length;
   }
 
+  /** The pack's content key (for sealing blobs elsewhere, see workers.ts). */
+  get key(): Buffer {
+    return this.packKey;
+  }
+
+  /** Appends a blob sealed elsewhere under this pack's key. */
+  appendSealed(id: string, sealed: Buffer, rawLength: number, compression: 0 | 1): PackedBlob {
+    const blob: PackedBlob = { id, offset: this.offset, length: sealed.length, rawLength, compression };
+    this.parts.push(sealed);
+    this.blobs.push(blob);
+    this.offset += sealed.length;
+    return blob;
+  }
+
   /** Compresses (when it helps), seals and appends one blob. */
   add(id: string, plaintext: Buffer): PackedBlob {
     let payload = plaintext;

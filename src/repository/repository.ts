@@ -17,6 +17,7 @@ import { Readable } from 'node:stream';
 
 import { LifeboatError, isLifeboatError } from '../errors.js';
 import type { StorageBackend } from '../storage/index.js';
+import { BackupSession } from './backup-session.js';
 import { BlobIndex } from './blob-index.js';
 import { Chunker } from './chunker.js';
 import { blobId, newKey } from './crypto.js';
@@ -95,6 +96,8 @@ export interface BackupProgress {
   /** Bytes uploaded in packs. */
   bytesStored: number;
 }
+
+export { BackupSession };
 
 export class Repository {
   private constructor(
@@ -305,121 +308,6 @@ export class Repository {
       }
       throw error;
     }
-  }
-}
-
-/** One backup in progress: write artifacts, then commit a snapshot. */
-export class BackupSession {
-  private pack: PackWriter | undefined;
-  private readonly uploads = new Set<Promise<void>>();
-  private readonly uploaded: Array<{ id: string; blobs: PackedBlob[] }> = [];
-  private readonly sessionBlobs = new Set<string>();
-  private uploadFailure: unknown;
-  private readonly progress: BackupProgress = { bytesRead: 0, bytesNew: 0, bytesStored: 0 };
-  private readonly artifacts: ArtifactRecord[] = [];
-
-  constructor(
-    private readonly repository: Repository,
-    private readonly ring: KeyRing,
-    private readonly lock: HeldLock,
-    private readonly onProgress?: (progress: BackupProgress) => void,
-  ) {}
-
-  /** Gives up: releases the lock. Packs already uploaded stay as garbage for prune; no snapshot. */
-  async abort(): Promise<void> {
-    await Promise.allSettled(this.uploads);
-    await this.lock.release();
-  }
-
-  /** Byte counts so far. */
-  get totals(): BackupProgress {
-    return { ...this.progress };
-  }
-
-  /** Chunks, deduplicates and stores one artifact; returns its record (also kept for commit). */
-  async writeArtifact(name: string, input: AsyncIterable<unknown>): Promise<ArtifactRecord> {
-    const chunker = new Chunker(this.ring.writer.chunkerKey, this.repository.config.chunker);
-    const hash = createHash('sha256');
-    const blobs: string[] = [];
-    let size = 0;
-    for await (const data of input) {
-      const buffer = typeof data === 'string' ? Buffer.from(data) : (data as Buffer);
-      hash.update(buffer);
-      size += buffer.length;
-      for (const chunk of chunker.push(buffer)) blobs.push(await this.addChunk(chunk));
-      this.progress.bytesRead = this.progress.bytesRead + buffer.length;
-      this.onProgress?.(this.progress);
-    }
-    for (const chunk of chunker.finish()) blobs.push(await this.addChunk(chunk));
-    const record: ArtifactRecord = { name, size, sha256: hash.digest('hex'), blobs };
-    this.artifacts.push(record);
-    return record;
-  }
-
-  /** Makes the snapshot visible: last pack, every upload, the index file, then the manifest. */
-  async commit(
-    manifest: Omit<SnapshotManifest, 'version' | 'artifacts' | 'hostname' | 'time'> &
-      Partial<SnapshotManifest>,
-  ): Promise<string> {
-    this.closePack();
-    await this.drain(0);
-    if (this.uploaded.length > 0) {
-      const name = await BlobIndex.write(this.repository.storage, this.ring, this.uploaded);
-      // The same Repository object sees (and dedups against) what this session stored.
-      for (const pack of this.uploaded) this.repository.index.addPack(pack.id, pack.blobs);
-      this.repository.index.files.set(
-        name,
-        this.uploaded.map((pack) => pack.id),
-      );
-    }
-    const id = await saveSnapshot(this.repository.storage, this.ring, {
-      time: new Date().toISOString(),
-      hostname: hostname(),
-      ...manifest,
-      version: 1,
-      artifacts: this.artifacts,
-    });
-    await this.lock.release();
-    return id;
-  }
-
-  private async addChunk(chunk: Buffer): Promise<string> {
-    const id = blobId(this.ring.writer.idKey, chunk);
-    if (this.repository.index.has(id) || this.sessionBlobs.has(id)) return id;
-    this.sessionBlobs.add(id);
-    this.pack ??= await PackWriter.create(this.ring, this.repository.options.compressionLevel);
-    this.pack.add(id, chunk);
-    this.progress.bytesNew += chunk.length;
-    if (this.pack.size >= this.repository.config.packSize) {
-      this.closePack();
-      await this.drain(this.repository.options.uploadConcurrency);
-    }
-    return id;
-  }
-
-  private closePack(): void {
-    if (!this.pack || this.pack.count === 0) return;
-    const { id, bytes, blobs } = this.pack.finish();
-    this.pack = undefined;
-    const upload = this.repository.storage.write(packName(id), bytes).then(
-      () => {
-        this.uploaded.push({ id, blobs });
-        this.progress.bytesStored += bytes.length;
-        this.onProgress?.(this.progress);
-      },
-      (error: unknown) => {
-        this.uploadFailure ??= error;
-      },
-    );
-    this.uploads.add(upload);
-    void upload.finally(() => this.uploads.delete(upload));
-  }
-
-  /** Waits until at most `limit` uploads are in flight; rethrows the first upload failure. */
-  private async drain(limit: number): Promise<void> {
-    while (this.uploads.size > limit) await Promise.race(this.uploads);
-    if (limit === 0) await Promise.all(this.uploads);
-    if (this.uploadFailure !== undefined) throw this.uploadFailure as Error;
   }
 }
 
