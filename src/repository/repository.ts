@@ -12,15 +12,13 @@
 //   restore        readArtifact(): blobs fetched a few ahead, each verified (tag, id), and the whole
 //                  stream's size and SHA-256 checked at the end.
 import { createHash, randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 
 import { LifeboatError, isLifeboatError } from '../errors.js';
 import type { StorageBackend } from '../storage/index.js';
 import { BackupSession } from './backup-session.js';
 import { BlobIndex } from './blob-index.js';
-import { Chunker } from './chunker.js';
-import { blobId, newKey } from './crypto.js';
+import { newKey } from './crypto.js';
 import {
   type ChunkerParameters,
   DEFAULT_CHUNKER,
@@ -38,17 +36,15 @@ import {
   unlockWithPassword,
   unlockWithRecipients,
 } from './keys.js';
-import { type HeldLock, acquireLock } from './locks.js';
+import { acquireLock } from './locks.js';
 import { type RetentionDecision, type RetentionPolicy, applyRetention, isEmptyPolicy } from './retention.js';
-import { PackWriter, type PackedBlob, openBlob, packName, readPackKey } from './pack.js';
+import { openBlob, packName, readPackKey } from './pack.js';
 import {
   type ArtifactRecord,
   type Snapshot,
-  type SnapshotManifest,
   listSnapshotIds,
   loadSnapshot,
   resolveSnapshotId,
-  saveSnapshot,
 } from './snapshots.js';
 
 export interface RepositoryConfig {
