@@ -38,7 +38,13 @@ interface Options {
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const options: Options = { paths: [], sizeMib: 2048, seed: 'lifeboat-bench', changed: 0.05, stretches: 200 };
+  const options: Options = {
+    paths: [],
+    sizeMib: 2048,
+    seed: 'lifeboat-bench',
+    changed: 0.05,
+    stretches: 200,
+  };
   for (let index = 0; index < argv.length; index++) {
     const arg = argv[index]!;
     const value = (): string => {
@@ -345,7 +351,14 @@ function buildBlock(table: Table, h: Helpers): PoolBlock {
 
 const TEXT_TABLES: readonly TextTable[] = ['customers', 'orders', 'order_items', 'events'];
 type Kind = TextTable | 'documents' | 'raw';
-const SHARES: Record<Kind, number> = { customers: 0.08, orders: 0.3, order_items: 0.14, events: 0.4, documents: 0.05, raw: 0.03 };
+const SHARES: Record<Kind, number> = {
+  customers: 0.08,
+  orders: 0.3,
+  order_items: 0.14,
+  events: 0.4,
+  documents: 0.05,
+  raw: 0.03,
+};
 
 function preamble(tables: Record<TextTable, Table>): string {
   const lines = [
@@ -365,7 +378,7 @@ function preamble(tables: Record<TextTable, Table>): string {
     'SET client_min_messages = warning;',
     '',
   ];
-  for (const name of [...TEXT_TABLES, 'documents']) {
+  for (const name of [...TEXT_TABLES, 'documents' as const]) {
     const columns = name === 'documents' ? DOCUMENT_COLUMNS : tables[name].columns;
     lines.push(`CREATE TABLE public.${name} (`);
     lines.push(
@@ -407,7 +420,7 @@ function layout(
   const remainder = total - fixed - blocks * BLOCK;
   const names: Kind[] = [...TEXT_TABLES, 'documents', 'raw'];
   const counts = names.map((name) => Math.floor(blocks * SHARES[name]));
-  counts[names.indexOf('events')] += blocks - counts.reduce((a, b) => a + b, 0);
+  counts[names.indexOf('events')]! += blocks - counts.reduce((a, b) => a + b, 0);
   const segments: Segment[] = [{ text: preamble(tables) }];
   let blockIndex = 0;
   names.forEach((name, index) => {
@@ -525,7 +538,7 @@ function main(): void {
       }
       orders[name] = { key, order };
     }
-    return orders[name]!.order;
+    return orders[name].order;
   };
 
   const emitText = (name: TextTable, indexInSection: number, globalIndex: number): void => {
@@ -537,7 +550,8 @@ function main(): void {
       throw new Error(`table ${name} ran out of 8-digit ids: use a smaller size`);
     const choices = [order[slot]!];
     // v2's rewritten rows: same ids, another pool block's values (half a pool away in the order).
-    if (v2) choices.push(changed[globalIndex] ? order[(slot + POOL_BLOCKS / 2) % POOL_BLOCKS]! : order[slot]!);
+    if (v2)
+      choices.push(changed[globalIndex] ? order[(slot + POOL_BLOCKS / 2) % POOL_BLOCKS]! : order[slot]!);
     sinks.forEach((sink, version) => {
       const { block, idOffsets } = pool.blocks[choices[version]!]!;
       const offset = sink.reserve(BLOCK);
@@ -615,10 +629,10 @@ function main(): void {
     if (segment.extra > 0) emitRaw(segment.first + segment.count, segment.extra);
   }
   for (const sink of sinks) sink.close();
-  if (sinks[0]!.written !== total) throw new Error(`internal: wrote ${sinks[0].written} of ${total} bytes`);
+  if (sinks[0]!.written !== total) throw new Error(`internal: wrote ${sinks[0]!.written} of ${total} bytes`);
 
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const mib = (bytes) => (bytes / 1048576).toFixed(1);
+  const mib = (bytes: number): string => (bytes / 1048576).toFixed(1);
   process.stderr.write(
     `generate: ${options.paths.join(' and ')}: ${mib(total)} MiB each (seed ${JSON.stringify(options.seed)}), ` +
       `binary ${((100 * binaryBytes) / total).toFixed(1)}%` +

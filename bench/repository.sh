@@ -4,10 +4,10 @@
 #   BENCH_SIZE_MIB=2048 bench/repository.sh
 #
 # A script, not a test: it asserts nothing about speed. It generates a pg_dump-like stream and a second
-# version with ~5% of its bytes rewritten in 200 scattered stretches (bench/generate.mjs, once per size
+# version with ~5% of its bytes rewritten in 200 scattered stretches (bench/generate.ts, once per size
 # and seed), then for each tool, with a fresh repository directory in the scratch dir (same disk for
 # both): backs up v1 from stdin, backs up v2 from stdin, and restores v2 to /dev/null. Each step is timed
-# with GNU time (wall seconds and peak RSS), the repository is measured with `du -sb` after each backup,
+# with GNU time (wall seconds, CPU seconds, peak RSS), the repository is measured with `du -sb` after each backup,
 # and restores are checked byte for byte against v2 afterwards (untimed). Prints a Markdown report and
 # writes it to bench/results/repository-<date>-<size>MiB.md.
 #
@@ -18,6 +18,7 @@
 #   BENCH_SEED      generator seed (default lifeboat-bench)
 #   BENCH_VERIFY    1 (default) compares each restore with v2, untimed; 0 skips that
 #   BENCH_TOOLS     tools to run, in order (default "lifeboat restic")
+#   BENCH_LIFEBOAT_REF  build lifeboat from this commit (git archive) instead of the work tree's src/
 #
 # Fairness choices:
 #   - Both read their input from a file on stdin and write restores to /dev/null; the input files are
@@ -25,10 +26,15 @@
 #     one step's write-back is not charged to the next. Page caches are not dropped, for either tool.
 #   - restic runs with --no-cache: the repository is a local directory on the same disk, where restic's
 #     cache would only duplicate repository files on that disk; lifeboat keeps no cache either, so both
-#     keep no state outside their repository. restic uses its default compression (auto) and pack size.
-#   - lifeboat runs through its CLI (node bin/lifeboat.js), built by tsc from a copy of src/ taken at
-#     the start into the scratch dir, so concurrent edits or test builds of dist/ do not change it
-#     mid-run. Process start, key derivation (scrypt for both) and lock handling are in every step.
+#     keep no state outside their repository. restic uses its default compression (auto, zstd at its
+#     fastest level) and pack size (16 MiB); lifeboat its defaults (zstd level 3, 16 MiB packs).
+#   - lifeboat runs through its CLI (node bin/lifeboat.js), built by tsc from a copy of src/ (work tree,
+#     or BENCH_LIFEBOAT_REF) taken at the start into the scratch dir, with node_modules hard-linked
+#     there, so concurrent edits, test builds of dist/ or an `npm ci` do not change it mid-run.
+#   - Process start, key derivation (scrypt for both) and lock handling are in every timed step.
+#   - Each run makes new repositories, and both tools key their chunkers per repository (lifeboat's
+#     gear table, restic's polynomial), so chunk boundaries, and with them the second backup's
+#     deduplication, vary a little from run to run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,12 +43,13 @@ SCRATCH="${BENCH_DIR:-/tmp/lifeboat-bench}"
 SEED="${BENCH_SEED:-lifeboat-bench}"
 VERIFY="${BENCH_VERIFY:-1}"
 TOOLS="${BENCH_TOOLS:-lifeboat restic}"
+LIFEBOAT_REF="${BENCH_LIFEBOAT_REF:-}"
 TOOLS_DIR="${LIFEBOAT_TOOLS_DIR:-$HOME/.cache/lifeboat-tools}"
 RESTIC="$TOOLS_DIR/bin/restic"
 BUILD="$SCRATCH/build"
 V1="$SCRATCH/dump-v1.sql"
 V2="$SCRATCH/dump-v2.sql"
-COMMAND_LINE="$(for name in BENCH_SIZE_MIB BENCH_DIR BENCH_SEED BENCH_VERIFY BENCH_TOOLS; do
+COMMAND_LINE="$(for name in BENCH_SIZE_MIB BENCH_DIR BENCH_SEED BENCH_VERIFY BENCH_TOOLS BENCH_LIFEBOAT_REF; do
   if [ -n "${!name:-}" ]; then printf '%s=%q ' "$name" "${!name}"; fi
 done)bench/repository.sh${*:+ $*}"
 
@@ -53,6 +60,7 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 
 [[ "$SIZE_MIB" =~ ^[0-9]+$ ]] && [ "$SIZE_MIB" -gt 0 ] || { log "BENCH_SIZE_MIB must be a positive integer"; exit 2; }
 mkdir -p "$SCRATCH"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- prerequisites -----------------------------------------------------------------------------------
 if ! /usr/bin/time -f '%e %M' true 2>/dev/null; then
@@ -61,32 +69,48 @@ if ! /usr/bin/time -f '%e %M' true 2>/dev/null; then
 fi
 (cd "$ROOT" && bash -c 'source scripts/provision.sh; install_restic')
 
-log "building lifeboat into $BUILD (copy of src/ at $(git -C "$ROOT" rev-parse --short HEAD))"
 rm -rf "$BUILD"
-mkdir -p "$BUILD/bin"
-cp -r "$ROOT/src" "$ROOT/package.json" "$ROOT/tsconfig.json" "$ROOT/tsconfig.build.json" "$BUILD/"
-cp "$ROOT/bin/lifeboat.js" "$BUILD/bin/"
-ln -s "$ROOT/node_modules" "$BUILD/node_modules"
-(cd "$BUILD" && "$ROOT/node_modules/.bin/tsc" -p tsconfig.build.json)
-LIFEBOAT_SOURCE="$(git -C "$ROOT" rev-parse --short HEAD)"
-if [ -n "$(git -C "$ROOT" status --porcelain -- src)" ]; then LIFEBOAT_SOURCE="$LIFEBOAT_SOURCE + uncommitted changes in src/"; fi
+mkdir -p "$BUILD/bin" "$BUILD/bench"
+if [ -n "$LIFEBOAT_REF" ]; then
+  LIFEBOAT_SOURCE="$(git -C "$ROOT" rev-parse --short "$LIFEBOAT_REF^{commit}") (BENCH_LIFEBOAT_REF=$LIFEBOAT_REF)"
+  git -C "$ROOT" archive "$LIFEBOAT_REF" src bin/lifeboat.js package.json tsconfig.json tsconfig.build.json |
+    tar -x -C "$BUILD"
+else
+  # Named before the copy: others may commit while it is taken.
+  LIFEBOAT_SOURCE="work tree at $(git -C "$ROOT" rev-parse --short HEAD)"
+  if [ -n "$(git -C "$ROOT" status --porcelain -- src)" ]; then LIFEBOAT_SOURCE="$LIFEBOAT_SOURCE + uncommitted changes in src/"; fi
+  cp -r "$ROOT/src" "$ROOT/package.json" "$ROOT/tsconfig.json" "$ROOT/tsconfig.build.json" "$BUILD/"
+  cp "$ROOT/bin/lifeboat.js" "$BUILD/bin/"
+fi
+log "building lifeboat ($LIFEBOAT_SOURCE) and the generator into $BUILD"
+cp "$ROOT/bench/generate.ts" "$BUILD/bench/"
+# Hard links where possible (same disk): instant, and an `npm ci` in the work tree mid-run replaces files
+# without touching these.
+cp -al "$ROOT/node_modules" "$BUILD/node_modules" 2>/dev/null || cp -a "$ROOT/node_modules" "$BUILD/node_modules"
+(
+  cd "$BUILD"
+  node node_modules/typescript/bin/tsc -p tsconfig.build.json
+  # The generator is plain Node; package.json's "type": "module" makes the output ESM.
+  node node_modules/typescript/bin/tsc --target ES2022 --module NodeNext --moduleResolution NodeNext \
+    --types node --strict --skipLibCheck --outDir bench bench/generate.ts
+)
 
 # --- inputs ------------------------------------------------------------------------------------------
 STAMP="$SCRATCH/inputs.stamp"
-WANT_STAMP="size=$SIZE_MIB seed=$SEED generator=$(sha256sum "$ROOT/bench/generate.mjs" | cut -c1-16)"
+WANT_STAMP="size=$SIZE_MIB seed=$SEED generator=$(sha256sum "$ROOT/bench/generate.ts" | cut -c1-16)"
 if [ -f "$V1" ] && [ -f "$V2" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT_STAMP" ]; then
   log "reusing inputs in $SCRATCH ($WANT_STAMP)"
 else
   rm -f "$V1" "$V2" "$STAMP"
   log "generating $SIZE_MIB MiB inputs"
-  node "$ROOT/bench/generate.mjs" "$V1" "$V2" --size-mib "$SIZE_MIB" --seed "$SEED" 2>"$SCRATCH/generate.log"
+  node "$BUILD/bench/generate.js" "$V1" "$V2" --size-mib "$SIZE_MIB" --seed "$SEED" 2>"$SCRATCH/generate.log"
   cat "$SCRATCH/generate.log" >&2
   echo "$WANT_STAMP" > "$STAMP"
 fi
 BYTES=$(stat -c %s "$V1")
 
 # --- measurement -------------------------------------------------------------------------------------
-# results[tool.step] = "seconds rss_kib", stored[tool.n] = bytes, notes[tool] = text
+# results[tool.step] = "seconds rss_kib user_s sys_s", stored[tool.n] = bytes, notes[tool] = text
 declare -A results=() stored=() notes=() commands=()
 FAILED=0
 
@@ -98,7 +122,7 @@ timed() {
   commands[$tool.$step]="$* < ${input/#$SCRATCH\//\$BENCH_DIR/} > ${output/#$SCRATCH\//\$BENCH_DIR/}"
   sync
   log "$tool: $step"
-  if /usr/bin/time -f '%e %M' -o "$tfile" "$@" <"$input" >"$output" 2>"$errfile"; then
+  if /usr/bin/time -f '%e %M %U %S' -o "$tfile" "$@" <"$input" >"$output" 2>"$errfile"; then
     results[$tool.$step]="$(tail -n1 "$tfile")"
     log "$tool: $step: $(tail -n1 "$tfile" | awk '{printf "%.1f s, peak RSS %.0f MiB", $1, $2/1024}')"
     return 0
@@ -192,8 +216,11 @@ fmt() { # fmt STEP TOOL FIELD: seconds | throughput | rss, or "–"
   local value=${results[$2.$1]:-}
   if [ -z "$value" ]; then echo "–"; return; fi
   if [ "$value" = failed ]; then echo "failed"; return; fi
-  local seconds=${value% *} rss=${value#* }
+  local seconds rss user sys
+  read -r seconds rss user sys <<<"$value"
   case "$3" in
+    cpu) awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }' ;;
+    cores) awk -v u="$user" -v s="$sys" -v w="$seconds" 'BEGIN { if (w > 0) printf "%.2f", (u + s) / w; else print "–" }' ;;
     seconds) awk -v s="$seconds" 'BEGIN { printf "%.2f", s }' ;;
     rate) awk -v s="$seconds" -v b="$BYTES" 'BEGIN { if (s > 0) printf "%.1f", b / 1048576 / s; else print "∞" }' ;;
     rss) awk -v k="$rss" 'BEGIN { printf "%.0f", k / 1024 }' ;;
@@ -201,6 +228,13 @@ fmt() { # fmt STEP TOOL FIELD: seconds | throughput | rss, or "–"
 }
 ratio() { # ratio A B: A/B to 2 decimals, or "–"
   awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "–" }'
+}
+label_of() {
+  case $1 in
+    backup1) echo "first backup (v1, stdin)" ;;
+    backup2) echo "second backup (v2, stdin)" ;;
+    restore2) echo "restore v2 to /dev/null" ;;
+  esac
 }
 mib() { awk -v b="${1:-}" 'BEGIN { if (b == "") print "–"; else printf "%.1f", b / 1048576 }'; }
 
@@ -213,22 +247,29 @@ REPORT="$SCRATCH/report.md"
   echo "Command: \`$COMMAND_LINE\` (in $ROOT)"
   echo
   echo "Machine: $(nproc) CPUs ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n1)), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM," \
-    "kernel $(uname -r), scratch on $(df -T "$SCRATCH" | awk 'NR == 2 { print $2 }'); node $(node -v)," \
+    "kernel $(uname -r), scratch on $(df -T "$SCRATCH" | awk 'NR == 2 { print $2 }'); load average" \
+    "$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on the machine skews timings); node $(node -v)," \
     "$("$RESTIC" version | cut -d' ' -f1-2), lifeboat $(node -p "require('$BUILD/package.json').version") ($LIFEBOAT_SOURCE)"
   echo
-  echo "Input: two pg_dump-like streams of $(mib "$BYTES") MiB (bench/generate.mjs, seed \`$SEED\`):" \
+  echo "Input: two pg_dump-like streams of $(mib "$BYTES") MiB (bench/generate.ts, seed \`$SEED\`):" \
     "$(sed -n 's/^generate: .*), \(binary[^;]*\);.*/\1/p' "$SCRATCH/generate.log" 2>/dev/null)"
   echo
   echo "| step | lifeboat s | restic s | lifeboat MiB/s | restic MiB/s | ratio (lifeboat/restic throughput) | peak RSS lifeboat MiB | peak RSS restic MiB |"
   echo "| --- | --: | --: | --: | --: | --: | --: | --: |"
   for step in backup1 backup2 restore2; do
-    case $step in
-      backup1) label="first backup (v1, stdin)" ;;
-      backup2) label="second backup (v2, stdin)" ;;
-      restore2) label="restore v2 to /dev/null" ;;
-    esac
+    label=$(label_of $step)
     lr=$(fmt $step lifeboat rate) rr=$(fmt $step restic rate)
     echo "| $label | $(fmt $step lifeboat seconds) | $(fmt $step restic seconds) | $lr | $rr | $(ratio "$lr" "$rr") | $(fmt $step lifeboat rss) | $(fmt $step restic rss) |"
+  done
+  echo
+  echo "CPU time (user + sys seconds; less sensitive than wall time to other load on the machine) and cores"
+  echo "used (CPU time / wall time):"
+  echo
+  echo "| step | lifeboat CPU s | restic CPU s | ratio (lifeboat/restic) | lifeboat cores used | restic cores used |"
+  echo "| --- | --: | --: | --: | --: | --: |"
+  for step in backup1 backup2 restore2; do
+    lc=$(fmt $step lifeboat cpu) rc=$(fmt $step restic cpu)
+    echo "| $(label_of $step) | $lc | $rc | $(ratio "$lc" "$rc") | $(fmt $step lifeboat cores) | $(fmt $step restic cores) |"
   done
   echo
   echo "| stored (du -sb) | lifeboat MiB | restic MiB | ratio (lifeboat/restic) |"
