@@ -19,7 +19,7 @@ import type { HeldLock } from './locks.js';
 import { PackWriter, type PackedBlob, packName } from './pack.js';
 import type { BackupProgress, Repository } from './repository.js';
 import { type ArtifactRecord, type SnapshotManifest, saveSnapshot } from './snapshots.js';
-import { SealPool } from './workers.js';
+import { CryptoPool } from './workers.js';
 
 interface OpenPack {
   writer: PackWriter;
@@ -31,7 +31,7 @@ interface OpenPack {
 
 export class BackupSession {
   private current: OpenPack | undefined;
-  private readonly pool: SealPool;
+  private readonly pool: CryptoPool;
   private readonly jobs = new Set<Promise<void>>();
   private readonly uploads = new Set<Promise<void>>();
   private readonly uploaded: Array<{ id: string; blobs: PackedBlob[] }> = [];
@@ -46,7 +46,7 @@ export class BackupSession {
     private readonly lock: HeldLock,
     private readonly onProgress?: (progress: BackupProgress) => void,
   ) {
-    this.pool = new SealPool(repository.options.compressionLevel);
+    this.pool = new CryptoPool(repository.options.compressionLevel);
   }
 
   /** Byte counts so far. */
@@ -153,11 +153,11 @@ export class BackupSession {
   private finishIfDone(pack: OpenPack): void {
     if (!pack.full || pack.pending > 0 || pack.writer.count === 0) return;
     if (this.current === pack) this.current = undefined;
-    const { id, bytes, blobs } = pack.writer.finish();
-    const upload = this.repository.storage.write(packName(id), bytes).then(
+    const { id, size, body, blobs } = pack.writer.finish();
+    const upload = this.repository.storage.write(packName(id), body).then(
       () => {
         this.uploaded.push({ id, blobs });
-        this.progress.bytesStored += bytes.length;
+        this.progress.bytesStored += size;
         this.onProgress?.(this.progress);
       },
       (error: unknown) => {

@@ -118,8 +118,12 @@ export class Chunker {
     this.hash = 0;
   }
 
+  /** The pending pieces as one chunk that owns its memory (so it can be transferred to a worker). */
   private take(): Buffer {
-    const chunk = this.pending.length === 1 ? Buffer.from(this.pending[0]!) : Buffer.concat(this.pending);
+    const length = this.pending.reduce((sum, piece) => sum + piece.length, 0);
+    const chunk = Buffer.from(new ArrayBuffer(length));
+    let offset = 0;
+    for (const piece of this.pending) offset += piece.copy(chunk, offset);
     this.pending = [];
     return chunk;
   }

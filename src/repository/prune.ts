@@ -97,10 +97,10 @@ export async function prune(repository: Repository, options: PruneOptions = {}):
     let writer: PackWriter | undefined;
     const flush = async () => {
       if (!writer || writer.count === 0) return;
-      const { id, bytes, blobs } = writer.finish();
-      await storage.write(packName(id), bytes);
+      const { id, size, body, blobs } = writer.finish();
+      await storage.write(packName(id), body);
       written.push({ id, blobs });
-      report.bytesRepacked += bytes.length;
+      report.bytesRepacked += size;
       writer = undefined;
     };
     for (const pack of repack) {

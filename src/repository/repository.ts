@@ -9,15 +9,16 @@
 //                  itself, packed and uploaded (a few packs in flight); commit() then uploads the last
 //                  pack, waits for every upload, writes the index file, and only then the snapshot. A
 //                  crash before that leaves unreferenced packs (removed by prune) and no snapshot.
-//   restore        readArtifact(): blobs fetched a few ahead, each verified (tag, id), and the whole
-//                  stream's size and SHA-256 checked at the end.
-import { createHash, randomBytes } from 'node:crypto';
+//   restore        readArtifact(): blobs fetched a few ahead and opened in worker threads, each verified
+//                  (tag, size, id), and the whole stream's size and SHA-256 checked at the end.
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 
 import { LifeboatError, isLifeboatError } from '../errors.js';
 import type { StorageBackend } from '../storage/index.js';
 import { BackupSession } from './backup-session.js';
 import { BlobIndex } from './blob-index.js';
+import { readArtifactChunks } from './restore-stream.js';
 import { newKey } from './crypto.js';
 import {
   type ChunkerParameters,
@@ -38,7 +39,6 @@ import {
 } from './keys.js';
 import { acquireLock } from './locks.js';
 import { type RetentionDecision, type RetentionPolicy, applyRetention, isEmptyPolicy } from './retention.js';
-import { openBlob, packName, readPackKey } from './pack.js';
 import {
   type ArtifactRecord,
   type Snapshot,
@@ -77,9 +77,9 @@ export interface InitOptions extends Credentials {
 export interface OpenOptions extends Credentials {
   /** zstd level for new blobs; 0 stores them raw. Default 3. */
   compressionLevel?: number;
-  /** Packs uploading at once during a backup. Default 4. */
+  /** Packs uploading at once during a backup. Default 2. */
   uploadConcurrency?: number;
-  /** Blobs fetched ahead during a restore. Default 8. */
+  /** Segments (runs of up to 8 MiB of a pack) fetched ahead during a restore. Default 4. */
   readAhead?: number;
 }
 
@@ -157,8 +157,8 @@ export class Repository {
     await index.load(storage, ring);
     return new Repository(storage, config, ring, keyId, index, {
       compressionLevel: options.compressionLevel ?? 3,
-      uploadConcurrency: options.uploadConcurrency ?? 4,
-      readAhead: options.readAhead ?? 8,
+      uploadConcurrency: options.uploadConcurrency ?? 2,
+      readAhead: options.readAhead ?? 4,
     });
   }
 
@@ -226,84 +226,12 @@ export class Repository {
 
   /** The artifact's plaintext, verified blob by blob and as a whole. */
   readArtifact(artifact: ArtifactRecord): Readable {
-    return Readable.from(this.artifactChunks(artifact));
-  }
-
-  private async *artifactChunks(artifact: ArtifactRecord): AsyncGenerator<Buffer> {
-    const hash = createHash('sha256');
-    let size = 0;
-    const packKeys = new Map<string, Promise<Buffer>>();
-    const fetch = (id: string) => this.readBlob(id, packKeys);
-    const window: Array<Promise<Buffer>> = [];
-    let next = 0;
-    const fill = () => {
-      while (window.length < this.options.readAhead && next < artifact.blobs.length) {
-        const pending = fetch(artifact.blobs[next++]!);
-        pending.catch(() => undefined); // observed when its turn comes
-        window.push(pending);
-      }
-    };
-    fill();
-    while (window.length > 0) {
-      const chunk = await window.shift()!;
-      fill();
-      hash.update(chunk);
-      size += chunk.length;
-      yield chunk;
-    }
-    if (size !== artifact.size || hash.digest('hex') !== artifact.sha256) {
-      throw new LifeboatError(
-        'LB_REPO_CORRUPT',
-        `artifact ${artifact.name}: size or SHA-256 of the restored stream does not match the manifest`,
-      );
-    }
-  }
-
-  private async readBlob(id: string, packKeys: Map<string, Promise<Buffer>>): Promise<Buffer> {
-    const entry = this.index.get(id);
-    if (!entry) {
-      const damaged = [...this.index.damaged.keys()];
-      throw damaged.length > 0
-        ? new LifeboatError(
-            'LB_REPO_CORRUPT',
-            `blob ${id.slice(0, 16)} is in no readable index file; damaged: ${damaged.join(', ')}`,
-            { details: { blob: id, damagedIndexFiles: damaged } },
-          )
-        : new LifeboatError('LB_REPO_MISSING_DATA', `blob ${id} is in no index file`, {
-            details: { blob: id },
-          });
-    }
-    const name = packName(entry.pack);
-    try {
-      let packKey = packKeys.get(entry.pack);
-      if (!packKey) {
-        packKey = readPackKey(this.storage, this.ring, name);
-        packKey.catch(() => undefined); // observed by whichever blob awaits it
-        packKeys.set(entry.pack, packKey);
-        if (packKeys.size > 64) packKeys.delete(packKeys.keys().next().value!);
-      }
-      const sealed = await this.storage.read(name, { offset: entry.offset, length: entry.length });
-      return openBlob(await packKey, this.ring.writer.idKey, entry, sealed, name);
-    } catch (error) {
-      if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) {
-        throw new LifeboatError(
-          'LB_REPO_MISSING_DATA',
-          `pack ${name} is missing (holds blob ${id.slice(0, 16)})`,
-          {
-            cause: error,
-            details: { pack: entry.pack, blob: id },
-          },
-        );
-      }
-      if (isLifeboatError(error, 'LB_STORAGE_RANGE')) {
-        throw new LifeboatError(
-          'LB_REPO_CORRUPT',
-          `pack ${name} is shorter than its index says (truncated)`,
-          { cause: error },
-        );
-      }
-      throw error;
-    }
+    return Readable.from(
+      readArtifactChunks(
+        { storage: this.storage, ring: this.ring, index: this.index, readAhead: this.options.readAhead },
+        artifact,
+      ),
+    );
   }
 }
 

@@ -3,11 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { blobId, newKey, open } from './crypto.js';
-import { SealPool } from './workers.js';
+import { CryptoPool } from './workers.js';
 import { decompress } from './zstd.js';
 
-describe('SealPool', () => {
-  const pool = new SealPool(3, 2);
+describe('CryptoPool', () => {
+  const pool = new CryptoPool(3, 2);
   afterAll(() => pool.close());
 
   it('seals exactly as crypto.ts does: the result opens with open() and the blob id as aad', async () => {
@@ -16,8 +16,8 @@ describe('SealPool', () => {
     const text = Buffer.from('SELECT 1;\n'.repeat(10_000));
     const noise = randomBytes(100_000);
     const [compressed, raw] = await Promise.all([
-      pool.seal(blobId(idKey, text), text, key),
-      pool.seal(blobId(idKey, noise), noise, key),
+      pool.seal(blobId(idKey, text), Buffer.from(text), key), // copies: seal() transfers its input
+      pool.seal(blobId(idKey, noise), Buffer.from(noise), key),
     ]);
     expect(compressed.compression).toBe(1);
     expect(compressed.sealed.length).toBeLessThan(text.length / 10);
@@ -35,12 +35,33 @@ describe('SealPool', () => {
     const key = newKey();
     const inputs = Array.from({ length: 20 }, (_, index) => Buffer.alloc(50_000 + index, index));
     const results = await Promise.all(
-      inputs.map((input, index) => pool.seal(index.toString(16).padStart(64, '0'), input, key)),
+      inputs.map((input, index) => pool.seal(index.toString(16).padStart(64, '0'), Buffer.from(input), key)),
     );
     results.forEach((result, index) => {
       const plain = open(key, result.sealed, 'job', Buffer.from(index.toString(16).padStart(64, '0'), 'hex'));
       expect((result.compression ? decompress(plain) : plain).equals(inputs[index]!)).toBe(true);
       expect(result.rawLength).toBe(inputs[index]!.length);
     });
+  });
+
+  it('opens blobs in a worker, verifying tag, size and id', async () => {
+    const key = newKey();
+    const idKey = newKey();
+    const text = Buffer.from('COPY t FROM stdin;\n'.repeat(5_000));
+    const id = blobId(idKey, text);
+    const sealed = await pool.seal(id, Buffer.from(text), key);
+    const entry = { id, compression: sealed.compression, rawLength: sealed.rawLength };
+    expect((await pool.open(entry, Buffer.from(sealed.sealed), key, idKey, 'pack')).equals(text)).toBe(true);
+    const flipped = Buffer.from(sealed.sealed);
+    flipped[40]! ^= 1;
+    await expect(pool.open(entry, flipped, key, idKey, 'pack')).rejects.toMatchObject({
+      code: 'LB_REPO_CORRUPT',
+    });
+    await expect(pool.open(entry, Buffer.from(sealed.sealed), key, newKey(), 'pack')).rejects.toThrow(
+      /does not match its id/,
+    );
+    await expect(
+      pool.open({ ...entry, rawLength: 1 }, Buffer.from(sealed.sealed), key, idKey, 'pack'),
+    ).rejects.toThrow(/does not match/);
   });
 });

@@ -1,14 +1,17 @@
-// A pool of worker threads that compress and seal blobs, so a backup uses both cores: the main thread
-// chunks and hashes, the workers run zstd and AES-256-GCM.
+// A pool of worker threads that seal blobs for backups and open them for restores, so both use both
+// cores: the main thread chunks, hashes and does I/O; the workers run zstd and AES-256-GCM.
 //
 // Terms:
-//   job      one blob: its plaintext, id and the pack key it is sealed under; the answer is the sealed
-//            payload, whether it was compressed, and its plaintext length.
-//   window   jobs in flight are bounded (jobsPerWorker × workers), which bounds memory to a few chunks.
+//   seal job  one blob's plaintext, id and pack key → the sealed payload, whether it was compressed, and
+//             its plaintext length.
+//   open job  one sealed blob, its id, pack key, compression, plaintext length and the idKey → the
+//             verified plaintext (tag, size and HMAC id all checked), or a "corrupt" answer.
+//   window    jobs in flight are bounded by the callers (capacity = jobsPerWorker × workers), which
+//             bounds memory to a few chunks.
 //
 // The worker's code is a string run with `eval: true` (CommonJS), so it works the same from src/ under
-// the test runner and from dist/; it seals exactly as crypto.ts seal() does (nonce ‖ ciphertext ‖ tag,
-// aad = the blob id), and a test checks that its output opens with crypto.ts open().
+// the test runner and from dist/; it seals and opens exactly as crypto.ts seal()/open() do (nonce ‖
+// ciphertext ‖ tag, aad = the blob id), which a test checks both ways.
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -21,52 +24,105 @@ export interface SealedBlob {
   rawLength: number;
 }
 
+/** What an open job needs to know about the blob. */
+export interface SealedBlobEntry {
+  id: string;
+  compression: 0 | 1;
+  rawLength: number;
+}
+
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { createCipheriv, randomBytes } = require('node:crypto');
+const { createCipheriv, createDecipheriv, createHmac, randomBytes } = require('node:crypto');
 const zstd = require(workerData.zstdPath);
 const compressor = new zstd.Compressor();
 compressor.setParameters({ compressionLevel: Math.max(1, workerData.level) });
-parentPort.on('message', (job) => {
-  try {
-    const plain = Buffer.from(job.data.buffer, job.data.byteOffset, job.data.byteLength);
-    let payload = plain;
-    let compression = 0;
-    if (workerData.level > 0 && plain.length > 64) {
-      const compressed = compressor.compress(plain);
-      if (compressed.length < plain.length * 0.97) { payload = compressed; compression = 1; }
-    }
-    const nonce = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', Buffer.from(job.key), nonce);
-    cipher.setAAD(Buffer.from(job.id, 'hex'));
-    const body = cipher.update(payload);
-    cipher.final();
-    const sealed = Buffer.concat([nonce, body, cipher.getAuthTag()]);
-    const out = new Uint8Array(sealed.buffer.slice(sealed.byteOffset, sealed.byteOffset + sealed.length));
-    parentPort.postMessage({ job: job.job, sealed: out, compression, rawLength: plain.length }, [out.buffer]);
-  } catch (error) {
-    parentPort.postMessage({ job: job.job, error: String(error && error.stack || error) });
+const owned = (view) => view.byteOffset === 0 && view.byteLength === view.buffer.byteLength
+  ? view : new Uint8Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+function sealJob(job) {
+  const plain = Buffer.from(job.data.buffer, job.data.byteOffset, job.data.byteLength);
+  let payload = plain;
+  let compression = 0;
+  if (workerData.level > 0 && plain.length > 64) {
+    const compressed = compressor.compress(plain);
+    if (compressed.length < plain.length * 0.97) { payload = compressed; compression = 1; }
   }
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', Buffer.from(job.key), nonce);
+  cipher.setAAD(Buffer.from(job.id, 'hex'));
+  const body = cipher.update(payload);
+  cipher.final();
+  return { job: job.job, sealed: owned(Buffer.concat([nonce, body, cipher.getAuthTag()])), compression, rawLength: plain.length };
+}
+function openJob(job) {
+  const sealed = Buffer.from(job.sealed.buffer, job.sealed.byteOffset, job.sealed.byteLength);
+  let payload;
+  try {
+    if (sealed.length < 28) throw new Error('too short');
+    const decipher = createDecipheriv('aes-256-gcm', Buffer.from(job.key), sealed.subarray(0, 12));
+    decipher.setAAD(Buffer.from(job.id, 'hex'));
+    decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+    payload = decipher.update(sealed.subarray(12, sealed.length - 16));
+    decipher.final();
+  } catch (error) {
+    return { job: job.job, corrupt: 'authentication failed (damaged, tampered with, or a wrong key)' };
+  }
+  let plain;
+  try {
+    plain = job.compression === 1 ? zstd.decompress(payload) : payload;
+  } catch (error) {
+    return { job: job.job, corrupt: 'cannot decompress' };
+  }
+  if (plain.length !== job.rawLength || createHmac('sha256', Buffer.from(job.idKey)).update(plain).digest('hex') !== job.id) {
+    return { job: job.job, corrupt: 'content does not match its id' };
+  }
+  return { job: job.job, plain: owned(plain) };
+}
+parentPort.on('message', (job) => {
+  let answer;
+  try {
+    answer = job.type === 'open' ? openJob(job) : sealJob(job);
+  } catch (error) {
+    answer = { job: job.job, error: String((error && error.stack) || error) };
+  }
+  const out = answer.sealed || answer.plain;
+  parentPort.postMessage(answer, out ? [out.buffer] : []);
 });
 `;
 
+interface WorkerAnswer {
+  job: number;
+  sealed?: Uint8Array;
+  compression?: 0 | 1;
+  rawLength?: number;
+  plain?: Uint8Array;
+  corrupt?: string;
+  error?: string;
+}
+
 interface Pending {
-  resolve: (blob: SealedBlob) => void;
+  resolve: (answer: WorkerAnswer) => void;
   reject: (error: Error) => void;
 }
 
-export class SealPool {
+/** A view that owns its whole ArrayBuffer can be transferred; anything else is copied first. */
+function transferable(data: Buffer): Uint8Array {
+  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : new Uint8Array(data);
+}
+
+export class CryptoPool {
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, Pending>();
   private next = 0;
   private counter = 0;
   private failure: Error | undefined;
+  /** Jobs worth keeping in flight to keep every worker busy. */
   readonly capacity: number;
 
   constructor(
     compressionLevel: number,
     workerCount = Math.max(1, Math.min(2, availableParallelism())),
-    jobsPerWorker = 3,
+    jobsPerWorker = 2,
   ) {
     const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
     for (let index = 0; index < workerCount; index++) {
@@ -74,61 +130,87 @@ export class SealPool {
         eval: true,
         workerData: { zstdPath, level: compressionLevel },
       });
-      worker.on(
-        'message',
-        (message: {
-          job: number;
-          sealed?: Uint8Array;
-          compression?: 0 | 1;
-          rawLength?: number;
-          error?: string;
-        }) => {
-          const waiter = this.pending.get(message.job);
-          this.pending.delete(message.job);
-          if (!waiter) return;
-          if (message.error !== undefined)
-            waiter.reject(new LifeboatError('LB_INTERNAL', `seal worker failed: ${message.error}`));
-          else
-            waiter.resolve({
-              sealed: Buffer.from(message.sealed!.buffer),
-              compression: message.compression!,
-              rawLength: message.rawLength!,
-            });
-        },
-      );
+      worker.on('message', (message: WorkerAnswer) => {
+        const waiter = this.pending.get(message.job);
+        this.pending.delete(message.job);
+        if (!waiter) return;
+        if (message.error !== undefined)
+          waiter.reject(new LifeboatError('LB_INTERNAL', `crypto worker failed: ${message.error}`));
+        else waiter.resolve(message);
+      });
       worker.on('error', (error) => this.fail(error));
       worker.on('exit', (code) => {
-        if (code !== 0) this.fail(new Error(`seal worker exited with code ${code}`));
+        if (code !== 0) this.fail(new Error(`crypto worker exited with code ${code}`));
       });
       this.workers.push(worker);
     }
     this.capacity = workerCount * jobsPerWorker;
   }
 
-  /** Jobs submitted and not yet answered. */
-  get inFlight(): number {
-    return this.pending.size;
+  /**
+   * Compresses (when it helps) and seals one blob under packKey, in a worker. A chunk that owns its
+   * memory is transferred: the caller must not use `data` afterwards.
+   */
+  async seal(id: string, data: Buffer, packKey: Buffer): Promise<SealedBlob> {
+    const payload = transferable(data);
+    const answer = await this.submit(
+      { type: 'seal', id, key: new Uint8Array(packKey), data: payload },
+      payload,
+    );
+    return {
+      sealed: Buffer.from(answer.sealed!.buffer),
+      compression: answer.compression!,
+      rawLength: answer.rawLength!,
+    };
   }
 
-  /** Compresses (when it helps) and seals one blob under packKey, in a worker. */
-  seal(id: string, data: Buffer, packKey: Buffer): Promise<SealedBlob> {
-    if (this.failure) return Promise.reject(this.failure);
-    const job = this.counter++;
-    const worker = this.workers[this.next++ % this.workers.length]!;
-    return new Promise<SealedBlob>((resolve, reject) => {
-      this.pending.set(job, { resolve, reject });
-      // A copy: the chunk's memory may be shared with other chunks of the same input buffer.
-      const copy = new Uint8Array(data);
-      worker.postMessage({ job, id, key: new Uint8Array(packKey), data: copy }, [copy.buffer]);
-    });
+  /**
+   * Opens a sealed blob in a worker: checks its tag, decompresses it, checks its size and id. Throws
+   * LB_REPO_CORRUPT naming `what` when anything does not match. `sealed` is transferred when it owns its
+   * memory.
+   */
+  async open(
+    blob: SealedBlobEntry,
+    sealed: Buffer,
+    packKey: Buffer,
+    idKey: Buffer,
+    what: string,
+  ): Promise<Buffer> {
+    const payload = transferable(sealed);
+    const answer = await this.submit(
+      {
+        type: 'open',
+        id: blob.id,
+        compression: blob.compression,
+        rawLength: blob.rawLength,
+        sealed: payload,
+        key: new Uint8Array(packKey),
+        idKey: new Uint8Array(idKey),
+      },
+      payload,
+    );
+    if (answer.corrupt !== undefined) {
+      throw new LifeboatError('LB_REPO_CORRUPT', `${what} blob ${blob.id.slice(0, 16)}: ${answer.corrupt}`);
+    }
+    return Buffer.from(answer.plain!.buffer);
   }
 
   async close(): Promise<void> {
     await Promise.all(this.workers.map((worker) => worker.terminate()));
   }
 
+  private submit(message: Record<string, unknown>, payload: Uint8Array): Promise<WorkerAnswer> {
+    if (this.failure) return Promise.reject(this.failure);
+    const job = this.counter++;
+    const worker = this.workers[this.next++ % this.workers.length]!;
+    return new Promise<WorkerAnswer>((resolve, reject) => {
+      this.pending.set(job, { resolve, reject });
+      worker.postMessage({ ...message, job }, [payload.buffer as ArrayBuffer]);
+    });
+  }
+
   private fail(error: Error): void {
-    this.failure ??= new LifeboatError('LB_INTERNAL', `seal worker failed: ${error.message}`, {
+    this.failure ??= new LifeboatError('LB_INTERNAL', `crypto worker failed: ${error.message}`, {
       cause: error,
     });
     for (const waiter of this.pending.values()) waiter.reject(this.failure);

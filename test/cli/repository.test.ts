@@ -107,6 +107,10 @@ describe('lifeboat init, backup-stream, snapshots, dump', () => {
     const check = lifeboat(['check', '--read-data']);
     expect(check.code, check.stderr).toBe(0);
     expect(check.stdout.toString()).toMatch(/^no problems in \d+ snapshots, .* \(all data read\)/);
+    // The killed processes' locks are stale (their pids are gone): prune runs and removes their packs.
+    const prune = lifeboat(['prune']);
+    expect(prune.code, prune.stderr).toBe(0);
+    expect(prune.stdout.toString()).toMatch(/deleted \d+ unused and \d+ unreferenced packs/);
     const after = data(3 * 1024 * 1024, 42);
     const run = lifeboat(['backup-stream', '--name', 'after-crash'], after);
     expect(run.code, run.stderr).toBe(0);

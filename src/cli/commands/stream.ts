@@ -1,5 +1,6 @@
 // The break-glass raw-stream commands: `lifeboat backup-stream --name NAME` stores stdin as a snapshot;
 // `lifeboat dump SNAPSHOT [ARTIFACT]` writes an artifact back to stdout, verified.
+import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 
 import type { Command } from 'commander';
@@ -25,7 +26,11 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
           let id: string;
           let artifact;
           try {
-            artifact = await session.writeArtifact(name, process.stdin);
+            // 1 MiB reads: far fewer calls than process.stdin's 64 KiB for a multi-GiB dump.
+            artifact = await session.writeArtifact(
+              name,
+              createReadStream('', { fd: 0, highWaterMark: 1024 * 1024, autoClose: false }),
+            );
             id = await session.commit({
               source: name,
               engine: 'stream',
