@@ -48,6 +48,7 @@ describe('loading a good config', () => {
     expect(config.sources.cache).toMatchObject({ engine: 'redis', password: 'fallback-pw' });
     expect(config.sources['main-db']).toMatchObject({ engine: 'postgres', mode: 'logical' });
     expect(config.schedules[0]?.action).toBe('backup');
+    expect(config.repository.compression).toEqual({ level: 3 });
     expect(secrets).toEqual(
       expect.arrayContaining(['repo-password-1', 's3-secret-value', 'fallback-pw', 'db-secret-1']),
     );

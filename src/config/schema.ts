@@ -63,6 +63,11 @@ const repositorySchema = z
     s3: s3Schema.optional(),
     /** Storage requests in flight at once. */
     concurrency: integer(1, 256).optional(),
+    /** zstd level for new data (0 stores raw; about 3 is the default trade-off). */
+    compression: z
+      .object({ level: integer(0, 19).default(3) })
+      .strict()
+      .default({ level: 3 }),
   })
   .strict()
   .superRefine((repository, context) => {

@@ -42,7 +42,10 @@ export async function initRepository(
 export async function openRepository(loaded: LoadedConfig): Promise<Repository> {
   const storage = openConfiguredStorage(loaded);
   try {
-    return await Repository.open(storage, credentialsOf(loaded));
+    return await Repository.open(storage, {
+      ...credentialsOf(loaded),
+      compressionLevel: loaded.config.repository.compression.level,
+    });
   } catch (error) {
     await storage.close();
     throw error;
