@@ -3,6 +3,8 @@
 // Terms:
 //   global flags  --config, --json, --debug; accepted before or after the command name.
 import { type LoadedConfig, loadConfig } from '../config/index.js';
+import type { Repository } from '../repository/index.js';
+import { openRepository } from '../recovery/index.js';
 import type { Output } from './output.js';
 import { Progress } from './progress.js';
 
@@ -28,6 +30,16 @@ export class CommandContext {
       ...(total === undefined ? {} : { total }),
       ...(this.output.json ? { enabled: false } : {}),
     });
+  }
+
+  /** Opens the configured repository for `work`, and closes its storage afterwards. */
+  async withRepository<T>(work: (repository: Repository) => Promise<T>): Promise<T> {
+    const repository = await openRepository(await this.config());
+    try {
+      return await work(repository);
+    } finally {
+      await repository.storage.close();
+    }
   }
 
   /** Loads and validates the config once; from then on its secrets are scrubbed from all output. */

@@ -1,5 +1,7 @@
-// Deterministic test data: pseudo-random bytes and SQL-dump-like text.
-import { createCipheriv } from 'node:crypto';
+// Test data and helpers for repository tests: deterministic pseudo-random bytes, SQL-dump-like text,
+// and small stream helpers.
+import { createCipheriv, createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 
 /** Deterministic pseudo-random bytes. */
 export function randomData(size: number, seed: number): Buffer {
@@ -20,3 +22,12 @@ export function dumpLike(size: number, seed: number): Buffer {
   binary.copy(text, Math.floor(size / 2), 0, Math.min(binary.length, size - Math.floor(size / 2)));
   return text;
 }
+
+/** Every chunk of a stream, joined. */
+export async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');

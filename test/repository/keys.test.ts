@@ -1,6 +1,5 @@
 // Keys: public-key mode (a write-only host backs up and dedupes but reads nothing; the identity
 // restores), rotation in both modes keeps old snapshots restorable, and passwords can be added/removed.
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +17,7 @@ import {
   rotateKeys,
 } from '../../src/repository/index.js';
 import { openStorage } from '../../src/storage/index.js';
-import { dumpLike, randomData } from './data.js';
+import { collect, dumpLike, randomData, sha } from './data.js';
 
 const MiB = 1024 * 1024;
 const CHEAP_KDF = { N: 2 ** 10, r: 8, p: 1 };
@@ -26,13 +25,6 @@ const scratch = mkdtempSync(join(tmpdir(), 'lifeboat-keys-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 let counter = 0;
 const freshStorage = () => openStorage({ url: join(scratch, `repo-${++counter}`) });
-const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 async function backup(repository: Repository, name: string, data: Buffer) {
   const session = await repository.startBackup();

@@ -21,20 +21,12 @@ import {
 import { packName } from '../../src/repository/pack.js';
 import { type StorageBackend, openStorage } from '../../src/storage/index.js';
 import { needs } from '../harness/needs.js';
-import { dumpLike, randomData } from './data.js';
+import { collect, dumpLike, randomData, sha } from './data.js';
 
 const MiB = 1024 * 1024;
 const PASSWORD = 'correct horse battery staple';
 const CHEAP_KDF = { N: 2 ** 10, r: 8, p: 1 };
 const { minSize, averageSize, maxSize } = DEFAULT_CHUNKER;
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 async function backup(repository: Repository, name: string, data: Buffer, pieceSize = 256 * 1024) {
   const session = await repository.startBackup();

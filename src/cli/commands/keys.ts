@@ -27,8 +27,7 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
     .description('list key files')
     .action(
       run(async (context) => {
-        const repository = await openRepository(await context.config());
-        try {
+        await context.withRepository(async (repository) => {
           const keys = await listKeys(repository);
           context.output.result(keys, () =>
             keys
@@ -38,9 +37,7 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
               )
               .join('\n'),
           );
-        } finally {
-          await repository.storage.close();
-        }
+        });
       }),
     );
 
@@ -54,13 +51,10 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
           (options as { newPasswordFile?: string }).newPasswordFile,
           context.env,
         );
-        const repository = await openRepository(await context.config());
-        try {
+        await context.withRepository(async (repository) => {
           const id = await addPassword(repository, password);
           context.output.result({ id }, `added key ${id.slice(0, 8)}`);
-        } finally {
-          await repository.storage.close();
-        }
+        });
       }),
     );
 
@@ -70,13 +64,10 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
     .argument('<id>', 'key id or unique prefix')
     .action(
       run(async (context, id) => {
-        const repository = await openRepository(await context.config());
-        try {
+        await context.withRepository(async (repository) => {
           await removeKey(repository, id as string);
           context.output.result({ removed: id }, `removed key ${id as string}`);
-        } finally {
-          await repository.storage.close();
-        }
+        });
       }),
     );
 

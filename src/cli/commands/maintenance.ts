@@ -124,8 +124,7 @@ export function registerMaintenanceCommands(program: Command, run: CommandRunner
         const share = Number(maxUnused) / 100;
         if (!(share >= 0 && share <= 1))
           throw new LifeboatError('LB_USAGE', `--max-unused takes a percentage 0-100, got ${maxUnused}`);
-        const repository = await openRepository(await context.config());
-        try {
+        await context.withRepository(async (repository) => {
           const report = await prune(repository, { dryRun: dryRun === true, maxUnusedShare: share });
           context.output.result(
             report,
@@ -133,9 +132,7 @@ export function registerMaintenanceCommands(program: Command, run: CommandRunner
               `${report.dryRun ? 'would delete' : 'deleted'} ${report.packsDeleted} unused and ${report.unreferencedPacks} unreferenced packs, ` +
               `repack ${report.packsRepacked} (into ${report.newPacks} new); ${prettyBytes(report.bytesDeleted, { binary: true })} of packs removed`,
           );
-        } finally {
-          await repository.storage.close();
-        }
+        });
       }),
     );
 

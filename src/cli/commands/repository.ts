@@ -4,7 +4,7 @@ import prettyBytes from 'pretty-bytes';
 
 import { LifeboatError } from '../../errors.js';
 import { checkRepository } from '../../repository/index.js';
-import { initRepository, openRepository } from '../../recovery/index.js';
+import { initRepository } from '../../recovery/index.js';
 import type { CommandRunner } from '../command.js';
 
 export function registerRepositoryCommands(program: Command, run: CommandRunner): void {
@@ -28,8 +28,7 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
     .action(
       run(async (context, options) => {
         const { readData } = options as { readData?: boolean };
-        const repository = await openRepository(await context.config());
-        try {
+        await context.withRepository(async (repository) => {
           const progress = context.progress('check --read-data');
           const report = await checkRepository(repository, {
             readData: readData === true,
@@ -58,9 +57,7 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
                 : []),
             ].join('\n'),
           );
-        } finally {
-          await repository.storage.close();
-        }
+        });
       }),
     );
 
@@ -69,8 +66,7 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
     .description('list the snapshots in the repository')
     .action(
       run(async (context) => {
-        const repository = await openRepository(await context.config());
-        try {
+        await context.withRepository(async (repository) => {
           const snapshots = await repository.listSnapshots();
           const rows = snapshots.map((snapshot) => ({
             id: snapshot.id,
@@ -92,9 +88,7 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
                   ),
                 ].join('\n'),
           );
-        } finally {
-          await repository.storage.close();
-        }
+        });
       }),
     );
 }

@@ -57,8 +57,7 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
     .argument('[artifact]', 'artifact name (needed when the snapshot has several)')
     .action(
       run(async (context, snapshotId, artifactName) => {
-        const repository = await openRepository(await context.config());
-        try {
+        await context.withRepository(async (repository) => {
           const snapshot = await repository.loadSnapshot(snapshotId as string);
           const names = snapshot.artifacts.map((artifact) => artifact.name);
           const artifact =
@@ -78,9 +77,7 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
           source.on('data', (chunk: Buffer) => progress.advance(chunk.length));
           await pipeline(source, process.stdout, { end: false });
           progress.finish();
-        } finally {
-          await repository.storage.close();
-        }
+        });
       }),
     );
 }
