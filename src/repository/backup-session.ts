@@ -2,6 +2,8 @@
 // threads, collected into packs and uploaded a few at a time; commit() makes the snapshot visible.
 //
 // Terms:
+//   identify      the workers compute each chunk's HMAC id and hold the chunk; the main thread only
+//                 decides: a duplicate is dropped in the worker, a new blob is sealed there.
 //   open pack     the pack new blobs go to. Once its size reaches the pack size, new blobs go to a new
 //                 pack, and the full one is finished and uploaded as soon as its last sealing job lands.
 //   window        sealing jobs in flight (the pool's capacity) and uploads in flight (uploadConcurrency)
@@ -13,7 +15,6 @@ import { hostname } from 'node:os';
 
 import { BlobIndex } from './blob-index.js';
 import { Chunker } from './chunker.js';
-import { blobId } from './crypto.js';
 import type { KeyRing } from './keys.js';
 import type { HeldLock } from './locks.js';
 import { PackWriter, type PackedBlob, packName } from './pack.js';
@@ -31,6 +32,7 @@ interface OpenPack {
 
 export class BackupSession {
   private current: OpenPack | undefined;
+  private creating: Promise<OpenPack> | undefined;
   private readonly pool: CryptoPool;
   private readonly jobs = new Set<Promise<void>>();
   private readonly uploads = new Set<Promise<void>>();
@@ -58,18 +60,18 @@ export class BackupSession {
   async writeArtifact(name: string, input: AsyncIterable<unknown>): Promise<ArtifactRecord> {
     const chunker = new Chunker(this.ring.writer.chunkerKey, this.repository.config.chunker);
     const hash = createHash('sha256');
-    const blobs: string[] = [];
+    const ids: Array<Promise<string>> = [];
     let size = 0;
     for await (const data of input) {
       const buffer = typeof data === 'string' ? Buffer.from(data) : (data as Buffer);
       hash.update(buffer);
       size += buffer.length;
-      for (const chunk of chunker.push(buffer)) blobs.push(await this.addChunk(chunk));
+      for (const chunk of chunker.push(buffer)) ids.push((await this.addChunk(chunk)).id);
       this.progress.bytesRead += buffer.length;
       this.onProgress?.(this.progress);
     }
-    for (const chunk of chunker.finish()) blobs.push(await this.addChunk(chunk));
-    const record: ArtifactRecord = { name, size, sha256: hash.digest('hex'), blobs };
+    for (const chunk of chunker.finish()) ids.push((await this.addChunk(chunk)).id);
+    const record: ArtifactRecord = { name, size, sha256: hash.digest('hex'), blobs: await Promise.all(ids) };
     this.artifacts.push(record);
     return record;
   }
@@ -80,7 +82,7 @@ export class BackupSession {
       Partial<SnapshotManifest>,
   ): Promise<string> {
     try {
-      await Promise.all(this.jobs);
+      while (this.jobs.size > 0) await Promise.all(this.jobs);
       if (this.current) {
         this.current.full = true;
         this.finishIfDone(this.current);
@@ -116,37 +118,58 @@ export class BackupSession {
     await this.lock.release();
   }
 
-  private async addChunk(chunk: Buffer): Promise<string> {
+  /**
+   * Hands a chunk to the workers: they compute its id; a duplicate is dropped there, a new blob is
+   * sealed into the open pack. Resolves (once there is room in the window) to a box holding the
+   * promise of the id.
+   */
+  private async addChunk(chunk: Buffer): Promise<{ id: Promise<string> }> {
     if (this.failure !== undefined) throw this.failure as Error;
-    const id = blobId(this.ring.writer.idKey, chunk);
-    if (this.repository.index.has(id) || this.sessionBlobs.has(id)) return id;
-    this.sessionBlobs.add(id);
-    this.progress.bytesNew += chunk.length;
-    if (!this.current || this.current.full) {
-      this.current = {
-        writer: await PackWriter.create(this.ring, this.repository.options.compressionLevel),
-        pending: 0,
-        full: false,
-      };
-    }
-    const pack = this.current;
-    pack.pending++;
-    const job = this.pool.seal(id, chunk, pack.writer.key).then(
-      ({ sealed, rawLength, compression }) => {
-        pack.writer.appendSealed(id, sealed, rawLength, compression);
+    const work = this.pool.identify(chunk, this.ring.writer.idKey).then(async (held) => {
+      if (this.repository.index.has(held.id) || this.sessionBlobs.has(held.id)) {
+        this.pool.drop(held);
+        return held.id;
+      }
+      this.sessionBlobs.add(held.id);
+      this.progress.bytesNew += held.rawLength;
+      let pack = await this.openPack();
+      while (pack.full) pack = await this.openPack();
+      pack.pending++;
+      try {
+        const { sealed, rawLength, compression } = await this.pool.sealHeld(held, pack.writer.key);
+        pack.writer.appendSealed(held.id, sealed, rawLength, compression);
+      } finally {
         pack.pending--;
-        if (!pack.full && pack.writer.size >= this.repository.config.packSize) pack.full = true;
-        this.finishIfDone(pack);
-      },
+      }
+      if (!pack.full && pack.writer.size >= this.repository.config.packSize) pack.full = true;
+      this.finishIfDone(pack);
+      return held.id;
+    });
+    const tracked = work.then(
+      () => undefined,
       (error: unknown) => {
         this.failure ??= error;
       },
     );
-    this.jobs.add(job);
-    void job.finally(() => this.jobs.delete(job));
+    this.jobs.add(tracked);
+    void tracked.finally(() => this.jobs.delete(tracked));
+    work.catch(() => undefined); // awaited by writeArtifact; failures also land in this.failure
     while (this.jobs.size >= this.pool.capacity) await Promise.race(this.jobs);
     await this.waitForUploads(this.repository.options.uploadConcurrency);
-    return id;
+    return { id: work }; // boxed: returning the promise itself would make this wait for it
+  }
+
+  /** The pack new blobs go to, creating one (once) when there is none or it is full. */
+  private openPack(): Promise<OpenPack> {
+    if (this.current && !this.current.full) return Promise.resolve(this.current);
+    this.creating ??= PackWriter.create(this.ring, this.repository.options.compressionLevel).then(
+      (writer) => {
+        this.current = { writer, pending: 0, full: false };
+        this.creating = undefined;
+        return this.current;
+      },
+    );
+    return this.creating;
   }
 
   /** Finishes and uploads a full pack once its last sealing job has landed. */

@@ -39,6 +39,18 @@ const compressor = new zstd.Compressor();
 compressor.setParameters({ compressionLevel: Math.max(1, workerData.level) });
 const owned = (view) => view.byteOffset === 0 && view.byteLength === view.buffer.byteLength
   ? view : new Uint8Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+const held = new Map();
+function identifyJob(job) {
+  const plain = Buffer.from(job.data.buffer, job.data.byteOffset, job.data.byteLength);
+  held.set(job.job, plain);
+  return { job: job.job, id: createHmac('sha256', Buffer.from(job.idKey)).update(plain).digest('hex'), rawLength: plain.length };
+}
+function sealHeldJob(job) {
+  const plain = held.get(job.heldJob);
+  held.delete(job.heldJob);
+  if (!plain) throw new Error('no held blob for job ' + job.heldJob);
+  return sealJob({ job: job.job, id: job.id, key: job.key, data: plain });
+}
 function sealJob(job) {
   const plain = Buffer.from(job.data.buffer, job.data.byteOffset, job.data.byteLength);
   let payload = plain;
@@ -79,9 +91,11 @@ function openJob(job) {
   return { job: job.job, plain: owned(plain) };
 }
 parentPort.on('message', (job) => {
+  if (job.type === 'drop') { held.delete(job.heldJob); return; }
   let answer;
   try {
-    answer = job.type === 'open' ? openJob(job) : sealJob(job);
+    answer = job.type === 'open' ? openJob(job) : job.type === 'identify' ? identifyJob(job)
+      : job.type === 'sealHeld' ? sealHeldJob(job) : sealJob(job);
   } catch (error) {
     answer = { job: job.job, error: String((error && error.stack) || error) };
   }
@@ -92,6 +106,7 @@ parentPort.on('message', (job) => {
 
 interface WorkerAnswer {
   job: number;
+  id?: string;
   sealed?: Uint8Array;
   compression?: 0 | 1;
   rawLength?: number;
@@ -108,6 +123,14 @@ interface Pending {
 /** A view that owns its whole ArrayBuffer can be transferred; anything else is copied first. */
 function transferable(data: Buffer): Uint8Array {
   return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : new Uint8Array(data);
+}
+
+/** A blob a worker holds after identifying it, until it is sealed or dropped. */
+export interface HeldBlob {
+  id: string;
+  rawLength: number;
+  worker: number;
+  job: number;
 }
 
 export class CryptoPool {
@@ -165,6 +188,41 @@ export class CryptoPool {
   }
 
   /**
+   * Computes a blob's id (HMAC-SHA256 under idKey) in a worker, which keeps the blob until sealHeld()
+   * or drop(): the main thread decides about dedup without hashing. `data` is transferred.
+   */
+  async identify(data: Buffer, idKey: Buffer): Promise<HeldBlob> {
+    const payload = transferable(data);
+    const worker = this.next++ % this.workers.length;
+    const job = this.counter;
+    const answer = await this.submit(
+      { type: 'identify', idKey: new Uint8Array(idKey), data: payload },
+      payload,
+      worker,
+    );
+    return { id: answer.id!, rawLength: answer.rawLength!, worker, job };
+  }
+
+  /** Compresses and seals a blob the worker holds from identify(). */
+  async sealHeld(blob: HeldBlob, packKey: Buffer): Promise<SealedBlob> {
+    const answer = await this.submit(
+      { type: 'sealHeld', heldJob: blob.job, id: blob.id, key: new Uint8Array(packKey) },
+      undefined,
+      blob.worker,
+    );
+    return {
+      sealed: Buffer.from(answer.sealed!.buffer),
+      compression: answer.compression!,
+      rawLength: answer.rawLength!,
+    };
+  }
+
+  /** Lets the worker forget a held blob (a duplicate). */
+  drop(blob: HeldBlob): void {
+    this.workers[blob.worker]!.postMessage({ type: 'drop', heldJob: blob.job });
+  }
+
+  /**
    * Opens a sealed blob in a worker: checks its tag, decompresses it, checks its size and id. Throws
    * LB_REPO_CORRUPT naming `what` when anything does not match. `sealed` is transferred when it owns its
    * memory.
@@ -199,13 +257,17 @@ export class CryptoPool {
     await Promise.all(this.workers.map((worker) => worker.terminate()));
   }
 
-  private submit(message: Record<string, unknown>, payload: Uint8Array): Promise<WorkerAnswer> {
+  private submit(
+    message: Record<string, unknown>,
+    payload?: Uint8Array,
+    workerIndex?: number,
+  ): Promise<WorkerAnswer> {
     if (this.failure) return Promise.reject(this.failure);
     const job = this.counter++;
-    const worker = this.workers[this.next++ % this.workers.length]!;
+    const worker = this.workers[workerIndex ?? this.next++ % this.workers.length]!;
     return new Promise<WorkerAnswer>((resolve, reject) => {
       this.pending.set(job, { resolve, reject });
-      worker.postMessage({ ...message, job }, [payload.buffer as ArrayBuffer]);
+      worker.postMessage({ ...message, job }, payload ? [payload.buffer as ArrayBuffer] : []);
     });
   }
 
