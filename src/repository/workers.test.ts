@@ -64,4 +64,19 @@ describe('CryptoPool', () => {
       pool.open({ ...entry, rawLength: 1 }, Buffer.from(sealed.sealed), key, idKey, 'pack'),
     ).rejects.toThrow(/does not match/);
   });
+
+  it('identifies in the worker (HMAC id), then seals or drops the held blob', async () => {
+    const key = newKey();
+    const idKey = newKey();
+    const text = Buffer.from('INSERT INTO t VALUES (1);\n'.repeat(4_000));
+    const held = await pool.identify(Buffer.from(text), idKey);
+    expect(held.id).toBe(blobId(idKey, text));
+    expect(held.rawLength).toBe(text.length);
+    const sealed = await pool.sealHeld(held, key);
+    const plain = open(key, sealed.sealed, 'held', Buffer.from(held.id, 'hex'));
+    expect((sealed.compression ? decompress(plain) : plain).equals(text)).toBe(true);
+    const duplicate = await pool.identify(Buffer.from(text), idKey);
+    pool.drop(duplicate);
+    await expect(pool.sealHeld(duplicate, key)).rejects.toThrow(/no held blob/);
+  });
 });
