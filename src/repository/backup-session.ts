@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 
+import { LifeboatError } from '../errors.js';
 import { BlobIndex } from './blob-index.js';
 import { Chunker } from './chunker.js';
 import type { KeyRing } from './keys.js';
@@ -88,6 +89,9 @@ export class BackupSession {
         this.finishIfDone(this.current);
       }
       await this.waitForUploads(0);
+      this.assertComplete();
+      // A lock lost (stale for others, or removed) means a prune may have deleted our packs.
+      await this.lock.assertHeld();
       if (this.uploaded.length > 0) {
         const name = await BlobIndex.write(this.repository.storage, this.ring, this.uploaded);
         // The same Repository object sees (and dedups against) what this session stored.
@@ -104,10 +108,24 @@ export class BackupSession {
         version: 1,
         artifacts: this.artifacts,
       });
-      await this.lock.release();
+      await this.lock.release().catch(() => undefined); // the snapshot is visible; a leftover lock goes stale
       return id;
     } finally {
       await this.pool.close();
+    }
+  }
+
+  /** Every blob of every artifact is in the index or in a pack this session uploaded. */
+  private assertComplete(): void {
+    const stored = new Set(this.uploaded.flatMap((pack) => pack.blobs.map((blob) => blob.id)));
+    for (const artifact of this.artifacts) {
+      const missing = artifact.blobs.find((id) => !stored.has(id) && !this.repository.index.has(id));
+      if (missing !== undefined) {
+        throw new LifeboatError(
+          'LB_INTERNAL',
+          `backup of ${artifact.name}: blob ${missing.slice(0, 16)} was never stored; no snapshot written`,
+        );
+      }
     }
   }
 

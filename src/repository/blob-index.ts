@@ -53,7 +53,11 @@ export class BlobIndex {
   }
 
   addPack(pack: string, blobs: readonly PackedBlob[]): void {
-    if (!this.packBlobs.has(pack)) this.packBlobs.set(pack, [...blobs]); // a pack listed twice has the same blobs
+    // A pack may be listed by several index files with different subsets of its blobs (prune lists only
+    // live ones): keep the union, so no index file's knowledge is lost.
+    const known = this.packBlobs.get(pack) ?? [];
+    const ids = new Set(known.map((blob) => blob.id));
+    this.packBlobs.set(pack, [...known, ...blobs.filter((blob) => !ids.has(blob.id))]);
     for (const blob of blobs) if (!this.byId.has(blob.id)) this.byId.set(blob.id, { ...blob, pack });
   }
 

@@ -50,6 +50,7 @@ export async function openFile<T>(ring: KeyRing, kind: string, bytes: Buffer, wh
     bytes.subarray(wrappedStart, wrappedStart + wrappedLength),
     aad,
     what,
+    kind === 'index' ? [3] : [1, 2],
   );
   const plain = open(fileKey, bytes.subarray(wrappedStart + wrappedLength), what, aad);
   try {

@@ -14,6 +14,7 @@ import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { LifeboatError } from '../errors.js';
 import { newKey } from './crypto.js';
 import { type KdfParameters, type KeyFileInfo, addPasswordKey, addPublicKey, listKeyFiles } from './keys.js';
+import { acquireLock } from './locks.js';
 import type { Repository } from './repository.js';
 
 export interface KeyListing extends KeyFileInfo {
@@ -40,7 +41,19 @@ export async function addPassword(
       'this repository uses public-key mode: readers are age identities; use key rotate to change them',
     );
   }
-  return addPasswordKey(repository.storage, ring.writer, ring.dataKeys, password, kdf);
+  return exclusively(repository, 'key add', () =>
+    addPasswordKey(repository.storage, ring.writer, ring.dataKeys, password, kdf),
+  );
+}
+
+/** Key changes take the repository alone: a rotate racing an add could leave a key without the new dataKey. */
+async function exclusively<T>(repository: Repository, operation: string, work: () => Promise<T>): Promise<T> {
+  const lock = await acquireLock(repository.storage, operation, true);
+  try {
+    return await work();
+  } finally {
+    await lock.release();
+  }
 }
 
 /** Removes a key file; never the one in use, nor the last one of its kind. */
@@ -65,7 +78,7 @@ export async function removeKey(repository: Repository, id: string): Promise<voi
       `key ${key.id.slice(0, 8)} is the last ${key.kind} key of the repository`,
     );
   }
-  await repository.storage.delete(`keys/${key.id}`);
+  await exclusively(repository, 'key remove', () => repository.storage.delete(`keys/${key.id}`));
 }
 
 export interface RotationResult {
@@ -82,6 +95,13 @@ export interface RotationResult {
 export async function rotateKeys(
   repository: Repository,
   options: { password?: string; kdf?: KdfParameters } = {},
+): Promise<RotationResult> {
+  return exclusively(repository, 'key rotate', () => rotate(repository, options));
+}
+
+async function rotate(
+  repository: Repository,
+  options: { password?: string; kdf?: KdfParameters },
 ): Promise<RotationResult> {
   const ring = repository.keyRing;
   const before = await listKeys(repository);

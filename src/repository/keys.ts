@@ -75,7 +75,19 @@ export class KeyRing {
   }
 
   /** Opens a wrapped content key; LB_REPO_WRITE_ONLY where this host holds no reader key. */
-  async unwrap(kind: number, bytes: Buffer, aad: Buffer, what: string): Promise<Buffer> {
+  async unwrap(
+    kind: number,
+    bytes: Buffer,
+    aad: Buffer,
+    what: string,
+    allowed: readonly WrapKind[] = [1, 2, 3],
+  ): Promise<Buffer> {
+    if (!allowed.includes(kind as WrapKind)) {
+      throw new LifeboatError(
+        'LB_REPO_CORRUPT',
+        `${what}: key wrapping ${kind} is not valid for this kind of object`,
+      );
+    }
     if (kind === 3) return open(this.writer.writerKey, bytes, what, aad);
     if (kind === 1) {
       if (this.mode !== 'password') throw this.writeOnly(what);
@@ -240,31 +252,50 @@ export async function addPublicKey(
   });
 }
 
+/**
+ * Every usable key file, oldest first. A file that cannot be used (not JSON, unknown version, missing
+ * fields) is skipped, so one bad file does not lock everybody out; only when none is usable does this
+ * fail, with the first file's problem.
+ */
 async function readKeyFiles(
   storage: StorageBackend,
 ): Promise<Array<{ id: string; file: PasswordKeyFile | PublicKeyFile }>> {
   const files: Array<{ id: string; file: PasswordKeyFile | PublicKeyFile }> = [];
+  let firstProblem: LifeboatError | undefined;
   for await (const info of storage.list('keys/')) {
     const bytes = await storage.read(info.name);
-    let file: PasswordKeyFile | PublicKeyFile;
     try {
-      file = JSON.parse(bytes.toString('utf8')) as PasswordKeyFile | PublicKeyFile;
+      let file: PasswordKeyFile | PublicKeyFile;
+      try {
+        file = JSON.parse(bytes.toString('utf8')) as PasswordKeyFile | PublicKeyFile;
+      } catch (error) {
+        throw new LifeboatError('LB_REPO_CORRUPT', `${info.name}: not a key file (invalid JSON)`, {
+          cause: error,
+        });
+      }
+      checkVersion(file.version, KEY_FILE_VERSION, info.name);
+      if (typeof file.created !== 'string')
+        throw new LifeboatError('LB_REPO_CORRUPT', `${info.name}: no creation time`);
+      files.push({ id: info.name.slice('keys/'.length), file });
     } catch (error) {
-      throw new LifeboatError('LB_REPO_CORRUPT', `${info.name}: not a key file (invalid JSON)`, {
-        cause: error,
-      });
+      if (!isLifeboatError(error)) throw error;
+      firstProblem ??= error;
     }
-    checkVersion(file.version, KEY_FILE_VERSION, info.name);
-    files.push({ id: info.name.slice('keys/'.length), file });
   }
   if (files.length === 0) {
-    throw new LifeboatError(
-      'LB_REPO_CORRUPT',
-      `the repository at ${storage.location} has no key files (keys/ is empty)`,
+    throw (
+      firstProblem ??
+      new LifeboatError(
+        'LB_REPO_CORRUPT',
+        `the repository at ${storage.location} has no key files (keys/ is empty)`,
+      )
     );
   }
   return files.sort((a, b) => a.file.created.localeCompare(b.file.created) || a.id.localeCompare(b.id));
 }
+
+/** Upper bounds on scrypt parameters read from a key file (which is not authenticated before use). */
+const KDF_LIMITS = { N: 2 ** 20, r: 32, p: 16 };
 
 export async function listKeyFiles(storage: StorageBackend): Promise<KeyFileInfo[]> {
   return (await readKeyFiles(storage)).map(({ id, file }) => ({
@@ -287,13 +318,10 @@ export async function unlockWithPassword(
     file: PasswordKeyFile;
   }>;
   for (const { id, file } of files) {
+    const usable = [file.N, file.r, file.p].every((value) => Number.isInteger(value) && value > 0);
+    if (usable && (file.N > KDF_LIMITS.N || file.r > KDF_LIMITS.r || file.p > KDF_LIMITS.p)) continue; // refuse a memory bomb
     const name = `keys/${id}`;
-    if (file.kdf !== 'scrypt' || !Number.isInteger(file.N)) {
-      throw new LifeboatError(
-        'LB_REPO_CORRUPT',
-        `${name}: unknown key derivation ${JSON.stringify(file.kdf)}`,
-      );
-    }
+    if (file.kdf !== 'scrypt' || !usable || typeof file.salt !== 'string') continue; // not a file this lifeboat can use
     const kek = await deriveKek(password, Buffer.from(file.salt, 'base64'), file);
     let payload: Record<string, unknown>;
     try {
@@ -335,6 +363,16 @@ export async function unlockWithRecipients(
     id: string;
     file: PublicKeyFile;
   }>;
+  // Only recipients the repository knows (from init or key rotate): a typo would make backups nobody
+  // can ever read.
+  const known = new Set(files.flatMap(({ file }) => file.recipients));
+  const unknown = recipients.filter((recipient) => !known.has(recipient));
+  if (unknown.length > 0) {
+    throw new LifeboatError(
+      'LB_REPO_WRONG_KEY',
+      `repository.recipients names ${unknown.join(', ')}, which is not a recipient of the repository at ${storage.location} (key list shows them; key rotate adds new ones)`,
+    );
+  }
   const newest = files[files.length - 1];
   if (!newest)
     throw new LifeboatError(

@@ -1,12 +1,15 @@
-// Repository locks: backups may run side by side; forget and prune need the repository alone.
+// Repository locks: backups (and reads) may run side by side; forget, prune and key changes need the
+// repository alone.
 //
 // Terms:
 //   lock        locks/<random id>: plaintext JSON { version, hostname, pid, operation, exclusive, created,
-//               refreshed }. Written create-only; refreshed (rewritten) every REFRESH_MS while held.
-//   shared      taken by backups. Fails if a live exclusive lock exists.
-//   exclusive   taken by forget and prune. Fails if any other live lock exists.
-//   stale       refreshed more than STALE_MS ago, or held by a process of this host that no longer runs.
-//               Stale locks are ignored, and removed by `lifeboat unlock`.
+//               refreshed }. Written create-only; rewritten every REFRESH_MS while held.
+//   shared      taken by backups, restores and check. Fails if a live exclusive lock exists.
+//   exclusive   taken by forget, prune and key changes. Fails if any other live lock exists.
+//   stale       its object was last modified more than STALE_MS ago by the storage's clock (not the
+//               holder's), or it belongs to a process of this host that no longer runs. Stale locks are
+//               ignored, and removed by `lifeboat unlock`. A holder that could not refresh for STALE_MS/2
+//               considers its lock lost (assertHeld) and makes nothing visible.
 // Protocol (as restic's): write our lock first, then list the others. Two racing clients both see each
 // other and both give up, which is safe; neither can miss the other.
 import { randomBytes } from 'node:crypto';
@@ -31,8 +34,20 @@ export interface LockInfo {
 export interface HeldLock {
   name: string;
   info: LockInfo;
+  /**
+   * Throws LB_REPO_LOCKED unless the lock still exists and was refreshed recently enough that no other
+   * client can have taken it for stale. A backup calls it before it makes anything visible.
+   */
+  assertHeld(): Promise<void>;
   /** Stops refreshing and removes the lock. */
   release(): Promise<void>;
+}
+
+export interface ListedLock {
+  name: string;
+  info: LockInfo;
+  /** When the storage last saw the lock written (its clock). */
+  modified: Date;
 }
 
 function processAlive(pid: number): boolean {
@@ -44,23 +59,32 @@ function processAlive(pid: number): boolean {
   }
 }
 
-export function isStale(info: LockInfo, now = Date.now()): boolean {
-  if (now - Date.parse(info.refreshed) > STALE_MS) return true;
-  return info.hostname === hostname() && !processAlive(info.pid);
+export function isStale(lock: ListedLock, now = Date.now()): boolean {
+  if (now - lock.modified.getTime() > STALE_MS) return true;
+  return lock.info.hostname === hostname() && !processAlive(lock.info.pid);
 }
 
-/** Every lock in the repository (unreadable ones are reported as stale exclusive locks). */
-export async function listLocks(storage: StorageBackend): Promise<Array<{ name: string; info: LockInfo }>> {
-  const locks: Array<{ name: string; info: LockInfo }> = [];
+/** Every lock in the repository; an unreadable one counts as a live exclusive lock of unknown origin. */
+export async function listLocks(storage: StorageBackend): Promise<ListedLock[]> {
+  const locks: ListedLock[] = [];
   for await (const object of storage.list('locks/')) {
     try {
-      locks.push({
-        name: object.name,
-        info: JSON.parse((await storage.read(object.name)).toString('utf8')) as LockInfo,
-      });
+      const info = JSON.parse((await storage.read(object.name)).toString('utf8')) as LockInfo;
+      locks.push({ name: object.name, info, modified: object.modified });
     } catch (error) {
       if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) continue; // released meanwhile
       if (!(error instanceof SyntaxError)) throw error;
+      const when = object.modified.toISOString();
+      const info: LockInfo = {
+        version: 1,
+        hostname: '(unreadable lock)',
+        pid: 0,
+        operation: object.name,
+        exclusive: true,
+        created: when,
+        refreshed: when,
+      };
+      locks.push({ name: object.name, info, modified: object.modified });
     }
   }
   return locks;
@@ -88,8 +112,14 @@ export async function acquireLock(
   };
   const name = `locks/${randomBytes(16).toString('hex')}`;
   await storage.write(name, Buffer.from(JSON.stringify(info)), { createOnly: true });
-  const others = (await listLocks(storage)).filter((lock) => lock.name !== name && !isStale(lock.info));
-  const conflict = others.find((lock) => exclusive || lock.info.exclusive);
+  let conflict: ListedLock | undefined;
+  try {
+    const others = (await listLocks(storage)).filter((lock) => lock.name !== name && !isStale(lock));
+    conflict = others.find((lock) => exclusive || lock.info.exclusive);
+  } catch (error) {
+    await storage.delete(name).catch(() => undefined);
+    throw error;
+  }
   if (conflict) {
     await storage.delete(name);
     throw new LifeboatError(
@@ -99,14 +129,36 @@ export async function acquireLock(
     );
   }
   let refreshing = Promise.resolve();
+  let lastRefresh = Date.now();
   const timer = setInterval(() => {
-    info.refreshed = new Date().toISOString();
-    refreshing = storage.write(name, Buffer.from(JSON.stringify(info))).catch(() => undefined);
+    const attempt = Date.now();
+    info.refreshed = new Date(attempt).toISOString();
+    refreshing = storage.write(name, Buffer.from(JSON.stringify(info))).then(
+      () => {
+        lastRefresh = attempt;
+      },
+      () => undefined, // a failed refresh shows in assertHeld()
+    );
   }, REFRESH_MS);
   timer.unref();
   return {
     name,
     info,
+    assertHeld: async () => {
+      const lost = (reason: string) =>
+        new LifeboatError(
+          'LB_REPO_LOCKED',
+          `the ${operation} lost its lock (${reason}); nothing was made visible: run it again`,
+        );
+      const since = Date.now() - lastRefresh;
+      if (since > STALE_MS / 2) throw lost(`not refreshed for ${Math.round(since / 60_000)} minutes`);
+      try {
+        await storage.stat(name);
+      } catch (error) {
+        if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) throw lost('its lock file was removed');
+        throw error;
+      }
+    },
     release: async () => {
       clearInterval(timer);
       await refreshing;
@@ -119,7 +171,7 @@ export async function acquireLock(
 export async function removeLocks(storage: StorageBackend, all = false): Promise<string[]> {
   const removed: string[] = [];
   for (const lock of await listLocks(storage)) {
-    if (all || isStale(lock.info)) {
+    if (all || isStale(lock)) {
       await storage.delete(lock.name);
       removed.push(lock.name);
     }

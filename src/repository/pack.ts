@@ -157,6 +157,7 @@ export async function openPackKey(ring: KeyRing, start: Buffer, what: string): P
     start.subarray(PACK_PREFIX_BYTES, PACK_PREFIX_BYTES + length),
     KEY_AAD,
     `${what} (pack key)`,
+    [1, 2],
   );
 }
 

@@ -77,6 +77,23 @@ export async function prune(repository: Repository, options: PruneOptions = {}):
       else if (total - liveBytes > (options.maxUnusedShare ?? 0.3) * total) repack.push(pack);
       else keep.push({ id: pack, blobs: live });
     }
+    // Every pack that holds a used blob must be there and long enough: pruning around damage could
+    // delete the only good copy of something.
+    for (const pack of [...keep.map((kept) => kept.id), ...repack]) {
+      const end = Math.max(
+        ...index
+          .blobsOf(pack)
+          .filter((blob) => usedHere(pack, blob))
+          .map((blob) => blob.offset + blob.length),
+      );
+      const size = stored.get(pack);
+      if (size === undefined || size < end + 8) {
+        throw new LifeboatError(
+          'LB_REPO_MISSING_DATA',
+          `prune refuses to run: ${packName(pack)} holds used blobs but is ${size === undefined ? 'missing' : 'truncated'} (run lifeboat check)`,
+        );
+      }
+    }
     const indexed = index.packs();
     const unreferenced = [...stored.keys()].filter((pack) => !indexed.has(pack));
     const sizeOf = (packs: string[]) => packs.reduce((sum, pack) => sum + (stored.get(pack) ?? 0), 0);
@@ -116,7 +133,9 @@ export async function prune(repository: Repository, options: PruneOptions = {}):
     await flush();
     report.newPacks = written.length;
 
-    // 2. One index for everything kept, 3. old index files go, 4. old packs go.
+    // 2. One index for everything kept, 3. old index files go, 4. old packs go. Only while our lock
+    // still holds: otherwise a backup may have started and deduplicated against what we delete.
+    await lock.assertHeld();
     const newIndex = await BlobIndex.write(storage, ring, [...keep, ...written]);
     for (const name of index.files.keys()) if (name !== newIndex) await storage.delete(name);
     for (const pack of [...remove, ...repack, ...unreferenced]) await storage.delete(packName(pack));

@@ -102,7 +102,8 @@ export class Repository {
     private readonly ring: KeyRing,
     /** The key file this process opened the repository with. */
     readonly keyId: string,
-    readonly index: BlobIndex,
+    /** Replaced by a fresh load when a backup takes its lock (a prune may have run since open). */
+    public index: BlobIndex,
     readonly options: Required<Omit<OpenOptions, keyof Credentials>>,
   ) {}
 
@@ -149,6 +150,24 @@ export class Repository {
     return config;
   }
 
+  /** Replaces the in-memory index with a fresh load of every index file. */
+  async reloadIndex(): Promise<void> {
+    const index = new BlobIndex();
+    await index.load(this.storage, this.ring);
+    this.index = index;
+  }
+
+  /** Runs `work` under a shared lock (no prune can delete data meanwhile), on a freshly loaded index. */
+  async withSharedLock<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    const lock = await acquireLock(this.storage, operation, false);
+    try {
+      await this.reloadIndex();
+      return await work();
+    } finally {
+      await lock.release();
+    }
+  }
+
   /** Opens an existing repository: reads its config, unlocks its keys, loads its index. */
   static async open(storage: StorageBackend, options: OpenOptions): Promise<Repository> {
     const config = await readConfig(storage);
@@ -170,6 +189,14 @@ export class Repository {
   /** Starts a backup under a shared lock; its artifacts become visible with commit(). */
   async startBackup(onProgress?: (progress: BackupProgress) => void): Promise<BackupSession> {
     const lock = await acquireLock(this.storage, 'backup', false);
+    try {
+      // Dedup only against what exists now that no prune can run: an index loaded before the lock may
+      // name packs a prune has deleted since.
+      await this.reloadIndex();
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
     return new BackupSession(this, this.ring, lock, onProgress);
   }
 

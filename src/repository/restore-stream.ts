@@ -3,8 +3,8 @@
 //
 // Terms:
 //   segment    consecutive blobs of the artifact that lie back to back in one pack: fetched with one
-//              ranged read (at most SEGMENT_BYTES), which turns thousands of small reads into a few
-//              hundred. A blob that repeats, or sits elsewhere, starts a new segment.
+//              ranged read (at most SEGMENT_BYTES stored, SEGMENT_RAW_BYTES once opened), which turns
+//              thousands of small reads into a few hundred. A blob that repeats, or sits elsewhere, starts a new segment.
 //   read-ahead segments fetched and opened ahead of the consumer (bounded: memory stays a few segments).
 import { createHash } from 'node:crypto';
 
@@ -17,6 +17,8 @@ import type { ArtifactRecord } from './snapshots.js';
 import { CryptoPool } from './workers.js';
 
 const SEGMENT_BYTES = 8 * 1024 * 1024;
+/** Plaintext a segment may expand to (highly compressible data must not blow up memory). */
+const SEGMENT_RAW_BYTES = 24 * 1024 * 1024;
 
 export interface RestoreContext {
   storage: StorageBackend;
@@ -30,6 +32,7 @@ interface Segment {
   pack: string;
   offset: number;
   length: number;
+  rawLength: number;
   entries: IndexEntry[];
 }
 
@@ -57,14 +60,22 @@ function* segments(index: BlobIndex, blobs: readonly string[]): Generator<Segmen
       current &&
       entry.pack === current.pack &&
       entry.offset === current.offset + current.length &&
-      current.length + entry.length <= SEGMENT_BYTES
+      current.length + entry.length <= SEGMENT_BYTES &&
+      current.rawLength + entry.rawLength <= SEGMENT_RAW_BYTES
     ) {
       current.length += entry.length;
+      current.rawLength += entry.rawLength;
       current.entries.push(entry);
       continue;
     }
     if (current) yield current;
-    current = { pack: entry.pack, offset: entry.offset, length: entry.length, entries: [entry] };
+    current = {
+      pack: entry.pack,
+      offset: entry.offset,
+      length: entry.length,
+      rawLength: entry.rawLength,
+      entries: [entry],
+    };
   }
   if (current) yield current;
 }

@@ -77,6 +77,11 @@ describe('public-key mode', () => {
     expect(await restore(reader, second.id)).toBe(sha(data));
     expect(await checkRepository(reader, { readData: true })).toMatchObject({ problems: [] });
 
+    const typo = await identityToRecipient(await generateX25519Identity());
+    await expect(Repository.open(storage, { recipients: [typo] })).rejects.toMatchObject({
+      code: 'LB_REPO_WRONG_KEY',
+    });
+
     const stranger = await generateX25519Identity();
     const wrong = await Repository.open(storage, { recipients: [recipient], identities: [stranger] });
     await expect(wrong.listSnapshots()).rejects.toMatchObject({ code: 'LB_REPO_WRONG_KEY' });
@@ -137,6 +142,30 @@ describe('password mode keys', () => {
       code: 'LB_REPO_WRONG_KEY',
     });
     await expect(removeKey(viaSecond, secondId)).rejects.toMatchObject({ code: 'LB_USAGE' });
+  });
+
+  it('opens despite an unusable key file, and refuses absurd scrypt parameters', async () => {
+    const storage = freshStorage();
+    await Repository.init(storage, { password: 'pw', kdf: CHEAP_KDF });
+    await storage.write('keys/garbage', Buffer.from('not json'));
+    const bomb = {
+      version: 1,
+      kind: 'password',
+      kdf: 'scrypt',
+      N: 2 ** 30,
+      r: 8,
+      p: 1,
+      salt: 'AAAA',
+      created: '2000-01-01T00:00:00Z',
+      hostname: 'x',
+      username: 'x',
+      keys: 'AAAA',
+    };
+    await storage.write('keys/bomb', Buffer.from(JSON.stringify(bomb)));
+    expect((await Repository.open(storage, { password: 'pw' })).keyRing.mode).toBe('password');
+    await expect(Repository.open(storage, { password: 'wrong' })).rejects.toMatchObject({
+      code: 'LB_REPO_WRONG_KEY',
+    });
   });
 
   it('rotation: a new dataKey for new data, old snapshots still restore', async () => {

@@ -3,7 +3,7 @@
 // restored, and two backups into one repository at once.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 
@@ -289,6 +289,37 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       expect(sha(restored)).toBe(sha(c));
     });
 
+    it('a backup that opened before a prune does not dedupe against pruned data', async (ctx) => {
+      const repository = await open(ctx);
+      const data = randomData(6 * MiB, 60);
+      await backup(repository, 'db', data);
+      const early = await Repository.open(repository.storage, { password: PASSWORD }); // index names the packs
+      await repository.forget({ keepLast: 1 }, { sources: ['nothing'] });
+      const other = await Repository.open(repository.storage, { password: PASSWORD });
+      await other.storage.delete(`snapshots/${(await other.listSnapshots())[0]!.id}`);
+      await prune(other); // deletes every pack: no snapshot needs them
+      const { id } = await backup(early, 'db', data);
+      const reader = await Repository.open(repository.storage, { password: PASSWORD });
+      expect(await checkRepository(reader, { readData: true })).toMatchObject({ problems: [] });
+      expect(sha(await collect(reader.readArtifact((await reader.loadSnapshot(id)).artifacts[0]!)))).toBe(
+        sha(data),
+      );
+    });
+
+    it('a backup whose lock was removed (taken for stale) commits nothing', async (ctx) => {
+      const repository = await open(ctx);
+      const session = await repository.startBackup();
+      await session.writeArtifact('x', Readable.from([randomData(2 * MiB, 61)]));
+      for (const lock of await listLocks(repository.storage)) await repository.storage.delete(lock.name);
+      const error = await session
+        .commit({ source: 'x', engine: 'stream', tags: [], stats: {}, lifeboatVersion: 'test' })
+        .catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ code: 'LB_REPO_LOCKED' });
+      expect((error as Error).message).toMatch(/lost its lock/);
+      await session.abort().catch(() => undefined);
+      expect(await repository.listSnapshots()).toEqual([]);
+    });
+
     it('refuses prune while a backup holds its lock; ignores and removes stale locks', async (ctx) => {
       const repository = await open(ctx);
       const session = await repository.startBackup();
@@ -297,10 +328,11 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       expect(locked).toMatchObject({ code: 'LB_REPO_LOCKED' });
       expect((locked as Error).message).toMatch(/shared lock for backup by pid \d+/);
       await session.commit({ source: 'x', engine: 'stream', tags: [], stats: {}, lifeboatVersion: 'test' });
+      // A lock of a process of this host that no longer runs (staleness by age uses the storage's clock).
       const stale = {
         version: 1,
-        hostname: 'elsewhere',
-        pid: 1,
+        hostname: hostname(),
+        pid: 2 ** 22 + 12_345,
         operation: 'backup',
         exclusive: true,
         created: '2020-01-01T00:00:00Z',

@@ -30,10 +30,12 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
         const { readData } = options as { readData?: boolean };
         await context.withRepository(async (repository) => {
           const progress = context.progress('check --read-data');
-          const report = await checkRepository(repository, {
-            readData: readData === true,
-            onPack: (_done, _total, bytes) => progress.advance(bytes),
-          });
+          const report = await repository.withSharedLock('check', () =>
+            checkRepository(repository, {
+              readData: readData === true,
+              onPack: (_done, _total, bytes) => progress.advance(bytes),
+            }),
+          );
           progress.finish();
           const summary = `${report.snapshots} snapshots, ${report.indexFiles} index files, ${report.packs} packs, ${report.blobs} blobs${report.readData ? ' (all data read)' : ''}`;
           if (report.problems.length > 0) {

@@ -73,9 +73,11 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
             );
           }
           const progress = context.progress(`dump ${artifact.name}`, artifact.size);
-          const source = repository.readArtifact(artifact);
-          source.on('data', (chunk: Buffer) => progress.advance(chunk.length));
-          await pipeline(source, process.stdout, { end: false });
+          await repository.withSharedLock('dump', async () => {
+            const source = repository.readArtifact(artifact);
+            source.on('data', (chunk: Buffer) => progress.advance(chunk.length));
+            await pipeline(source, process.stdout, { end: false });
+          });
           progress.finish();
         });
       }),
