@@ -131,7 +131,8 @@ export class BackupSession {
 
   /** Gives up: releases the lock. Packs already uploaded stay as garbage for prune; no snapshot. */
   async abort(): Promise<void> {
-    await Promise.allSettled([...this.jobs, ...this.uploads]);
+    while (this.jobs.size > 0) await Promise.allSettled([...this.jobs]);
+    while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]); // jobs may have started uploads
     await this.pool.close();
     await this.lock.release();
   }

@@ -98,7 +98,7 @@ export async function checkRepository(
             ? 'missing (named by the index)'
             : `truncated: ${size} bytes, the index needs ${end + 8}`,
       });
-      for (const blob of blobs) badBlobs.add(blob.id);
+      for (const blob of blobs) if (index.get(blob.id)?.pack === pack) badBlobs.add(blob.id); // the copy restores use
     }
   }
 
@@ -113,7 +113,7 @@ export async function checkRepository(
       const damaged = await verifyPack(repository, pack, blobs);
       if (damaged) {
         problems.push({ object: name, message: damaged.message });
-        for (const id of damaged.blobs) badBlobs.add(id);
+        for (const id of damaged.blobs) if (index.get(id)?.pack === pack) badBlobs.add(id); // the copy restores use
       }
       options.onPack?.(++done, indexed.size, stored.get(pack) ?? 0);
     }
@@ -136,13 +136,10 @@ export async function checkRepository(
 
 type IndexedBlob = NonNullable<ReturnType<BlobIndex['get']>>;
 
+/** Every pack an index file names, with every blob listed for it (duplicate copies included). */
 function blobsByPack(index: BlobIndex): Map<string, IndexedBlob[]> {
   const byPack = new Map<string, IndexedBlob[]>();
-  for (const entry of index.entries()) {
-    const list = byPack.get(entry.pack) ?? [];
-    list.push(entry);
-    byPack.set(entry.pack, list);
-  }
+  for (const pack of index.packs()) byPack.set(pack, index.blobsOf(pack).map((blob) => ({ ...blob, pack })));
   return byPack;
 }
 
