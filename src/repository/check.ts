@@ -139,7 +139,11 @@ type IndexedBlob = NonNullable<ReturnType<BlobIndex['get']>>;
 /** Every pack an index file names, with every blob listed for it (duplicate copies included). */
 function blobsByPack(index: BlobIndex): Map<string, IndexedBlob[]> {
   const byPack = new Map<string, IndexedBlob[]>();
-  for (const pack of index.packs()) byPack.set(pack, index.blobsOf(pack).map((blob) => ({ ...blob, pack })));
+  for (const pack of index.packs())
+    byPack.set(
+      pack,
+      index.blobsOf(pack).map((blob) => ({ ...blob, pack })),
+    );
   return byPack;
 }
 
