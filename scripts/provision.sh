@@ -122,7 +122,8 @@ install_node_modules() {
   hash=$(sha256sum package-lock.json | cut -d' ' -f1)
   if [ -d node_modules ] && [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ]; then return 0; fi
   log "npm ci"
-  npm ci --no-audit --no-fund
+  # zstd-napi builds libzstd from the sources it ships: never try to download a prebuilt binary.
+  npm_config_build_from_source=true npm ci --no-audit --no-fund
   echo "$hash" > "$stamp"
 }
 
