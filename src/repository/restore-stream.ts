@@ -101,26 +101,16 @@ export async function* readArtifactChunks(
     return key;
   };
 
-  /** Fetches one segment and starts opening its blobs; resolves to their plaintexts, in order. */
-  const fetchSegment = async (segment: Segment): Promise<Array<Promise<Buffer>>> => {
+  /** Fetches one segment and opens its blobs in one worker job; resolves to their plaintexts, in order. */
+  const fetchSegment = async (segment: Segment): Promise<{ plains: Buffer[]; error?: LifeboatError }> => {
     const name = packName(segment.pack);
     try {
       const [key, bytes] = await Promise.all([
         packKey(segment.pack),
         storage.read(name, { offset: segment.offset, length: segment.length }),
       ]);
-      return segment.entries.map((entry) => {
-        const start = entry.offset - segment.offset;
-        const opened = pool.open(
-          entry,
-          Buffer.from(bytes.subarray(start, start + entry.length)),
-          key,
-          ring.writer.idKey,
-          name,
-        );
-        opened.catch(() => undefined); // observed in order by the consumer
-        return opened;
-      });
+      const blobs = segment.entries.map((entry) => ({ ...entry, offset: entry.offset - segment.offset }));
+      return await pool.openSegment(bytes, blobs, key, ring.writer.idKey, name);
     } catch (error) {
       if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) {
         throw new LifeboatError(
@@ -144,11 +134,11 @@ export async function* readArtifactChunks(
   };
 
   const upcoming = segments(context.index, artifact.blobs);
-  const window: Array<Promise<Array<Promise<Buffer>>>> = [];
+  const window: Array<Promise<{ plains: Buffer[]; error?: LifeboatError }>> = [];
   let exhausted = false;
   const fill = () => {
     while (!exhausted && window.length < context.readAhead) {
-      let pending: Promise<Array<Promise<Buffer>>>;
+      let pending: Promise<{ plains: Buffer[]; error?: LifeboatError }>;
       try {
         const next = upcoming.next();
         if (next.done) return;
@@ -165,14 +155,14 @@ export async function* readArtifactChunks(
   try {
     fill();
     while (window.length > 0) {
-      const blobs = await window.shift()!;
+      const { plains, error } = await window.shift()!;
       fill();
-      for (const pending of blobs) {
-        const chunk = await pending;
+      for (const chunk of plains) {
         hash.update(chunk);
         size += chunk.length;
         yield chunk;
       }
+      if (error) throw error; // after the verified blobs before the damaged one
     }
   } finally {
     await Promise.allSettled(window);

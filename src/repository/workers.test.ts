@@ -79,4 +79,34 @@ describe('CryptoPool', () => {
     pool.drop(duplicate);
     await expect(pool.sealHeld(duplicate, key)).rejects.toThrow(/no held blob/);
   });
+
+  it('opens a whole segment in one job, and stops at a damaged blob after the good ones', async () => {
+    const key = newKey();
+    const idKey = newKey();
+    const texts = [0, 1, 2].map((index) => Buffer.from(`row ${index};\n`.repeat(3_000 + index)));
+    const sealed = await Promise.all(
+      texts.map((text) => pool.seal(blobId(idKey, text), Buffer.from(text), key)),
+    );
+    let offset = 0;
+    const blobs = sealed.map((blob, index) => {
+      const entry = {
+        id: blobId(idKey, texts[index]!),
+        compression: blob.compression,
+        rawLength: blob.rawLength,
+        offset,
+        length: blob.sealed.length,
+      };
+      offset += blob.sealed.length;
+      return entry;
+    });
+    const bytes = Buffer.concat(sealed.map((blob) => blob.sealed));
+    const whole = await pool.openSegment(Buffer.from(bytes), blobs, key, idKey, 'pack');
+    expect(whole.error).toBeUndefined();
+    expect(whole.plains.map((plain) => plain.toString())).toEqual(texts.map((text) => text.toString()));
+    const damaged = Buffer.from(bytes);
+    damaged[blobs[1]!.offset + 20]! ^= 1;
+    const partial = await pool.openSegment(damaged, blobs, key, idKey, 'pack');
+    expect(partial.plains.map((plain) => plain.toString())).toEqual([texts[0]!.toString()]);
+    expect(partial.error).toMatchObject({ code: 'LB_REPO_CORRUPT' });
+  });
 });

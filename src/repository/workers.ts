@@ -90,17 +90,29 @@ function openJob(job) {
   }
   return { job: job.job, plain: owned(plain) };
 }
+function openSegmentJob(job) {
+  const bytes = Buffer.from(job.bytes.buffer, job.bytes.byteOffset, job.bytes.byteLength);
+  const plains = [];
+  for (const [index, blob] of job.blobs.entries()) {
+    const answer = openJob({ job: job.job, id: blob.id, compression: blob.compression, rawLength: blob.rawLength,
+      key: job.key, idKey: job.idKey, sealed: bytes.subarray(blob.offset, blob.offset + blob.length) });
+    if (answer.corrupt) return { job: job.job, plains, corrupt: answer.corrupt, at: index };
+    plains.push(answer.plain);
+  }
+  return { job: job.job, plains };
+}
 parentPort.on('message', (job) => {
   if (job.type === 'drop') { held.delete(job.heldJob); return; }
   let answer;
   try {
-    answer = job.type === 'open' ? openJob(job) : job.type === 'identify' ? identifyJob(job)
+    answer = job.type === 'open' ? openJob(job) : job.type === 'openSegment' ? openSegmentJob(job)
+      : job.type === 'identify' ? identifyJob(job)
       : job.type === 'sealHeld' ? sealHeldJob(job) : sealJob(job);
   } catch (error) {
     answer = { job: job.job, error: String((error && error.stack) || error) };
   }
-  const out = answer.sealed || answer.plain;
-  parentPort.postMessage(answer, out ? [out.buffer] : []);
+  const out = answer.plains ? answer.plains : [answer.sealed || answer.plain].filter(Boolean);
+  parentPort.postMessage(answer, out.map((view) => view.buffer));
 });
 `;
 
@@ -111,6 +123,8 @@ interface WorkerAnswer {
   compression?: 0 | 1;
   rawLength?: number;
   plain?: Uint8Array;
+  plains?: Uint8Array[];
+  at?: number;
   corrupt?: string;
   error?: string;
 }
@@ -251,6 +265,46 @@ export class CryptoPool {
       throw new LifeboatError('LB_REPO_CORRUPT', `${what} blob ${blob.id.slice(0, 16)}: ${answer.corrupt}`);
     }
     return Buffer.from(answer.plain!.buffer);
+  }
+
+  /**
+   * Opens every blob of a segment (bytes read from one pack) in one worker: one transfer, no per-blob
+   * copies. Resolves to the verified plaintexts in order; if a blob fails verification, to the ones
+   * before it plus the LB_REPO_CORRUPT error for it.
+   */
+  async openSegment(
+    bytes: Buffer,
+    blobs: ReadonlyArray<SealedBlobEntry & { offset: number; length: number }>,
+    packKey: Buffer,
+    idKey: Buffer,
+    what: string,
+  ): Promise<{ plains: Buffer[]; error?: LifeboatError }> {
+    const payload = transferable(bytes);
+    const answer = await this.submit(
+      {
+        type: 'openSegment',
+        bytes: payload,
+        blobs: blobs.map(({ id, compression, rawLength, offset, length }) => ({
+          id,
+          compression,
+          rawLength,
+          offset,
+          length,
+        })),
+        key: new Uint8Array(packKey),
+        idKey: new Uint8Array(idKey),
+      },
+      payload,
+    );
+    const plains = (answer.plains ?? []).map((view) =>
+      Buffer.from(view.buffer, view.byteOffset, view.byteLength),
+    );
+    if (answer.corrupt === undefined) return { plains };
+    const blob = blobs[answer.at ?? 0]!;
+    return {
+      plains,
+      error: new LifeboatError('LB_REPO_CORRUPT', `${what} blob ${blob.id.slice(0, 16)}: ${answer.corrupt}`),
+    };
   }
 
   async close(): Promise<void> {
