@@ -8,6 +8,9 @@ import { SECRET_KEYS } from './interpolate.js';
 
 export const REDACTED = '***';
 
+/** scheme://user:PASSWORD@ — group 1 is everything before the password, group 2 the password. */
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)([^@/?#\s]+)@/gi;
+
 /** A deep copy with secrets replaced by "***" (URL passwords too). */
 export function redactConfig<T>(value: T): T {
   return redactNode(value, undefined) as T;
@@ -25,7 +28,7 @@ function redactNode(node: unknown, key: string | undefined): unknown {
 
 /** Replaces the password of a URL with "***"; other text is returned unchanged. */
 export function redactUrl(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)([^@/?#\s]+)@/gi, `$1${REDACTED}@`);
+  return text.replace(URL_PASSWORD, `$1${REDACTED}@`);
 }
 
 /** Every secret value in a config: secret keys and URL passwords. */
@@ -34,10 +37,10 @@ export function collectSecrets(config: unknown): string[] {
   const visit = (node: unknown, key: string | undefined): void => {
     if (typeof node === 'string') {
       if (key !== undefined && SECRET_KEYS.has(key)) found.add(node);
-      for (const match of node.matchAll(/[a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:([^@/?#\s]+)@/gi)) {
-        if (match[1]) {
-          found.add(match[1]);
-          found.add(safeDecode(match[1]));
+      for (const match of node.matchAll(URL_PASSWORD)) {
+        if (match[2]) {
+          found.add(match[2]);
+          found.add(safeDecode(match[2]));
         }
       }
     } else if (Array.isArray(node)) node.forEach((item) => visit(item, undefined));

@@ -95,11 +95,7 @@ export class BackupSession {
       if (this.uploaded.length > 0) {
         const name = await BlobIndex.write(this.repository.storage, this.ring, this.uploaded);
         // The same Repository object sees (and dedups against) what this session stored.
-        for (const pack of this.uploaded) this.repository.index.addPack(pack.id, pack.blobs);
-        this.repository.index.files.set(
-          name,
-          this.uploaded.map((pack) => pack.id),
-        );
+        this.repository.index.addFile(name, this.uploaded);
       }
       const id = await saveSnapshot(this.repository.storage, this.ring, {
         time: new Date().toISOString(),

@@ -89,12 +89,27 @@ export class BlobIndex {
         continue;
       }
       checkVersion(file.version, INDEX_VERSION, info.name);
-      for (const pack of file.packs) this.addPack(pack.id, pack.blobs);
-      this.files.set(
-        info.name,
-        file.packs.map((pack) => pack.id),
-      );
+      this.addFile(info.name, file.packs);
     }
+  }
+
+  /** Records an index file and the packs it lists (loaded, or just written by a backup). */
+  addFile(name: string, packs: ReadonlyArray<{ id: string; blobs: readonly PackedBlob[] }>): void {
+    for (const pack of packs) this.addPack(pack.id, pack.blobs);
+    this.files.set(
+      name,
+      packs.map((pack) => pack.id),
+    );
+  }
+
+  /** Whether the index files in storage are exactly the ones this index has read (listing only). */
+  async isCurrent(storage: StorageBackend): Promise<boolean> {
+    const seen = new Set<string>();
+    for await (const info of storage.list('index/')) {
+      if (!this.files.has(info.name) && !this.damaged.has(info.name)) return false;
+      seen.add(info.name);
+    }
+    return seen.size === this.files.size + this.damaged.size;
   }
 
   /** Writes one index file listing `packs`; returns its name. */

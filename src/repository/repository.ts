@@ -150,8 +150,12 @@ export class Repository {
     return config;
   }
 
-  /** Replaces the in-memory index with a fresh load of every index file. */
+  /**
+   * Makes the in-memory index match storage: unchanged when the same index files are there (a listing,
+   * no reads), else a fresh load of every index file (one may have been removed by a prune).
+   */
   async reloadIndex(): Promise<void> {
+    if (await this.index.isCurrent(this.storage)) return;
     const index = new BlobIndex();
     await index.load(this.storage, this.ring);
     this.index = index;

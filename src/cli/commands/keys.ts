@@ -5,7 +5,6 @@ import type { Command } from 'commander';
 
 import { LifeboatError } from '../../errors.js';
 import { addPassword, listKeys, removeKey, rotateKeys } from '../../repository/index.js';
-import { openRepository } from '../../recovery/index.js';
 import type { CommandRunner } from '../command.js';
 
 async function newPassword(file: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
@@ -82,8 +81,7 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
       run(async (context, options) => {
         const { identityOutput } = options as { identityOutput?: string };
         const loaded = await context.config();
-        const repository = await openRepository(loaded);
-        try {
+        await context.withRepository(async (repository) => {
           if (repository.keyRing.mode === 'public-key' && identityOutput === undefined) {
             throw new LifeboatError(
               'LB_USAGE',
@@ -107,9 +105,7 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
               ? `new recipient ${result.recipient}\nidentity appended to ${identityOutput}: keep the old identities there so old backups stay readable,\nthen set repository.recipients to the new recipient on every host`
               : `rotated: new key ${result.keyId.slice(0, 8)}; removed ${result.removed.length} old key file(s)${result.removed.length > 1 ? ' (add other passwords again with key add)' : ''}`,
           );
-        } finally {
-          await repository.storage.close();
-        }
+        });
       }),
     );
 }

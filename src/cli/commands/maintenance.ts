@@ -4,7 +4,7 @@ import prettyBytes from 'pretty-bytes';
 
 import { LifeboatError } from '../../errors.js';
 import { prune, removeLocks } from '../../repository/index.js';
-import { openConfiguredStorage, openRepository, retentionPolicyFrom } from '../../recovery/index.js';
+import { openConfiguredStorage, retentionPolicyFrom } from '../../recovery/index.js';
 import { parseDuration } from '../../util/duration.js';
 import type { CommandRunner } from '../command.js';
 
@@ -79,8 +79,7 @@ export function registerMaintenanceCommands(program: Command, run: CommandRunner
             policy.keepWithinMs = within;
           }
         }
-        const repository = await openRepository(loaded);
-        try {
+        await context.withRepository(async (repository) => {
           const decisions = await repository.forget(policy, {
             dryRun: flags.dryRun === true,
             ...(flags.source ? { sources: flags.source } : {}),
@@ -107,9 +106,7 @@ export function registerMaintenanceCommands(program: Command, run: CommandRunner
                 : []),
             ].join('\n'),
           );
-        } finally {
-          await repository.storage.close();
-        }
+        });
       }),
     );
 

@@ -6,7 +6,6 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 
 import { LifeboatError } from '../../errors.js';
-import { openRepository } from '../../recovery/index.js';
 import { VERSION } from '../version.js';
 import type { CommandRunner } from '../command.js';
 
@@ -19,9 +18,8 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
     .action(
       run(async (context, options) => {
         const { name, tag } = options as { name: string; tag?: string[] };
-        const repository = await openRepository(await context.config());
         const progress = context.progress(`backup ${name}`);
-        try {
+        await context.withRepository(async (repository) => {
           const session = await repository.startBackup((state) => progress.update(state.bytesRead));
           let id: string;
           let artifact;
@@ -44,9 +42,7 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
           }
           progress.finish();
           context.output.result({ id, size: artifact.size, sha256: artifact.sha256 }, id);
-        } finally {
-          await repository.storage.close();
-        }
+        });
       }),
     );
 
