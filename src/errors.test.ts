@@ -35,9 +35,11 @@ describe('error catalogue and docs/errors.md', () => {
     expect([...documented].filter((code) => !codes.includes(code as ErrorCode))).toEqual([]);
   });
 
-  it('uses 2 for configuration and usage mistakes and 1 for failed operations', () => {
+  it('uses 2 for configuration and usage mistakes, 3 for mismatches and 1 for failed operations', () => {
+    const usage = new Set(['LB_USAGE', 'LB_SOURCE_UNKNOWN']);
     for (const code of codes) {
-      const expected = code === 'LB_USAGE' || code.startsWith('LB_CONFIG_') ? 2 : 1;
+      const expected =
+        usage.has(code) || code.startsWith('LB_CONFIG_') ? 2 : code === 'LB_VALIDATION_MISMATCH' ? 3 : 1;
       expect(ERROR_CATALOGUE[code].exitCode, code).toBe(expected);
     }
   });

@@ -154,6 +154,73 @@ export const ERROR_CATALOGUE = {
     exitCode: 1,
     http: 404,
   },
+  LB_POINT_NOT_FOUND: {
+    summary: 'No recovery point matches the id (or unique prefix) given, or the repository has none yet.',
+    exitCode: 1,
+    http: 404,
+  },
+  LB_SOURCE_UNKNOWN: {
+    summary: 'A --source or --target names nothing in the configuration.',
+    exitCode: 2,
+    http: 400,
+  },
+  LB_ENGINE_UNAVAILABLE: {
+    summary: 'The data store could not be reached (refused, unresolvable, timed out).',
+    exitCode: 1,
+    http: 503,
+    retryable: true,
+  },
+  LB_ENGINE_AUTH: {
+    summary: 'The data store refused the credentials.',
+    exitCode: 1,
+    http: 401,
+  },
+  LB_ENGINE_TOOL_MISSING: {
+    summary: 'A program the engine needs (pg_dump, pg_restore, ...) is not installed.',
+    exitCode: 1,
+    http: 500,
+  },
+  LB_ENGINE_FAILED: {
+    summary: 'The store or one of its tools reported an error during a backup, restore or stats query.',
+    exitCode: 1,
+    http: 502,
+  },
+  LB_TARGET_NOT_EMPTY: {
+    summary: 'The restore target already holds data and --force was not given.',
+    exitCode: 1,
+    http: 409,
+  },
+  LB_RESTORE_PRECONDITION: {
+    summary:
+      'The target cannot take this backup (missing extension, wrong server version); nothing was touched.',
+    exitCode: 1,
+    http: 412,
+  },
+  LB_RESTORE_DECLINED: {
+    summary: 'The restore was not confirmed.',
+    exitCode: 1,
+    http: 409,
+  },
+  LB_WAL_CONFLICT: {
+    summary: 'A WAL file with different content is already archived under the same name.',
+    exitCode: 1,
+    http: 409,
+  },
+  LB_WAL_NOT_FOUND: {
+    summary: 'The WAL file asked for is not in the archive.',
+    exitCode: 1,
+    http: 404,
+  },
+  LB_WAL_TIMEOUT: {
+    summary: 'WAL did not reach the archive in time.',
+    exitCode: 1,
+    http: 504,
+  },
+  LB_VALIDATION_MISMATCH: {
+    summary: 'A restored store does not match the stats recorded at backup time.',
+    exitCode: 3,
+    http: 409,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

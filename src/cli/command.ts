@@ -34,5 +34,6 @@ export function makeRunner(state: RunnerState): CommandRunner {
       state.output = output;
       const context = new CommandContext(flags, output, state.env);
       await body(context, ...args.slice(0, -1));
+      state.exitCode = context.exitCode;
     };
 }

@@ -16,6 +16,8 @@ export interface GlobalFlags {
 
 export class CommandContext {
   private loaded: LoadedConfig | undefined;
+  /** Exit code for a command that printed its result but must still fail (a drill mismatch). */
+  exitCode = 0;
 
   constructor(
     readonly flags: GlobalFlags,

@@ -6,11 +6,14 @@ import { Command, CommanderError } from 'commander';
 import { LifeboatError } from '../errors.js';
 import { makeRunner, type RunnerState } from './command.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerDrillCommands } from './commands/drill.js';
+import { registerRecoveryCommands } from './commands/recovery.js';
+import { registerWalCommands } from './commands/wal.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerRepositoryCommands } from './commands/repository.js';
 import { registerStreamCommands } from './commands/stream.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../util/version.js';
 import { Output } from './output.js';
 
 export { VERSION };
@@ -75,6 +78,9 @@ function buildProgram(state: RunnerState): Command {
   const run = makeRunner(state);
   registerConfigCommands(program, run);
   registerRepositoryCommands(program, run);
+  registerRecoveryCommands(program, run);
+  registerDrillCommands(program, run);
+  registerWalCommands(program, run);
   registerStreamCommands(program, run);
   registerMaintenanceCommands(program, run);
   registerKeyCommands(program, run);

@@ -1,3 +1,25 @@
 // The recovery layer's public face: composes config, storage, repository (and later engines).
 export { storageSettingsFrom, type RepositoryStorage } from './storage-settings.js';
 export { initRepository, openRepository, openConfiguredStorage, retentionPolicyFrom } from './repository.js';
+export { runBackup, type BackupRunOptions, type BackupRunResult, type SourceOutcome } from './backup.js';
+export {
+  executeRestore,
+  parseRecoveryTarget,
+  planRestore,
+  type ExecuteOptions,
+  type RestorePlan,
+  type RestoreRequest,
+  type RestoreStep,
+  type StepOutcome,
+} from './restore.js';
+export { runDrill, validateSources, type DrillResult, type ValidationResult } from './drill.js';
+export {
+  applyWalRetention,
+  physicalOf,
+  walContinuity,
+  walFetch,
+  walPush,
+  walSource,
+  type WalContinuity,
+} from './wal.js';
+export { chooseSources } from './sources.js';

@@ -83,20 +83,7 @@ export class BackupSession {
       Partial<SnapshotManifest>,
   ): Promise<string> {
     try {
-      while (this.jobs.size > 0) await Promise.all(this.jobs);
-      if (this.current) {
-        this.current.full = true;
-        this.finishIfDone(this.current);
-      }
-      await this.waitForUploads(0);
-      this.assertComplete();
-      // A lock lost (stale for others, or removed) means a prune may have deleted our packs.
-      await this.lock.assertHeld();
-      if (this.uploaded.length > 0) {
-        const name = await BlobIndex.write(this.repository.storage, this.ring, this.uploaded);
-        // The same Repository object sees (and dedups against) what this session stored.
-        this.repository.index.addFile(name, this.uploaded);
-      }
+      await this.persist();
       const id = await saveSnapshot(this.repository.storage, this.ring, {
         time: new Date().toISOString(),
         hostname: hostname(),
@@ -108,6 +95,43 @@ export class BackupSession {
       return id;
     } finally {
       await this.pool.close();
+    }
+  }
+
+  /**
+   * Makes the artifacts durable without a snapshot (last pack, every upload, the index file) and
+   * returns their records; the caller writes what references them, then calls release(). Used by the
+   * WAL archive, whose records live outside snapshots.
+   */
+  async persistArtifacts(): Promise<ArtifactRecord[]> {
+    try {
+      await this.persist();
+      return [...this.artifacts];
+    } finally {
+      await this.pool.close();
+    }
+  }
+
+  /** Releases the lock after persistArtifacts() and the caller's own writes. */
+  async release(): Promise<void> {
+    await this.lock.release().catch(() => undefined);
+  }
+
+  private async persist(): Promise<void> {
+    while (this.jobs.size > 0) await Promise.all(this.jobs);
+    if (this.current) {
+      this.current.full = true;
+      this.finishIfDone(this.current);
+    }
+    await this.waitForUploads(0);
+    this.assertComplete();
+    // A lock lost (stale for others, or removed) means a prune may have deleted our packs.
+    await this.lock.assertHeld();
+    if (this.uploaded.length > 0) {
+      const name = await BlobIndex.write(this.repository.storage, this.ring, this.uploaded);
+      // The same Repository object sees (and dedups against) what this session stored.
+      this.repository.index.addFile(name, this.uploaded);
+      this.uploaded.length = 0;
     }
   }
 

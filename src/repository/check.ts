@@ -13,6 +13,7 @@ import type { BlobIndex } from './blob-index.js';
 import { sha256Hex } from './crypto.js';
 import { openBlob, openPackKey, packName, readPackDirectory } from './pack.js';
 import type { Repository } from './repository.js';
+import { archivePrefix, listArchive, listArchiveSources, loadArchiveRecord } from './archive.js';
 import { listSnapshotIds } from './snapshots.js';
 
 export interface CheckProblem {
@@ -31,6 +32,10 @@ export interface CheckReport {
   problems: CheckProblem[];
   /** Ids of the snapshots that cannot be restored whole. */
   affectedSnapshots: string[];
+  /** Archived files (WAL) counted. */
+  archiveFiles: number;
+  /** Archived files ("wal/<source>/<name>") that cannot be read back whole. */
+  affectedArchiveFiles: string[];
   unreferencedPacks: string[];
 }
 
@@ -71,6 +76,22 @@ export async function checkRepository(
       problems.push({ object: `snapshots/${id}`, message: error.message });
       needs.set(id, new Set(['(unreadable manifest)']));
       badBlobs.add('(unreadable manifest)');
+    }
+  }
+  // Archived files (WAL) and their blobs, keyed "wal/<source>/<name>" among the snapshots' needs.
+  let archiveFiles = 0;
+  for (const source of await listArchiveSources(repository)) {
+    for (const name of await listArchive(repository, source)) {
+      archiveFiles++;
+      const key = `${archivePrefix(source)}${name}`;
+      try {
+        needs.set(key, new Set((await loadArchiveRecord(repository, source, name)).blobs));
+      } catch (error) {
+        if (!isLifeboatError(error) || error.code === 'LB_REPO_WRONG_KEY') throw error;
+        problems.push({ object: key, message: error.message });
+        needs.set(key, new Set(['(unreadable manifest)']));
+        badBlobs.add('(unreadable manifest)');
+      }
     }
   }
   for (const blobs of needs.values()) {
@@ -119,9 +140,11 @@ export async function checkRepository(
     }
   }
 
-  const affectedSnapshots = [...needs.entries()]
+  const affected = [...needs.entries()]
     .filter(([, blobs]) => [...blobs].some((blob) => badBlobs.has(blob)))
     .map(([id]) => id);
+  const affectedSnapshots = affected.filter((id) => !id.startsWith('wal/'));
+  const affectedArchiveFiles = affected.filter((id) => id.startsWith('wal/'));
   return {
     snapshots: ids.length,
     indexFiles: index.files.size + index.damaged.size,
@@ -130,6 +153,8 @@ export async function checkRepository(
     readData: options.readData === true,
     problems,
     affectedSnapshots,
+    archiveFiles,
+    affectedArchiveFiles,
     unreferencedPacks: [...stored.keys()].filter((pack) => !indexed.has(pack)).map(packName),
   };
 }

@@ -13,6 +13,9 @@ import { compress, decompress } from './zstd.js';
 
 const MAGIC = Buffer.from('LBF1');
 
+/** Kinds wrapped for writers (a write-only host reads them to dedupe and to push idempotently). */
+const WRITER_KINDS = new Set(['index', 'archive']);
+
 export async function sealFile(
   ring: KeyRing,
   kind: string,
@@ -50,7 +53,7 @@ export async function openFile<T>(ring: KeyRing, kind: string, bytes: Buffer, wh
     bytes.subarray(wrappedStart, wrappedStart + wrappedLength),
     aad,
     what,
-    kind === 'index' ? [3] : [1, 2],
+    WRITER_KINDS.has(kind) ? [3] : [1, 2],
   );
   const plain = open(fileKey, bytes.subarray(wrappedStart + wrappedLength), what, aad);
   try {

@@ -4,6 +4,7 @@ export {
   BackupSession,
   type BackupProgress,
   type Credentials,
+  type GroupedPoint,
   type InitOptions,
   type OpenOptions,
   type RepositoryConfig,
@@ -23,3 +24,14 @@ export {
   type KeyListing,
   type RotationResult,
 } from './key-management.js';
+export { newPointId, type PointMember, type RecoveryPoint } from './points.js';
+export {
+  type ArchiveRecord,
+  type PushResult,
+  deleteArchiveFiles,
+  listArchive,
+  listArchiveSources,
+  loadArchiveRecord,
+  pushArchiveFiles,
+  readArchiveFile,
+} from './archive.js';

@@ -15,6 +15,7 @@ import { BlobIndex } from './blob-index.js';
 import { PackWriter, type PackedBlob, openBlob, packName, readPackKey } from './pack.js';
 import { acquireLock } from './locks.js';
 import type { Repository } from './repository.js';
+import { listArchive, listArchiveSources, loadArchiveRecord } from './archive.js';
 import { listSnapshotIds, loadSnapshot } from './snapshots.js';
 
 export interface PruneOptions {
@@ -51,6 +52,11 @@ export async function prune(repository: Repository, options: PruneOptions = {}):
     for (const id of await listSnapshotIds(storage)) {
       const snapshot = await loadSnapshot(storage, ring, id); // a damaged snapshot throws: refuse
       for (const artifact of snapshot.artifacts) for (const blob of artifact.blobs) used.add(blob);
+    }
+    for (const source of await listArchiveSources(repository)) {
+      for (const name of await listArchive(repository, source)) {
+        for (const blob of (await loadArchiveRecord(repository, source, name)).blobs) used.add(blob);
+      }
     }
     const missing = [...used].filter((blob) => !index.has(blob));
     if (missing.length > 0) {

@@ -39,6 +39,7 @@ import {
 } from './keys.js';
 import { acquireLock } from './locks.js';
 import { type RetentionDecision, type RetentionPolicy, applyRetention, isEmptyPolicy } from './retention.js';
+import { type RecoveryPoint, listPointIds, loadPoint, resolvePointId, savePoint } from './points.js';
 import {
   type ArtifactRecord,
   type Snapshot,
@@ -46,6 +47,9 @@ import {
   loadSnapshot,
   resolveSnapshotId,
 } from './snapshots.js';
+
+/** A recovery point as retention sees it: grouped by its sorted source names. */
+export type GroupedPoint = RecoveryPoint & { source: string };
 
 export interface RepositoryConfig {
   format: 'lifeboat-repository';
@@ -228,6 +232,94 @@ export class Repository {
         for (const decision of decisions)
           if (!decision.keep) await this.storage.delete(`snapshots/${decision.snapshot.id}`);
       }
+      return decisions;
+    } finally {
+      await lock?.release();
+    }
+  }
+
+  /** Runs `work` under an exclusive lock (no backup or other maintenance meanwhile). */
+  async withExclusiveLock<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    const lock = await acquireLock(this.storage, operation, true);
+    try {
+      return await work();
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Makes a recovery point visible; every snapshot it names must already be committed. */
+  async savePoint(point: RecoveryPoint): Promise<void> {
+    await savePoint(this.storage, this.ring, point);
+  }
+
+  /** Every recovery point, oldest first. */
+  async listPoints(): Promise<RecoveryPoint[]> {
+    const points = await Promise.all(
+      (await listPointIds(this.storage)).map((id) => loadPoint(this.storage, this.ring, id)),
+    );
+    return points.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+  }
+
+  async loadPoint(idOrPrefix: string): Promise<RecoveryPoint> {
+    const id = idOrPrefix.length === 32 ? idOrPrefix : await resolvePointId(this.storage, idOrPrefix);
+    try {
+      return await loadPoint(this.storage, this.ring, id);
+    } catch (error) {
+      if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) {
+        throw new LifeboatError('LB_POINT_NOT_FOUND', `no recovery point with id ${idOrPrefix}`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Applies a retention policy to recovery points, grouped by their set of sources (a daily all-sources
+   * point and an hourly database-only point are kept separately), under an exclusive lock. A forgotten
+   * point's file goes first, then its snapshots. `work` runs under the same lock afterwards (the WAL
+   * retention that follows the kept base backups).
+   */
+  async forgetPoints(
+    policy: RetentionPolicy,
+    options: {
+      dryRun?: boolean;
+      sources?: string[];
+      after?: (decisions: Array<RetentionDecision<GroupedPoint>>) => Promise<void>;
+    } = {},
+  ): Promise<Array<RetentionDecision<GroupedPoint>>> {
+    if (isEmptyPolicy(policy)) {
+      throw new LifeboatError(
+        'LB_USAGE',
+        'no retention policy: set retention in the config or give --keep-* options',
+      );
+    }
+    const lock = options.dryRun ? undefined : await acquireLock(this.storage, 'forget', true);
+    try {
+      const points = (await this.listPoints())
+        .filter(
+          (point) =>
+            options.sources === undefined ||
+            point.members.some((member) => options.sources!.includes(member.source)),
+        )
+        .map((point) => ({
+          ...point,
+          source: point.members
+            .map((member) => member.source)
+            .sort()
+            .join(','),
+        }));
+      const decisions = applyRetention(points, policy);
+      if (!options.dryRun) {
+        for (const decision of decisions) {
+          if (decision.keep) continue;
+          await this.storage.delete(`points/${decision.snapshot.id}`);
+          for (const member of decision.snapshot.members)
+            await this.storage.delete(`snapshots/${member.snapshot}`);
+        }
+      }
+      await options.after?.(decisions);
       return decisions;
     } finally {
       await lock?.release();

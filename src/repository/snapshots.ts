@@ -32,6 +32,8 @@ export interface SnapshotManifest {
   artifacts: ArtifactRecord[];
   /** Engine statistics, opaque to the repository. */
   stats: unknown;
+  /** What the engine needs to restore the snapshot (versions, databases, WAL positions); opaque. */
+  metadata?: Record<string, unknown>;
   lifeboatVersion: string;
   /** The recovery point this snapshot belongs to, when taken as part of one. */
   recoveryPoint?: string;

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 
 import { LifeboatError } from '../../errors.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../../util/version.js';
 import type { CommandRunner } from '../command.js';
 
 export function registerStreamCommands(program: Command, run: CommandRunner): void {

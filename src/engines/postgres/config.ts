@@ -1,17 +1,23 @@
 // Configuration of a PostgreSQL source (engine: postgres) and of a drill target for one.
 import { z } from 'zod';
 
-import { integer, text, urlWith } from '../../util/fields.js';
+import { duration, flag, integer, text, urlWith } from '../../util/fields.js';
 
 const postgresUrl = urlWith(['postgres', 'postgresql'], 'postgres://');
+
+const connection = {
+  /** Connection URL (libpq form); the database in it is the one backed up unless `databases` says. */
+  url: postgresUrl,
+  /** Password (overrides the URL's; or passwordFile). */
+  password: text().optional(),
+  /** Directory of pg_dump, pg_restore, pg_basebackup, psql (default: the server's major version's). */
+  binDirectory: text().optional(),
+};
 
 export const postgresSourceSchema = z
   .object({
     engine: z.literal('postgres'),
-    /** Connection URL (libpq form); the database in it is the one backed up unless `databases` says. */
-    url: postgresUrl,
-    /** Password (overrides the URL's; or passwordFile). */
-    password: text().optional(),
+    ...connection,
     /** Databases to back up logically; "all" for every non-template database. */
     databases: z.union([z.literal('all'), z.array(text()).min(1)]).optional(),
     /** logical (pg_dump), physical (pg_basebackup + WAL archive), or both. */
@@ -20,7 +26,36 @@ export const postgresSourceSchema = z
     jobs: integer(1, 64).optional(),
     /** Data directory of the server, for physical restores onto this host. */
     dataDirectory: text().optional(),
+    /** Tables with more (estimated) rows than this are counted from statistics, flagged as estimates. */
+    exactRowLimit: integer(0).default(2_000_000),
+    /** WAL archiving (wal-push): asynchronous mode and its spool directory. */
+    archive: z
+      .object({
+        /** Push ahead in a background process (like pgBackRest's archive-async). */
+        async: flag().default(false),
+        /** Local spool directory for async mode (default: <tmp>/lifeboat-spool-<source>). */
+        spoolDirectory: text().optional(),
+        /** How long wal-push waits for a segment before telling PostgreSQL to retry. */
+        timeout: duration().default('60s'),
+        /** How long a physical backup waits for its last WAL segment to reach the archive. */
+        checkTimeout: duration().default('60s'),
+      })
+      .strict()
+      .default({ async: false, timeout: '60s', checkTimeout: '60s' }),
   })
   .strict();
 
-export const postgresTargetSchema = z.object({ url: postgresUrl, dataDirectory: text().optional() }).strict();
+export const postgresTargetSchema = z
+  .object({
+    ...connection,
+    /** For physical (PITR) restores: the empty data directory to restore into. */
+    dataDirectory: text().optional(),
+    /** For physical restores that lifeboat starts: the port the restored server listens on. */
+    port: integer(1, 65535).optional(),
+    /** Logical restores of several databases: source database → target database. */
+    databaseMap: z.record(z.string(), text()).optional(),
+  })
+  .strict();
+
+export type PostgresSource = z.infer<typeof postgresSourceSchema>;
+export type PostgresTarget = z.infer<typeof postgresTargetSchema>;

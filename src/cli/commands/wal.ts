@@ -1,0 +1,54 @@
+// `lifeboat wal-push %p` (PostgreSQL's archive_command) and `lifeboat wal-fetch %f %p` (restore_command).
+//
+// Exit codes matter to PostgreSQL: 0 means the file is archived (durable) or fetched; anything else
+// makes it retry (push) or end recovery (fetch). A file missing from the archive is an ordinary event
+// during recovery, so wal-fetch reports it in one quiet line and exits 1.
+import type { Command } from 'commander';
+
+import { isLifeboatError } from '../../errors.js';
+import { walFetch, walPush, walSource } from '../../recovery/index.js';
+import type { CommandRunner } from '../command.js';
+
+export function registerWalCommands(program: Command, run: CommandRunner): void {
+  program
+    .command('wal-push')
+    .description("archive one WAL file (archive_command = 'lifeboat wal-push --source NAME %p')")
+    .argument('<path>', 'the file (%p: relative to the data directory, which is the working directory)')
+    .option('--source <name>', 'the postgres source (default: the only one archiving WAL)')
+    .action(
+      run(async (context, path, options) => {
+        const loaded = await context.config();
+        const source = walSource(loaded.config, (options as { source?: string }).source);
+        await context.withRepository(async (repository) => {
+          const result = await walPush(repository, source, path as string);
+          context.output.result(
+            { source, ...result },
+            `${result.name}: ${result.outcome === 'stored' ? 'archived' : 'already archived (same content)'}`,
+          );
+        });
+      }),
+    );
+
+  program
+    .command('wal-fetch')
+    .description("fetch one WAL file (restore_command = 'lifeboat wal-fetch --source NAME %f %p')")
+    .argument('<name>', 'the file name (%f)')
+    .argument('<destination>', 'where to write it (%p)')
+    .option('--source <name>', 'the postgres source (default: the only one archiving WAL)')
+    .action(
+      run(async (context, name, destination, options) => {
+        const loaded = await context.config();
+        const source = walSource(loaded.config, (options as { source?: string }).source);
+        await context.withRepository(async (repository) => {
+          try {
+            const size = await walFetch(repository, source, name as string, destination as string);
+            context.output.result({ source, name, size }, `${name as string}: fetched (${size} bytes)`);
+          } catch (error) {
+            if (!isLifeboatError(error, 'LB_WAL_NOT_FOUND')) throw error;
+            context.exitCode = 1;
+            context.output.result({ source, name, found: false }, `${name as string}: not in the archive`);
+          }
+        });
+      }),
+    );
+}

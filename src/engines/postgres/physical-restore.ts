@@ -1,0 +1,273 @@
+// Physical and point-in-time restores: base.tar into an empty data directory, recovery settings written,
+// and optionally the server started and followed until recovery ends.
+//
+// Terms:
+//   recovery target  latest (replay the whole archive), immediate (stop at consistency: the base backup
+//                    itself), or a time, LSN, transaction id or named restore point
+//                    (recovery_target_time/_lsn/_xid/_name). recovery_target_action = promote.
+//   restore_command  given by the caller (lifeboat wal-fetch with the config); PostgreSQL runs it for
+//                    each WAL file it needs. A file missing from the archive ends recovery.
+//   owner            the data directory belongs to the user that runs the server: the owner of the
+//                    directory (or its parent); when that is root, the "postgres" user.
+//   recovered point  what the server reports after promotion: the last replayed LSN, the time of the
+//                    last replayed transaction, and the new timeline; plus the server log's line saying
+//                    where recovery stopped.
+import { execFile } from 'node:child_process';
+import { appendFile, mkdir, readFile, readdir, rm, stat, writeFile, chmod } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { LifeboatError } from '../../errors.js';
+import { runTool, runToolWithInput } from '../../util/process.js';
+import type {
+  ArtifactSource,
+  PointInTimeOptions,
+  RecoveryTarget,
+  RestoreOptions,
+  RestoreResult,
+} from '../engine.js';
+import type { PostgresTarget } from './config.js';
+import { endpointOf, withClient } from './connection.js';
+import type { PhysicalMetadata } from './physical.js';
+
+export type PhysicalRestoreOptions = PointInTimeOptions;
+
+const execFileAsync = promisify(execFile);
+
+async function isEmptyDirectory(path: string): Promise<boolean | undefined> {
+  try {
+    return (await readdir(path)).length === 0;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function runningPostmaster(dataDirectory: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await readFile(join(dataDirectory, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** uid/gid the restored directory and server belong to. */
+async function ownerOf(dataDirectory: string): Promise<{ uid: number; gid: number }> {
+  let info;
+  try {
+    info = await stat(dataDirectory);
+  } catch {
+    info = await stat(dirname(dataDirectory));
+  }
+  if (info.uid !== 0 || process.getuid?.() !== 0) return { uid: info.uid, gid: info.gid };
+  const uid = Number((await execFileAsync('id', ['-u', 'postgres'])).stdout.trim());
+  const gid = Number((await execFileAsync('id', ['-g', 'postgres'])).stdout.trim());
+  return { uid, gid };
+}
+
+const quote = (value: string): string => `'${value.replace(/'/g, "''")}'`;
+
+export function recoverySettings(
+  target: RecoveryTarget,
+  restoreCommand: string,
+  keepArchiving: boolean,
+): string {
+  const lines = [
+    '',
+    `# Written by lifeboat restore at ${new Date().toISOString()}`,
+    `restore_command = ${quote(restoreCommand)}`,
+    `recovery_target_timeline = 'latest'`,
+  ];
+  if (target.kind === 'immediate') lines.push(`recovery_target = 'immediate'`);
+  if (target.kind === 'time') lines.push(`recovery_target_time = ${quote(target.value)}`);
+  if (target.kind === 'lsn') lines.push(`recovery_target_lsn = ${quote(target.value)}`);
+  if (target.kind === 'xid') lines.push(`recovery_target_xid = ${quote(target.value)}`);
+  if (target.kind === 'name') lines.push(`recovery_target_name = ${quote(target.value)}`);
+  if (target.kind !== 'latest') lines.push(`recovery_target_action = 'promote'`);
+  if (!keepArchiving) lines.push(`archive_mode = 'off'`);
+  return `${lines.join('\n')}\n`;
+}
+
+export async function physicalRestore(
+  target: PostgresTarget,
+  artifacts: ArtifactSource,
+  metadata: PhysicalMetadata,
+  options: RestoreOptions,
+  physical: PhysicalRestoreOptions,
+): Promise<RestoreResult> {
+  const actions: string[] = [];
+  const log = (line: string) => {
+    actions.push(line);
+    options.log?.(line);
+  };
+  const dataDirectory = target.dataDirectory;
+  if (dataDirectory === undefined) {
+    throw new LifeboatError(
+      'LB_USAGE',
+      "a physical restore needs the target's dataDirectory (an empty directory)",
+    );
+  }
+  const binDirectory = target.binDirectory ?? `/usr/lib/postgresql/${metadata.serverMajor}/bin`;
+  try {
+    await stat(join(binDirectory, 'postgres'));
+  } catch {
+    throw new LifeboatError(
+      'LB_RESTORE_PRECONDITION',
+      `the backup is a PostgreSQL ${metadata.serverMajor} data directory; no postgres binary in ${binDirectory} (install PostgreSQL ${metadata.serverMajor} or set binDirectory)`,
+    );
+  }
+  const empty = await isEmptyDirectory(dataDirectory);
+  if (empty === false) {
+    if (!options.force) {
+      throw new LifeboatError(
+        'LB_TARGET_NOT_EMPTY',
+        `${dataDirectory} is not empty: restore into an empty directory, or add --force to replace its contents (nothing was changed)`,
+      );
+    }
+    const pid = await runningPostmaster(dataDirectory);
+    if (pid !== undefined) {
+      throw new LifeboatError(
+        'LB_RESTORE_PRECONDITION',
+        `a server (pid ${pid}) is running on ${dataDirectory}: stop it first (nothing was changed)`,
+      );
+    }
+  }
+  const owner = await ownerOf(dataDirectory);
+  if (empty === false) {
+    for (const entry of await readdir(dataDirectory))
+      await rm(join(dataDirectory, entry), { recursive: true, force: true });
+    log(`emptied ${dataDirectory} (--force)`);
+  }
+  await mkdir(dataDirectory, { recursive: true, mode: 0o700 });
+  await runToolWithInput('tar', ['-x', '-f', '-', '-C', dataDirectory], artifacts.open(metadata.artifact), {
+    signal: options.signal,
+    describe: (exit) =>
+      new LifeboatError(
+        'LB_ENGINE_FAILED',
+        `tar could not extract base.tar into ${dataDirectory}: ${exit.stderr}`,
+      ),
+  });
+  log(`extracted base backup (${metadata.startSegment}, ${metadata.serverVersion}) into ${dataDirectory}`);
+  await rm(join(dataDirectory, 'standby.signal'), { force: true });
+  await appendFile(
+    join(dataDirectory, 'postgresql.auto.conf'),
+    recoverySettings(physical.recoveryTarget, physical.restoreCommand, physical.keepArchiving),
+  );
+  await writeFile(join(dataDirectory, 'recovery.signal'), '');
+  await chmod(dataDirectory, 0o700);
+  if (process.getuid?.() === 0)
+    await runTool('chown', ['-R', `${owner.uid}:${owner.gid}`, dataDirectory], {
+      describe: (exit) => new LifeboatError('LB_ENGINE_FAILED', `chown: ${exit.stderr}`),
+    });
+  log(`wrote recovery settings (target: ${describeTarget(physical.recoveryTarget)}) and recovery.signal`);
+  if (!physical.start) {
+    return { actions, details: { dataDirectory, recoveryTarget: physical.recoveryTarget, started: false } };
+  }
+  const recovered = await startAndRecover(target, dataDirectory, binDirectory, owner, physical, log);
+  return {
+    actions,
+    details: { dataDirectory, recoveryTarget: physical.recoveryTarget, started: true, ...recovered },
+  };
+}
+
+export function describeTarget(target: RecoveryTarget): string {
+  return target.kind === 'latest' || target.kind === 'immediate'
+    ? target.kind
+    : `${target.kind} ${target.value}`;
+}
+
+async function startAndRecover(
+  target: PostgresTarget,
+  dataDirectory: string,
+  binDirectory: string,
+  owner: { uid: number; gid: number },
+  physical: PhysicalRestoreOptions,
+  log: (line: string) => void,
+): Promise<Record<string, unknown>> {
+  const endpoint = endpointOf(target, 'postgres');
+  const port = target.port ?? endpoint.port;
+  const logFile = join(dataDirectory, 'lifeboat-recovery.log');
+  const serverOptions = `-p ${port} -c listen_addresses=${endpoint.host.startsWith('/') ? "''" : endpoint.host} -c unix_socket_directories=${quote(dataDirectory)} -c logging_collector=off`;
+  await runTool(
+    join(binDirectory, 'pg_ctl'),
+    ['start', '-D', dataDirectory, '-l', logFile, '-W', '-o', serverOptions],
+    {
+      uid: owner.uid,
+      gid: owner.gid,
+      env: { ...(physical.env ?? process.env) },
+      describe: (exit) => new LifeboatError('LB_ENGINE_FAILED', `pg_ctl start failed: ${exit.stderr}`),
+    },
+  );
+  log(`started PostgreSQL on port ${port}; waiting for recovery to end`);
+  const deadline = Date.now() + (physical.timeoutMs ?? 3_600_000);
+  const serverLog = async () => (await readFile(logFile, 'utf8').catch(() => '')).slice(-4000);
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const text = await serverLog();
+    if (
+      /recovery ended before configured recovery target was reached|FATAL:.*(could not locate|requested timeline|recovery target)/.test(
+        text,
+      )
+    ) {
+      throw new LifeboatError(
+        'LB_ENGINE_FAILED',
+        `recovery failed; the server log ends with:\n${text.split('\n').slice(-12).join('\n')}`,
+      );
+    }
+    if (
+      !(await runningPostmaster(dataDirectory)) &&
+      /database system is shut down|shutting down/.test(text)
+    ) {
+      throw new LifeboatError(
+        'LB_ENGINE_FAILED',
+        `the restored server stopped during recovery:\n${text.split('\n').slice(-12).join('\n')}`,
+      );
+    }
+    const inRecovery = await withClient(
+      { ...endpoint, port },
+      async (client) => (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r,
+    ).catch(() => undefined);
+    if (inRecovery === false) break;
+    if (Date.now() > deadline)
+      throw new LifeboatError(
+        'LB_ENGINE_FAILED',
+        'recovery did not end in time; the server is still running',
+      );
+  }
+  const point = await withClient({ ...endpoint, port }, async (client) => {
+    const row = (
+      await client.query<{ lsn: string | null; time: Date | null; timeline: number }>(
+        `SELECT pg_last_wal_replay_lsn()::text AS lsn, pg_last_xact_replay_timestamp() AS time,
+                (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline`,
+      )
+    ).rows[0]!;
+    return row;
+  });
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  const stopLine = /recovery stopping [^\n]*/.exec(text)?.[0];
+  const lastCompleted = /last completed transaction was at log time ([^\n]+)/.exec(text)?.[1];
+  const recoveredTo = {
+    lsn: point.lsn,
+    lastTransactionTime: point.time?.toISOString() ?? lastCompleted,
+    timeline: point.timeline,
+    stop: stopLine,
+    port,
+  };
+  log(
+    `recovery ended at ${point.lsn ?? '?'} (last transaction ${recoveredTo.lastTransactionTime ?? 'none replayed'}), timeline ${point.timeline}`,
+  );
+  return { recoveredTo };
+}
+
+/** Stops a server startAndRecover started (fast shutdown), as the directory's owner. */
+export async function stopRestoredServer(dataDirectory: string, binDirectory: string): Promise<void> {
+  if ((await runningPostmaster(dataDirectory)) === undefined) return;
+  const owner = await ownerOf(dataDirectory);
+  await runTool(join(binDirectory, 'pg_ctl'), ['stop', '-D', dataDirectory, '-m', 'fast', '-w'], {
+    uid: owner.uid,
+    gid: owner.gid,
+    describe: (exit) => new LifeboatError('LB_ENGINE_FAILED', `pg_ctl stop failed: ${exit.stderr}`),
+  });
+}

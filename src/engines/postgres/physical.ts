@@ -1,0 +1,254 @@
+// Physical backups: pg_basebackup streaming a tar of the data directory to stdout, with WAL left to the
+// archive (-X none: the server waits until every segment the backup needs is archived, which is what
+// makes it restorable).
+//
+// Terms:
+//   base.tar       the artifact: pg_basebackup -D - -Ft -X none. Only the main tablespace can go to
+//                  stdout; a cluster with extra tablespaces is refused with a clear error.
+//   backup_label   the first tar entry: START WAL LOCATION, timeline, start time. Read from the stream as
+//                  it passes (TarLabelSniffer), recorded in the snapshot metadata.
+//   archive wait   "still waiting for all required WAL segments to be archived" from the server means
+//                  archive_command is failing: after archive.checkTimeout the backup is stopped
+//                  (LB_WAL_TIMEOUT) instead of hanging.
+import { Transform, type TransformCallback } from 'node:stream';
+
+import { LifeboatError } from '../../errors.js';
+import { parseDuration } from '../../util/duration.js';
+import { toolOutput } from '../../util/process.js';
+import type { ArtifactStream, BackupOptions, BackupResult } from '../engine.js';
+import type { PostgresSource } from './config.js';
+import {
+  describeToolFailure,
+  endpointOf,
+  serverMajor,
+  toolEnvironment,
+  toolPath,
+  withClient,
+} from './connection.js';
+import { databaseStats } from './stats.js';
+import { formatLsn, parseBackupLabel, parseLsn, segmentName, segmentOfLsn } from './wal-names.js';
+
+export interface PhysicalMetadata {
+  kind: 'physical';
+  artifact: string;
+  serverVersion: string;
+  serverMajor: number;
+  segmentSize: number;
+  timeline: number;
+  startLsn: string;
+  startSegment: string;
+  startTime?: string;
+  /** End of the backup's WAL (from backup_manifest): recovery must replay at least this far. */
+  stopLsn: string;
+  stopSegment: string;
+  /** When the backup ended (set by the run when it finds the stop segment archived). */
+  stopTime?: string;
+  /** The backup_label text (also in base.tar). */
+  label: string;
+}
+
+/**
+ * Walks the tar headers of a stream passing through unchanged, keeping backup_label (the first entry)
+ * and the tail of backup_manifest (the last; its "WAL-Ranges" give the backup's end LSN).
+ * Hand-written: a tar header is 512 bytes with the name at 0 and the octal size at 124, and the tar
+ * libraries on npm parse into files, not as a pass-through of an unchanged byte stream.
+ */
+export class TarInspector extends Transform {
+  private header = Buffer.alloc(0);
+  private remaining = 0; // data bytes (plus padding) of the current entry still to pass
+  private capturing: 'label' | 'manifest' | undefined;
+  private captured: Buffer[] = [];
+  private capturedBytes = 0;
+  private ended = false;
+  label: string | undefined;
+  manifestTail: string | undefined;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    let offset = 0;
+    while (offset < chunk.length && !this.ended) {
+      if (this.remaining > 0) {
+        const take = Math.min(this.remaining, chunk.length - offset);
+        if (this.capturing) this.capture(chunk.subarray(offset, offset + take));
+        this.remaining -= take;
+        offset += take;
+        if (this.remaining === 0) this.finishEntry();
+        continue;
+      }
+      const need = 512 - this.header.length;
+      this.header = Buffer.concat([this.header, chunk.subarray(offset, offset + need)]);
+      offset += Math.min(need, chunk.length - offset);
+      if (this.header.length < 512) break;
+      this.startEntry(this.header);
+      this.header = Buffer.alloc(0);
+    }
+    callback(null, chunk);
+  }
+
+  private startEntry(header: Buffer): void {
+    const field = (start: number, length: number) =>
+      header
+        .subarray(start, start + length)
+        .toString('utf8')
+        .replace(/\0.*$/s, '');
+    const name = field(0, 100);
+    if (name === '') {
+      this.ended = true; // end-of-archive blocks
+      return;
+    }
+    const size = parseInt(field(124, 12).trim() || '0', 8);
+    const base = name.replace(/^\.\//, '');
+    this.capturing = base === 'backup_label' ? 'label' : base === 'backup_manifest' ? 'manifest' : undefined;
+    this.captured = [];
+    this.capturedBytes = 0;
+    this.remaining = size + ((512 - (size % 512)) % 512);
+    this.dataLeft = size;
+    if (this.remaining === 0) this.finishEntry();
+  }
+
+  private dataLeft = 0;
+
+  private capture(bytes: Buffer): void {
+    const data = bytes.subarray(0, Math.max(0, Math.min(bytes.length, this.dataLeft)));
+    this.dataLeft -= data.length;
+    this.captured.push(data);
+    this.capturedBytes += data.length;
+    // Only the manifest's tail matters (WAL-Ranges): keep the last 64 KiB.
+    while (this.capturing === 'manifest' && this.capturedBytes - this.captured[0]!.length > 65536) {
+      this.capturedBytes -= this.captured.shift()!.length;
+    }
+  }
+
+  private finishEntry(): void {
+    if (this.capturing === 'label') this.label = Buffer.concat(this.captured).toString('utf8');
+    if (this.capturing === 'manifest') this.manifestTail = Buffer.concat(this.captured).toString('utf8');
+    this.capturing = undefined;
+    this.captured = [];
+  }
+}
+
+/** The last WAL range of a backup manifest's tail: { timeline, start, end }. */
+export function manifestWalRange(tail: string): { timeline: number; start: string; end: string } | undefined {
+  const ranges = [
+    ...tail.matchAll(/"Timeline":\s*(\d+),\s*"Start-LSN":\s*"([0-9A-F/]+)",\s*"End-LSN":\s*"([0-9A-F/]+)"/g),
+  ];
+  const last = ranges[ranges.length - 1];
+  return last ? { timeline: Number(last[1]), start: last[2]!, end: last[3]! } : undefined;
+}
+
+export async function* physicalBackup(
+  source: PostgresSource,
+  options: BackupOptions,
+): AsyncGenerator<ArtifactStream, BackupResult, void> {
+  const endpoint = endpointOf(source);
+  const facts: Record<string, unknown> = {};
+  const fingerprints: Record<string, string> = {};
+  const { major, version, segmentSize } = await withClient(endpoint, async (client) => {
+    const settings = new Map(
+      (
+        await client.query<{ name: string; setting: string }>(
+          `SELECT name, setting FROM pg_settings WHERE name IN ('archive_mode', 'archive_command', 'wal_level', 'wal_segment_size')`,
+        )
+      ).rows.map((row) => [row.name, row.setting]),
+    );
+    if (settings.get('archive_mode') === 'off' || settings.get('wal_level') === 'minimal') {
+      throw new LifeboatError(
+        'LB_ENGINE_FAILED',
+        `physical backups need WAL archiving: set wal_level = replica, archive_mode = on and archive_command = 'lifeboat wal-push %p' on the server (now wal_level = ${settings.get('wal_level')}, archive_mode = ${settings.get('archive_mode')})`,
+      );
+    }
+    facts.archiveCommand = settings.get('archive_command');
+    const names = (
+      await client.query<{ name: string }>(
+        `SELECT datname AS name FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1`,
+      )
+    ).rows.map((row) => row.name);
+    const databases: Record<string, unknown> = {};
+    for (const name of names) {
+      await withClient({ ...endpoint, database: name }, async (session) => {
+        const stats = await databaseStats(session, name, 0);
+        fingerprints[`${name}/schema`] = stats.fingerprint;
+        databases[name] = {
+          sizeBytes: stats.sizeBytes,
+          tables: stats.items.filter((item) => !item.key.includes('/sequence:')).length,
+        };
+      });
+    }
+    facts.databases = databases;
+    const version = (await client.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v.split(' on ')[0]!;
+    return {
+      major: await serverMajor(client),
+      version,
+      segmentSize: Number(settings.get('wal_segment_size') ?? 16777216),
+    };
+  });
+  const basebackup = await toolPath('pg_basebackup', source, major);
+  const sniffer = new TarInspector();
+  const abort = new AbortController();
+  options.signal?.addEventListener('abort', () => abort.abort(), { once: true });
+  const checkTimeoutMs = parseDuration(source.archive.checkTimeout) ?? 60_000;
+  let waitingSince: number | undefined;
+  let archiveTimedOut = false;
+  const output = toolOutput(basebackup, ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v'], {
+    env: toolEnvironment(endpoint),
+    signal: abort.signal,
+    onStderrLine: (line) => {
+      if (/waiting for all required WAL segments to be archived/.test(line)) {
+        waitingSince ??= Date.now();
+        if (Date.now() - waitingSince >= checkTimeoutMs) {
+          archiveTimedOut = true;
+          abort.abort();
+        }
+      }
+    },
+    describe: (exit) =>
+      archiveTimedOut
+        ? new LifeboatError(
+            'LB_WAL_TIMEOUT',
+            `the server could not archive the WAL this base backup needs within ${source.archive.checkTimeout}: check archive_command (${String(facts.archiveCommand)}) and the server log`,
+          )
+        : exit.stderr.includes('can only write single tablespace to stdout')
+          ? new LifeboatError(
+              'LB_ENGINE_FAILED',
+              'physical backups of clusters with extra tablespaces are not supported yet (pg_basebackup cannot stream them to one tar)',
+            )
+          : describeToolFailure('pg_basebackup', endpoint)(exit),
+  });
+  output.on('error', (error) => sniffer.destroy(error));
+  options.log?.('streaming base backup (pg_basebackup)');
+  yield { name: 'base.tar', stream: output.pipe(sniffer) };
+  if (sniffer.label === undefined) {
+    throw new LifeboatError('LB_ENGINE_FAILED', 'pg_basebackup produced a tar without backup_label');
+  }
+  const label = parseBackupLabel(sniffer.label);
+  if (label.startLsn === undefined || label.startSegment === undefined) {
+    throw new LifeboatError('LB_ENGINE_FAILED', `backup_label has no START WAL LOCATION:\n${sniffer.label}`);
+  }
+  const range = sniffer.manifestTail === undefined ? undefined : manifestWalRange(sniffer.manifestTail);
+  if (range === undefined) {
+    throw new LifeboatError(
+      'LB_ENGINE_FAILED',
+      'pg_basebackup produced a tar without a backup_manifest WAL range',
+    );
+  }
+  const stopLsn = parseLsn(range.end);
+  const metadata: PhysicalMetadata = {
+    kind: 'physical',
+    artifact: 'base.tar',
+    serverVersion: version,
+    serverMajor: major,
+    segmentSize,
+    timeline: label.startTimeline ?? 1,
+    startLsn: formatLsn(label.startLsn),
+    startSegment: label.startSegment,
+    startTime: label.startTime,
+    stopLsn: formatLsn(stopLsn),
+    // The segment holding the last byte of the backup's WAL: the archive must reach it.
+    stopSegment: segmentName(range.timeline, segmentOfLsn(stopLsn - 1n, segmentSize), segmentSize),
+    label: sniffer.label,
+  };
+  // Rows move on between the base backup and any recovery target: only schemas are compared.
+  return {
+    stats: { items: [], fingerprints, facts, openPrefixes: [''] },
+    metadata: metadata as unknown as Record<string, unknown>,
+  };
+}

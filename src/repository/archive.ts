@@ -1,0 +1,197 @@
+// The file archive: small named files of a source kept outside snapshots, one record per file. It holds
+// PostgreSQL's WAL (segments, .history and .backup files), pushed one by one as the server archives them.
+//
+// Terms:
+//   archived file  wal/<source>/<file name>: a sealed envelope (kind "archive") of an ArchiveRecord — the
+//                  file's size, SHA-256 and blob ids. The blobs are stored like any artifact's (packs,
+//                  index), so they dedupe, compress and encrypt the same way.
+//   push           stores files, then writes each record create-only. A record already there with the
+//                  same SHA-256 is success (PostgreSQL may push a file twice); different content is
+//                  LB_WAL_CONFLICT and the file is not acknowledged. A record is written only after its
+//                  blobs and their index are durable: a crash leaves at most garbage for prune.
+//   names          file names are plain in object names (like pgBackRest's archive): they reveal the
+//                  WAL position, never content.
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Readable } from 'node:stream';
+
+import { LifeboatError, isLifeboatError } from '../errors.js';
+import { checkName } from '../storage/index.js';
+import { openFile, sealFile } from './envelope.js';
+import { checkVersion } from './format.js';
+import type { Repository } from './repository.js';
+import type { ArtifactRecord } from './snapshots.js';
+
+export const ARCHIVE_VERSION = 1;
+
+export interface ArchiveRecord {
+  version: number;
+  source: string;
+  name: string;
+  size: number;
+  sha256: string;
+  blobs: string[];
+  /** When it was archived (ISO time): a segment holds only records written before this. */
+  time: string;
+  hostname: string;
+}
+
+export interface ArchiveInput {
+  name: string;
+  data: Buffer;
+}
+
+export interface PushResult {
+  name: string;
+  /** "stored", or "present" when an identical file was archived before. */
+  outcome: 'stored' | 'present';
+}
+
+export const archivePrefix = (source: string): string => `wal/${source}/`;
+const objectName = (source: string, name: string): string => checkName(`${archivePrefix(source)}${name}`);
+
+/** Reads and opens one record; LB_STORAGE_NOT_FOUND when absent. */
+export async function loadArchiveRecord(
+  repository: Repository,
+  source: string,
+  name: string,
+): Promise<ArchiveRecord> {
+  const object = objectName(source, name);
+  const bytes = await repository.storage.read(object);
+  const record = await openFile<ArchiveRecord>(repository.keyRing, 'archive', bytes, object);
+  checkVersion(record.version, ARCHIVE_VERSION, object);
+  if (record.name !== name || record.source !== source) {
+    throw new LifeboatError(
+      'LB_REPO_CORRUPT',
+      `${object}: holds the record of ${record.source}/${record.name}`,
+    );
+  }
+  return record;
+}
+
+/** Names of every archived file of a source, sorted. Listing only: no object is read. */
+export async function listArchive(repository: Repository, source: string): Promise<string[]> {
+  const names: string[] = [];
+  const prefix = archivePrefix(source);
+  for await (const info of repository.storage.list(prefix)) names.push(info.name.slice(prefix.length));
+  return names.sort();
+}
+
+/** Sources that have an archive. */
+export async function listArchiveSources(repository: Repository): Promise<string[]> {
+  const sources = new Set<string>();
+  for await (const info of repository.storage.list('wal/')) sources.add(info.name.split('/')[1]!);
+  return [...sources].sort();
+}
+
+/**
+ * Archives files (one backup session for all of them: one pack and index per batch). Files whose record
+ * exists with the same content are not stored again. Resolves only when every record is durable.
+ */
+export async function pushArchiveFiles(
+  repository: Repository,
+  source: string,
+  files: readonly ArchiveInput[],
+): Promise<PushResult[]> {
+  const results = new Map<string, PushResult>();
+  const toStore: ArchiveInput[] = [];
+  for (const file of files) {
+    const sha256 = createHash('sha256').update(file.data).digest('hex');
+    const existing = await loadExisting(repository, source, file.name);
+    if (existing === undefined) toStore.push(file);
+    else if (existing.sha256 === sha256 && existing.size === file.data.length)
+      results.set(file.name, { name: file.name, outcome: 'present' });
+    else throw conflict(source, file.name);
+  }
+  if (toStore.length > 0) {
+    const session = await repository.startBackup();
+    let records: ArtifactRecord[];
+    try {
+      for (const file of toStore) await session.writeArtifact(file.name, Readable.from([file.data]));
+      records = await session.persistArtifacts();
+    } catch (error) {
+      await session.abort().catch(() => undefined);
+      throw error;
+    }
+    try {
+      const time = new Date().toISOString();
+      for (const artifact of records) {
+        const record: ArchiveRecord = {
+          version: ARCHIVE_VERSION,
+          source,
+          name: artifact.name,
+          size: artifact.size,
+          sha256: artifact.sha256,
+          blobs: artifact.blobs,
+          time,
+          hostname: hostname(),
+        };
+        results.set(artifact.name, { name: artifact.name, outcome: await writeRecord(repository, record) });
+      }
+    } finally {
+      await session.release();
+    }
+  }
+  return files.map((file) => results.get(file.name)!);
+}
+
+async function loadExisting(
+  repository: Repository,
+  source: string,
+  name: string,
+): Promise<ArchiveRecord | undefined> {
+  try {
+    return await loadArchiveRecord(repository, source, name);
+  } catch (error) {
+    if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) return undefined;
+    throw error;
+  }
+}
+
+async function writeRecord(repository: Repository, record: ArchiveRecord): Promise<'stored' | 'present'> {
+  // Wrapped for writers, like index files: a write-only host must tell a repeated push from a conflict.
+  const bytes = await sealFile(repository.keyRing, 'archive', record, true);
+  try {
+    await repository.storage.write(objectName(record.source, record.name), bytes, { createOnly: true });
+    return 'stored';
+  } catch (error) {
+    if (!isLifeboatError(error, 'LB_STORAGE_EXISTS')) throw error;
+    // Another pusher got there first: fine if it stored the same content.
+    const existing = await loadArchiveRecord(repository, record.source, record.name);
+    if (existing.sha256 === record.sha256 && existing.size === record.size) return 'present';
+    throw conflict(record.source, record.name);
+  }
+}
+
+function conflict(source: string, name: string): LifeboatError {
+  return new LifeboatError(
+    'LB_WAL_CONFLICT',
+    `${name} is already archived for ${source} with different content: is another server archiving into this source? (not acknowledged)`,
+  );
+}
+
+/** The archived file's plaintext, verified (blob tags and ids, then size and SHA-256). */
+export async function readArchiveFile(repository: Repository, source: string, name: string): Promise<Buffer> {
+  let record: ArchiveRecord;
+  try {
+    record = await loadArchiveRecord(repository, source, name);
+  } catch (error) {
+    if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND'))
+      throw new LifeboatError('LB_WAL_NOT_FOUND', `${name} is not in the archive of ${source}`, {
+        cause: error,
+      });
+    throw error;
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of repository.readArtifact(record)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Deletes archived files' records (their data goes with prune). Caller holds an exclusive lock. */
+export async function deleteArchiveFiles(
+  repository: Repository,
+  source: string,
+  names: readonly string[],
+): Promise<void> {
+  for (const name of names) await repository.storage.delete(objectName(source, name));
+}

@@ -1,0 +1,141 @@
+// Running the stores' own tools (pg_dump, pg_restore, pg_basebackup, tar) as child processes.
+//
+// Terms:
+//   tool          an external program run with an argument list (never through a shell) and an
+//                 environment; secrets go in the environment (PGPASSWORD), never in arguments.
+//   stderr tail   the last few KiB a tool wrote to stderr, kept for the error message.
+//   failure       a non-zero exit or a signal; turned into an Error by the caller's `describe`, which
+//                 classifies it (an engine knows what "password authentication failed" means).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+
+const STDERR_TAIL_BYTES = 8192;
+
+/** How a tool ended. */
+export interface ToolExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+export interface ToolOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Kills the tool (SIGTERM, then SIGKILL after 5 s) when signalled. */
+  signal?: AbortSignal;
+  /** Kills the tool after this long. */
+  timeoutMs?: number;
+  /** Turns a failed exit into the error to throw. */
+  describe: (exit: ToolExit) => Error;
+  /** Called with each stderr line as it arrives (progress of verbose tools). */
+  onStderrLine?: (line: string) => void;
+  /** Runs the tool as this uid/gid (when lifeboat runs as root and the tool refuses root). */
+  uid?: number;
+  gid?: number;
+}
+
+function start(command: string, args: readonly string[], options: ToolOptions, stdin: boolean) {
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, {
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+      stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      uid: options.uid,
+      gid: options.gid,
+    });
+  } catch (error) {
+    throw options.describe({ code: null, signal: null, stderr: (error as Error).message });
+  }
+  let stderr = '';
+  let partial = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (text: string) => {
+    stderr = (stderr + text).slice(-STDERR_TAIL_BYTES);
+    if (options.onStderrLine) {
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) options.onStderrLine(line);
+    }
+  });
+  const kill = () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+  };
+  options.signal?.addEventListener('abort', kill, { once: true });
+  const timer = options.timeoutMs ? setTimeout(kill, options.timeoutMs) : undefined;
+  timer?.unref();
+  const exited = new Promise<ToolExit>((resolve) => {
+    child.on('error', (error) => {
+      stderr += `\n${error.message}`;
+    });
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      options.signal?.removeEventListener('abort', kill);
+      resolve({ code, signal, stderr: stderr.trim() });
+    });
+  });
+  return { child, exited, kill };
+}
+
+/** Runs a tool to completion; resolves to its stdout, rejects with describe(exit) when it fails. */
+export async function runTool(
+  command: string,
+  args: readonly string[],
+  options: ToolOptions & { input?: string | Buffer },
+): Promise<string> {
+  const { child, exited } = start(command, args, options, options.input !== undefined);
+  const chunks: Buffer[] = [];
+  child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));
+  if (options.input !== undefined) {
+    child.stdin!.on('error', () => undefined); // a tool that exits early closes its stdin
+    child.stdin!.end(options.input);
+  }
+  const exit = await exited;
+  if (exit.code !== 0) throw options.describe(exit);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * A tool's stdout as a stream that ends cleanly only if the tool exits 0; otherwise it errors with
+ * describe(exit). Destroying the stream kills the tool.
+ */
+export function toolOutput(command: string, args: readonly string[], options: ToolOptions): Readable {
+  const { child, exited, kill } = start(command, args, options, false);
+  const output = new PassThrough({ highWaterMark: 1 << 20 });
+  child.stdout!.pipe(output, { end: false });
+  output.on('close', kill);
+  void exited.then((exit) => {
+    if (exit.code === 0) output.end();
+    else output.destroy(options.describe(exit));
+  });
+  return output;
+}
+
+/**
+ * Feeds `input` to a tool's stdin; resolves when the tool exits 0 and the input was consumed, rejects
+ * with describe(exit) when it fails, or with the input's error (the tool is then killed).
+ */
+export async function runToolWithInput(
+  command: string,
+  args: readonly string[],
+  input: Readable,
+  options: ToolOptions,
+): Promise<string> {
+  const { child, exited, kill } = start(command, args, options, true);
+  const chunks: Buffer[] = [];
+  child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const stdin = child.stdin as Writable;
+  let inputError: Error | undefined;
+  stdin.on('error', () => undefined); // EPIPE when the tool exits early: its exit code tells the story
+  input.on('error', (error) => {
+    inputError = error;
+    kill();
+  });
+  input.pipe(stdin);
+  const exit = await exited;
+  if (inputError !== undefined) throw inputError;
+  if (exit.code !== 0) throw options.describe(exit);
+  return Buffer.concat(chunks).toString('utf8');
+}
