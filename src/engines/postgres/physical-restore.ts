@@ -67,6 +67,10 @@ async function ownerOf(dataDirectory: string): Promise<{ uid: number; gid: numbe
   return { uid, gid };
 }
 
+/** Switching user is only possible (and needed) as root. */
+const asOwner = (owner: { uid: number; gid: number }) =>
+  process.getuid?.() === 0 ? { uid: owner.uid, gid: owner.gid } : {};
+
 const quote = (value: string): string => `'${value.replace(/'/g, "''")}'`;
 
 export function recoverySettings(
@@ -81,7 +85,9 @@ export function recoverySettings(
     `recovery_target_timeline = 'latest'`,
   ];
   if (target.kind === 'immediate') lines.push(`recovery_target = 'immediate'`);
-  if (target.kind === 'time') lines.push(`recovery_target_time = ${quote(target.value)}`);
+  // PostgreSQL's parser wants "2026-11-21 14:30:00.123+00", not the ISO "T…Z" form.
+  if (target.kind === 'time')
+    lines.push(`recovery_target_time = ${quote(target.value.replace('T', ' ').replace(/Z$/, '+00'))}`);
   if (target.kind === 'lsn') lines.push(`recovery_target_lsn = ${quote(target.value)}`);
   if (target.kind === 'xid') lines.push(`recovery_target_xid = ${quote(target.value)}`);
   if (target.kind === 'name') lines.push(`recovery_target_name = ${quote(target.value)}`);
@@ -201,29 +207,28 @@ async function startAndRecover(
     },
   );
   log(`started PostgreSQL on port ${port}; waiting for recovery to end`);
-  const deadline = Date.now() + (physical.timeoutMs ?? 3_600_000);
+  const startedAt = Date.now();
+  const deadline = startedAt + (physical.timeoutMs ?? 3_600_000);
   const serverLog = async () => (await readFile(logFile, 'utf8').catch(() => '')).slice(-4000);
+  const tail = (text: string) => text.split('\n').slice(-12).join('\n');
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const text = await serverLog();
-    if (
-      /recovery ended before configured recovery target was reached|FATAL:.*(could not locate|requested timeline|recovery target)/.test(
-        text,
-      )
-    ) {
+    if (/recovery ended before configured recovery target was reached/.test(text)) {
       throw new LifeboatError(
         'LB_ENGINE_FAILED',
-        `recovery failed; the server log ends with:\n${text.split('\n').slice(-12).join('\n')}`,
+        `the archive ends before the recovery target: the server stopped; its log (${logFile}) ends with:\n${tail(text)}`,
       );
     }
-    if (
-      !(await runningPostmaster(dataDirectory)) &&
-      /database system is shut down|shutting down/.test(text)
-    ) {
-      throw new LifeboatError(
-        'LB_ENGINE_FAILED',
-        `the restored server stopped during recovery:\n${text.split('\n').slice(-12).join('\n')}`,
-      );
+    if ((await runningPostmaster(dataDirectory)) === undefined) {
+      // Not (or no longer) running: give a slow start a few seconds, a FATAL none.
+      if (/FATAL|PANIC|database system is shut down/.test(text) || Date.now() - startedAt > 15_000) {
+        throw new LifeboatError(
+          'LB_ENGINE_FAILED',
+          `the restored server stopped during recovery; its log (${logFile}) ends with:\n${tail(text)}`,
+        );
+      }
+      continue;
     }
     const inRecovery = await withClient(
       { ...endpoint, port },
@@ -266,8 +271,7 @@ export async function stopRestoredServer(dataDirectory: string, binDirectory: st
   if ((await runningPostmaster(dataDirectory)) === undefined) return;
   const owner = await ownerOf(dataDirectory);
   await runTool(join(binDirectory, 'pg_ctl'), ['stop', '-D', dataDirectory, '-m', 'fast', '-w'], {
-    uid: owner.uid,
-    gid: owner.gid,
+    ...asOwner(owner),
     describe: (exit) => new LifeboatError('LB_ENGINE_FAILED', `pg_ctl stop failed: ${exit.stderr}`),
   });
 }

@@ -186,18 +186,19 @@ export async function* physicalBackup(
   const abort = new AbortController();
   options.signal?.addEventListener('abort', () => abort.abort(), { once: true });
   const checkTimeoutMs = parseDuration(source.archive.checkTimeout) ?? 60_000;
-  let waitingSince: number | undefined;
   let archiveTimedOut = false;
+  let archiveTimer: NodeJS.Timeout | undefined;
   const output = toolOutput(basebackup, ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v'], {
     env: toolEnvironment(endpoint),
     signal: abort.signal,
     onStderrLine: (line) => {
-      if (/waiting for all required WAL segments to be archived/.test(line)) {
-        waitingSince ??= Date.now();
-        if (Date.now() - waitingSince >= checkTimeoutMs) {
+      // The server says so ~5 s into waiting for archive_command to take the backup's last segment.
+      if (archiveTimer === undefined && /waiting for (all )?required WAL segments to be archived/.test(line)) {
+        archiveTimer = setTimeout(() => {
           archiveTimedOut = true;
           abort.abort();
-        }
+        }, checkTimeoutMs);
+        archiveTimer.unref();
       }
     },
     describe: (exit) =>
@@ -214,6 +215,7 @@ export async function* physicalBackup(
           : describeToolFailure('pg_basebackup', endpoint)(exit),
   });
   output.on('error', (error) => sniffer.destroy(error));
+  output.on('close', () => clearTimeout(archiveTimer));
   options.log?.('streaming base backup (pg_basebackup)');
   yield { name: 'base.tar', stream: output.pipe(sniffer) };
   if (sniffer.label === undefined) {
