@@ -71,6 +71,10 @@ install_postgres() {
   apt_install postgresql-15 postgresql-client-15
 }
 
+# pgvector for PostgreSQL 15, built from Debian's source package (see install-pgvector.sh for why).
+# shellcheck source=scripts/install-pgvector.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install-pgvector.sh"
+
 install_redis() {
   apt_install redis-server redis-tools
 }
@@ -129,6 +133,7 @@ install_node_modules() {
 
 main() {
   install_postgres
+  install_pgvector
   install_redis
   install_valkey
   install_minio

@@ -58,7 +58,7 @@ function asSystemUser(): string[] {
     : [];
 }
 
-async function initCluster(root: string, dataDirectory: string): Promise<void> {
+async function initCluster(root: string, dataDirectory: string, initdb: string): Promise<void> {
   const passwordFile = join(root, 'pwfile');
   await writeFile(passwordFile, `${TEST_PASSWORD}\n`, { mode: 0o600 });
   if (process.getuid?.() === 0) {
@@ -78,20 +78,33 @@ async function initCluster(root: string, dataDirectory: string): Promise<void> {
     '--no-sync',
     '--no-instructions',
   ];
-  const setprivArgs = [...asSystemUser(), binary('initdb'), ...initdbArgs];
+  const setprivArgs = [...asSystemUser(), initdb, ...initdbArgs];
   const result = await runCommand('setpriv', setprivArgs, { timeoutMs: 120_000 });
   await rm(passwordFile, { force: true });
   if (result.code !== 0) throw new Error(describeFailure('initdb', initdbArgs, result));
 }
 
-async function startPostgres(options: Required<StartOptions>): Promise<PostgresHandle> {
+/** Extra settings of a cluster a suite starts for itself (startPostgresCluster). */
+export interface ClusterOptions {
+  /** postgresql.conf settings given as -c name=value (archive_mode, archive_command…). */
+  settings?: Record<string, string>;
+  /** Server programs from another directory (a copy of the installation without an extension). */
+  binDirectory?: string;
+}
+
+async function startPostgres(
+  options: Required<StartOptions>,
+  cluster: ClusterOptions = {},
+): Promise<PostgresHandle> {
+  const binDirectory = cluster.binDirectory ?? POSTGRES_BIN_DIRECTORY;
+  const binary = (program: string): string => join(binDirectory, program);
   await requireExecutable(binary('postgres'), INSTALL_HINT);
   await requireExecutable(binary('initdb'), INSTALL_HINT);
   const { root, data: dataDirectory } = await createServerDirectories('postgres');
   let server: ServerProcess;
   let port: number;
   try {
-    await initCluster(root, dataDirectory);
+    await initCluster(root, dataDirectory, binary('initdb'));
     port = await findFreePort();
     server = spawnServer({
       label: 'postgres',
@@ -111,6 +124,7 @@ async function startPostgres(options: Required<StartOptions>): Promise<PostgresH
         'synchronous_commit=off',
         '-c',
         'full_page_writes=off',
+        ...Object.entries(cluster.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
       ],
       runAs: asSystemUser().length > 0 ? POSTGRES_SYSTEM_USER : undefined,
       serverRoot: root,
@@ -131,7 +145,7 @@ async function startPostgres(options: Required<StartOptions>): Promise<PostgresH
     port,
     user: POSTGRES_USER,
     password: TEST_PASSWORD,
-    binDirectory: POSTGRES_BIN_DIRECTORY,
+    binDirectory,
     stop: () => server.stop(),
   };
 }
@@ -160,6 +174,11 @@ async function reusePostgres(env: NodeJS.ProcessEnv): Promise<PostgresHandle | u
     binDirectory: POSTGRES_BIN_DIRECTORY,
     stop: leaveRunning,
   };
+}
+
+/** Starts a throwaway cluster of the suite's own (never a reused server); the caller stops it. */
+export function startPostgresCluster(cluster: ClusterOptions): Promise<PostgresHandle> {
+  return startPostgres({ startTimeoutMs: 60_000 }, cluster);
 }
 
 export const postgresService: ServiceDefinition<'postgres'> = {
