@@ -11,7 +11,7 @@
 import { hostname } from 'node:os';
 
 import type { LifeboatConfig } from '../config/index.js';
-import type { postgres} from '../engines/index.js';
+import type { postgres } from '../engines/index.js';
 import { engineFor, type Stats } from '../engines/index.js';
 import { LifeboatError, toLifeboatError } from '../errors.js';
 import {

@@ -36,7 +36,11 @@ export interface EngineFixture<Source, Target> {
   failureMessage: RegExp;
 }
 
-async function backUp<Source>(repository: Repository, engine: Engine<Source, unknown>, source: Source): Promise<Snapshot> {
+async function backUp<Source>(
+  repository: Repository,
+  engine: Engine<Source, unknown>,
+  source: Source,
+): Promise<Snapshot> {
   const session = await repository.startBackup();
   const generator = engine.backup(source, {});
   let step;
@@ -62,7 +66,10 @@ async function backUp<Source>(repository: Repository, engine: Engine<Source, unk
   return repository.loadSnapshot(id);
 }
 
-export function engineConformance<Source, Target>(name: string, fixture: () => EngineFixture<Source, Target>): void {
+export function engineConformance<Source, Target>(
+  name: string,
+  fixture: () => EngineFixture<Source, Target>,
+): void {
   describe(`engine conformance: ${name}`, () => {
     const directory = mkdtempSync(join(tmpdir(), `lifeboat-engine-${name}-`));
     let repository: Repository;
@@ -81,7 +88,8 @@ export function engineConformance<Source, Target>(name: string, fixture: () => E
 
     const artifactSource = () => ({
       names: snapshot.artifacts.map((artifact) => artifact.name),
-      open: (artifactName: string) => repository.readArtifact(snapshot.artifacts.find((a) => a.name === artifactName)!),
+      open: (artifactName: string) =>
+        repository.readArtifact(snapshot.artifacts.find((a) => a.name === artifactName)!),
     });
 
     it('records stats equal to the live stats of the quiet store', async () => {
@@ -103,23 +111,30 @@ export function engineConformance<Source, Target>(name: string, fixture: () => E
       const before = await f.engine.stats(f.source(), snapshot.metadata);
       const error = await f.engine
         .restore(f.target(), artifactSource(), snapshot.metadata ?? {}, { force: false })
-        .then(() => undefined, (caught: unknown) => caught);
+        .then(
+          () => undefined,
+          (caught: unknown) => caught,
+        );
       expect(isLifeboatError(error, 'LB_TARGET_NOT_EMPTY'), String(error)).toBe(true);
       const after = await f.engine.stats(f.source(), snapshot.metadata);
       expect(compareStats(before, after)).toEqual([]);
     });
 
     it('restores with force: the stats equal those recorded at backup time', async () => {
-      const result = await f.engine.restore(f.target(), artifactSource(), snapshot.metadata ?? {}, { force: true });
+      const result = await f.engine.restore(f.target(), artifactSource(), snapshot.metadata ?? {}, {
+        force: true,
+      });
       expect(result.actions.length).toBeGreaterThan(0);
       const live = await f.engine.stats(f.target(), snapshot.metadata);
       expect(compareStats(snapshot.stats as Stats, live)).toEqual([]);
     });
 
-    it('verifies every artifact with the store\'s own tool (where it has one)', async () => {
+    it("verifies every artifact with the store's own tool (where it has one)", async () => {
       if (!f.engine.verifyArtifact) return;
       for (const artifact of snapshot.artifacts) {
-        await expect(f.engine.verifyArtifact(artifact.name, repository.readArtifact(artifact))).resolves.toBeTypeOf('string');
+        await expect(
+          f.engine.verifyArtifact(artifact.name, repository.readArtifact(artifact)),
+        ).resolves.toBeTypeOf('string');
       }
     });
 

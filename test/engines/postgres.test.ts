@@ -70,7 +70,8 @@ describe('postgres engine', () => {
       // pg_dump as a role that may read the tables but not the sequence behind items.id: the stats
       // (counted with SELECT) succeed, pg_dump fails midway with "permission denied for sequence".
       failingSource: () => source('conformance', 'conformance_reader', 'reader'),
-      failureMessage: /pg_dump conformance .* exited with code 1:\npg_dump: error: query failed: ERROR: {2}permission denied/,
+      failureMessage:
+        /pg_dump conformance .* exited with code 1:\npg_dump: error: query failed: ERROR: {2}permission denied/,
     };
   });
 });

@@ -7,20 +7,23 @@
 //   preconditions the target's major version is not older than the dump's; every extension the dump
 //                 uses is available on the target (pg_available_extensions); a target database holding
 //                 relations needs --force (then: connections terminated, database dropped and created).
-//   selective     `only.schemas` / `only.tables`: pg_restore -n / -t into the existing database; tables
-//                 that already exist there need --force (pg_restore --clean --if-exists).
+//   selective     `only.schemas` / `only.tables` into the existing database. A table the target has
+//                 needs --force and then gets its rows replaced in one transaction (definition, indexes
+//                 and dependent views kept); a missing one is created. Schemas with --force use
+//                 pg_restore --clean --if-exists.
 //   spooling      pg_restore -j N needs a seekable archive, so with jobs > 1 the dump is first written
 //                 to a temporary file (the one place this engine stages data); jobs = 1 streams.
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 import type pg from 'pg';
 
 import { LifeboatError } from '../../errors.js';
-import { runTool, runToolWithInput } from '../../util/process.js';
+import { type ToolExit, runTool, runToolWithInput, toolOutput } from '../../util/process.js';
 import type { ArtifactSource, RestoreOptions, RestoreResult } from '../engine.js';
 import type { PostgresTarget } from './config.js';
 import {
@@ -135,7 +138,7 @@ async function checkPreconditions(
     for (const plan of plans) {
       if (selective(options)) {
         const clashes = (options.only?.tables ?? []).filter((table) =>
-          plan.existingTables.some((existing) => existing === table || existing.endsWith(`.${table}`)),
+          plan.existingTables.includes(table.includes('.') ? table : `public.${table}`),
         );
         if (clashes.length > 0) {
           throw new LifeboatError(
@@ -238,34 +241,46 @@ export async function logicalRestore(
         }
       });
     }
-    const args = ['--exit-on-error', '--no-password', '-d', plan.target];
-    for (const schema of options.only?.schemas ?? []) args.push('-n', schema);
-    for (const table of options.only?.tables ?? []) {
-      const dot = table.indexOf('.');
-      if (dot > 0) args.push('-n', table.slice(0, dot), '-t', table.slice(dot + 1));
-      else args.push('-t', table);
-    }
-    if (selective(options) && options.force) args.push('--clean', '--if-exists');
     const describe = describeToolFailure(`pg_restore into ${plan.target}`, {
       ...endpoint,
       database: plan.target,
     });
     const env = toolEnvironment({ ...endpoint, database: plan.target });
-    if (jobs > 1) {
-      const directory = await mkdtemp(join(tmpdir(), 'lifeboat-restore-'));
-      try {
-        const file = join(directory, 'archive.dump');
-        await pipeline(artifacts.open(plan.dumped.artifact), createWriteStream(file, { mode: 0o600 }));
-        await runTool(pgRestore, [...args, '-j', String(jobs), file], {
+    const base = ['--exit-on-error', '--no-password'];
+    if (selective(options)) {
+      // Selective restores read the archive from a file: pg_restore seeks straight to the parts asked for.
+      await withSpooledArchive(artifacts.open(plan.dumped.artifact), async (file) => {
+        const schemaArgs = (options.only?.schemas ?? []).flatMap((schema) => ['-n', schema]);
+        if (schemaArgs.length > 0) {
+          const clean = options.force ? ['--clean', '--if-exists'] : [];
+          await runTool(pgRestore, [...base, ...clean, ...schemaArgs, '-d', plan.target, file], {
+            env,
+            describe,
+            signal: options.signal,
+          });
+          log(`restored schema(s) ${options.only!.schemas!.join(', ')} into ${plan.target}`);
+        }
+        for (const table of options.only?.tables ?? []) {
+          await restoreTable(table, plan, file, {
+            pgRestore,
+            psql: await toolPath('psql', target, major),
+            env,
+            describe,
+            signal: options.signal,
+          });
+          log(`restored table ${table} into ${plan.target}`);
+        }
+      });
+    } else if (jobs > 1) {
+      await withSpooledArchive(artifacts.open(plan.dumped.artifact), (file) =>
+        runTool(pgRestore, [...base, '-d', plan.target, '-j', String(jobs), file], {
           env,
           describe,
           signal: options.signal,
-        });
-      } finally {
-        await rm(directory, { recursive: true, force: true });
-      }
+        }),
+      );
     } else {
-      await runToolWithInput(pgRestore, args, artifacts.open(plan.dumped.artifact), {
+      await runToolWithInput(pgRestore, [...base, '-d', plan.target], artifacts.open(plan.dumped.artifact), {
         env,
         describe,
         signal: options.signal,
@@ -284,4 +299,69 @@ export async function logicalRestore(
 
 async function roleExists(client: pg.Client, name: string): Promise<boolean> {
   return (await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rows.length > 0;
+}
+
+/** Writes the archive to a private temporary file for `work`, then removes it. */
+async function withSpooledArchive<T>(archive: Readable, work: (file: string) => Promise<T>): Promise<T> {
+  const directory = await mkdtemp(join(tmpdir(), 'lifeboat-restore-'));
+  try {
+    const file = join(directory, 'archive.dump');
+    await pipeline(archive, createWriteStream(file, { mode: 0o600 }));
+    return await work(file);
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/**
+ * One table: when the target has it (only with --force, checked before), its rows are replaced in one
+ * transaction — TRUNCATE, then the dump's data with triggers disabled — keeping the table's definition,
+ * indexes and dependent views (a DROP would fail on them or take them along). When the target lacks
+ * it, the table's definition and data are restored.
+ */
+async function restoreTable(
+  table: string,
+  plan: PlannedDatabase,
+  file: string,
+  tools: {
+    pgRestore: string;
+    psql: string;
+    env: NodeJS.ProcessEnv;
+    describe: (exit: ToolExit) => Error;
+    signal?: AbortSignal;
+  },
+): Promise<void> {
+  const dot = table.indexOf('.');
+  const [schema, name] = dot > 0 ? [table.slice(0, dot), table.slice(dot + 1)] : ['public', table];
+  const selector = ['-n', schema, '-t', name];
+  const exists = plan.existingTables.includes(`${schema}.${name}`);
+  if (!exists) {
+    await runTool(
+      tools.pgRestore,
+      ['--exit-on-error', '--no-password', ...selector, '-d', plan.target, file],
+      tools,
+    );
+    return;
+  }
+  const script = toolOutput(
+    tools.pgRestore,
+    ['--data-only', '--disable-triggers', ...selector, '-f', '-', file],
+    tools,
+  );
+  await runToolWithInput(
+    tools.psql,
+    [
+      '-X',
+      '-q',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '--single-transaction',
+      '-c',
+      `TRUNCATE ONLY ${quoteIdentifier(schema)}.${quoteIdentifier(name)}`,
+      '-f',
+      '-',
+    ],
+    script,
+    tools,
+  );
 }

@@ -193,7 +193,10 @@ export async function* physicalBackup(
     signal: abort.signal,
     onStderrLine: (line) => {
       // The server says so ~5 s into waiting for archive_command to take the backup's last segment.
-      if (archiveTimer === undefined && /waiting for (all )?required WAL segments to be archived/.test(line)) {
+      if (
+        archiveTimer === undefined &&
+        /waiting for (all )?required WAL segments to be archived/.test(line)
+      ) {
         archiveTimer = setTimeout(() => {
           archiveTimedOut = true;
           abort.abort();
