@@ -2,7 +2,7 @@
 // logical round trip of a rich database (many types, sequences, indexes, views, functions, roles, and a
 // table of more than 1 GiB) through the CLI, selective and forced restores, bad input, a missing
 // extension on the target (pgvector), and a backup killed mid-way.
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -74,4 +74,76 @@ describe('postgres engine', () => {
         /pg_dump conformance .* exited with code 1:\npg_dump: error: query failed: ERROR: {2}permission denied/,
     };
   });
+});
+
+describe('postgres: a database using pgvector', () => {
+  const workspace = new Workspace('pg-vector');
+  const bare = mkdtempSync(join(tmpdir(), 'lifeboat-pg-bare-'));
+  let bareServer: PostgresHandle | undefined;
+
+  beforeAll(async () => {
+    // A copy of the PostgreSQL 15 installation without pgvector's files: a server that lacks the
+    // extension (PostgreSQL finds its share directory relative to its own binary).
+    chmodSync(bare, 0o755); // the server runs as the postgres user
+    cpSync('/usr/lib/postgresql/15', join(bare, 'usr/lib/postgresql/15'), { recursive: true });
+    cpSync('/usr/share/postgresql/15', join(bare, 'usr/share/postgresql/15'), {
+      recursive: true,
+      filter: (path) => !/\/extension\/vector[-.]/.test(path),
+    });
+    bareServer = await startPostgresCluster({ binDirectory: join(bare, 'usr/lib/postgresql/15/bin') });
+  }, 120_000);
+  afterAll(async () => {
+    await bareServer?.stop();
+    rmSync(bare, { recursive: true, force: true });
+    workspace.remove();
+  });
+
+  const config = (target: PostgresHandle, database: string) => `
+repository: { url: ./repo, password: vector-test }
+sources:
+  vec: { engine: postgres, url: "${urlFor(postgres.handle, 'vecdb')}" }
+drills:
+  targets:
+    vec: { url: "${urlFor(target, database)}" }
+`;
+
+  it('refuses, before touching anything, to restore into a server without the extension; restores into one with it', async () => {
+    const server = postgres.handle;
+    const available = await sql(
+      server,
+      'postgres',
+      `SELECT 1 FROM pg_available_extensions WHERE name = 'vector'`,
+    );
+    expect(available.rows.length, 'scripts/provision.sh builds pgvector (install_pgvector)').toBe(1);
+    await sql(server, 'postgres', 'CREATE DATABASE vecdb');
+    await sql(
+      server,
+      'vecdb',
+      `CREATE EXTENSION vector;
+       CREATE TABLE embeddings (id int PRIMARY KEY, embedding vector(3));
+       INSERT INTO embeddings SELECT i, ARRAY[i, i * 2, i * 3]::vector FROM generate_series(1, 500) i;
+       CREATE INDEX ON embeddings USING hnsw (embedding vector_l2_ops);`,
+    );
+    workspace.writeConfig(config(bareServer!, 'vecdb'));
+    expect((await workspace.run(['init'])).code).toBe(0);
+    const backup = await workspace.run(['backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const refused = await workspace.run(['restore', 'latest', '--target', 'vec', '--yes']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /LB_RESTORE_PRECONDITION: the target server does not have these extensions available: vector 0\.\d+\.\d+ \(database vecdb\)/,
+    );
+    const created = await sql(bareServer!, 'postgres', `SELECT 1 FROM pg_database WHERE datname = 'vecdb'`);
+    expect(created.rows).toEqual([]);
+
+    workspace.writeConfig(config(server, 'vecdb_copy'));
+    const restored = await workspace.run(['restore', 'latest', '--target', 'vec', '--yes']);
+    expect(restored.code, restored.stderr).toBe(0);
+    const nearest = await sql(
+      server,
+      'vecdb_copy',
+      `SELECT id FROM embeddings ORDER BY embedding <-> '[10, 20, 30]' LIMIT 1`,
+    );
+    expect(nearest.rows).toEqual([{ id: 10 }]);
+  }, 300_000);
 });
