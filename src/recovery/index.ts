@@ -16,6 +16,7 @@ export { runDrill, validateSources, type DrillResult, type ValidationResult } fr
 export {
   applyWalRetention,
   physicalOf,
+  walChecks,
   walContinuity,
   walFetch,
   walPush,
@@ -23,3 +24,4 @@ export {
   type WalContinuity,
 } from './wal.js';
 export { chooseSources } from './sources.js';
+export { forget, type ForgetResult } from './retention.js';

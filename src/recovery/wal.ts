@@ -19,6 +19,7 @@ import {
   type Snapshot,
   deleteArchiveFiles,
   listArchive,
+  listArchiveSources,
   pushArchiveFiles,
   readArchiveFile,
 } from '../repository/index.js';
@@ -158,4 +159,17 @@ export async function applyWalRetention(
   });
   if (!dryRun) await deleteArchiveFiles(repository, source, doomed);
   return doomed;
+}
+
+/** WAL continuity of every source that has an archive in the repository (for `check`). */
+export async function walChecks(repository: Repository): Promise<WalContinuity[]> {
+  const sources = await listArchiveSources(repository);
+  if (sources.length === 0) return [];
+  const snapshots = await repository.listSnapshots();
+  const reports: WalContinuity[] = [];
+  for (const source of sources) {
+    const baseBackups = snapshots.filter((snapshot) => snapshot.source === source && physicalOf(snapshot));
+    reports.push(await walContinuity(repository, source, baseBackups));
+  }
+  return reports;
 }

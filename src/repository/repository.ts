@@ -214,7 +214,7 @@ export class Repository {
    */
   async forget(
     policy: RetentionPolicy,
-    options: { dryRun?: boolean; sources?: string[] } = {},
+    options: { dryRun?: boolean; sources?: string[]; filter?: (snapshot: Snapshot) => boolean } = {},
   ): Promise<Array<RetentionDecision<Snapshot>>> {
     if (isEmptyPolicy(policy)) {
       throw new LifeboatError(
@@ -225,7 +225,9 @@ export class Repository {
     const lock = options.dryRun ? undefined : await acquireLock(this.storage, 'forget', true);
     try {
       const snapshots = (await this.listSnapshots()).filter(
-        (snapshot) => options.sources === undefined || options.sources.includes(snapshot.source),
+        (snapshot) =>
+          (options.sources === undefined || options.sources.includes(snapshot.source)) &&
+          (options.filter === undefined || options.filter(snapshot)),
       );
       const decisions = applyRetention(snapshots, policy);
       if (!options.dryRun) {

@@ -152,7 +152,7 @@ describe('lifeboat init, backup-stream, snapshots, dump', () => {
     const dry = lifeboat(['forget', '--keep-last', '1', '--dry-run']);
     expect(dry.code, dry.stderr).toBe(0);
     const text = dry.stdout.toString();
-    expect(text).toMatch(/keep\s+[0-9a-f]{8}\s+\S+\s+\S+\s+\(last 1\)/);
+    expect(text).toMatch(/keep\s+snapshot\s+[0-9a-f]{8}\s+\S+\s+\S+\s+\(last 1\)/);
     expect(text).toMatch(/would remove/);
     expect(snapshotIds()).toEqual(all);
     const json = JSON.parse(

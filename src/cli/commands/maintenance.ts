@@ -4,7 +4,7 @@ import prettyBytes from 'pretty-bytes';
 
 import { LifeboatError } from '../../errors.js';
 import { prune, removeLocks } from '../../repository/index.js';
-import { openConfiguredStorage, retentionPolicyFrom } from '../../recovery/index.js';
+import { forget, openConfiguredStorage, retentionPolicyFrom } from '../../recovery/index.js';
 import { parseDuration } from '../../util/duration.js';
 import type { CommandRunner } from '../command.js';
 
@@ -80,31 +80,48 @@ export function registerMaintenanceCommands(program: Command, run: CommandRunner
           }
         }
         await context.withRepository(async (repository) => {
-          const decisions = await repository.forget(policy, {
+          const result = await forget(repository, policy, {
             dryRun: flags.dryRun === true,
             ...(flags.source ? { sources: flags.source } : {}),
           });
           const pruned = flags.prune && !flags.dryRun ? await prune(repository) : undefined;
-          const rows = decisions.map(({ snapshot, keep, reasons }) => ({
-            id: snapshot.id,
-            time: snapshot.time,
-            source: snapshot.source,
-            keep,
-            reasons,
-          }));
-          context.output.result({ dryRun: flags.dryRun === true, decisions: rows, prune: pruned }, () =>
-            [
-              ...rows.map(
-                (row) =>
-                  `${row.keep ? 'keep  ' : flags.dryRun ? 'would remove' : 'remove'}  ${row.id.slice(0, 8)}  ${row.time}  ${row.source}${row.keep ? `  (${row.reasons.join(', ') || 'no policy'})` : ''}`,
-              ),
-              `${rows.filter((row) => !row.keep).length} of ${rows.length} snapshots ${flags.dryRun ? 'would be' : 'were'} removed`,
-              ...(pruned
-                ? [
-                    `prune: deleted ${pruned.packsDeleted + pruned.unreferencedPacks} packs, repacked ${pruned.packsRepacked}, freed ${prettyBytes(pruned.bytesDeleted - pruned.bytesRepacked, { binary: true })}`,
-                  ]
-                : []),
-            ].join('\n'),
+          const rows = [
+            ...result.points.map(({ snapshot: point, keep, reasons }) => ({
+              kind: 'point',
+              id: point.id,
+              time: point.time,
+              source: point.source,
+              keep,
+              reasons,
+            })),
+            ...result.snapshots.map(({ snapshot, keep, reasons }) => ({
+              kind: 'snapshot',
+              id: snapshot.id,
+              time: snapshot.time,
+              source: snapshot.source,
+              keep,
+              reasons,
+            })),
+          ];
+          context.output.result(
+            { dryRun: flags.dryRun === true, decisions: rows, wal: result.wal, prune: pruned },
+            () =>
+              [
+                ...rows.map(
+                  (row) =>
+                    `${row.keep ? 'keep  ' : flags.dryRun ? 'would remove' : 'remove'}  ${row.kind.padEnd(8)} ${row.id.slice(0, 8)}  ${row.time}  ${row.source}${row.keep ? `  (${row.reasons.join(', ') || 'no policy'})` : ''}`,
+                ),
+                `${rows.filter((row) => !row.keep).length} of ${rows.length} recovery points and snapshots ${flags.dryRun ? 'would be' : 'were'} removed`,
+                ...Object.entries(result.wal).map(
+                  ([source, names]) =>
+                    `WAL of ${source}: ${names.length} file(s) ${flags.dryRun ? 'would be' : 'were'} removed${names.length > 0 ? ` (${names[0]} .. ${names[names.length - 1]})` : ''}`,
+                ),
+                ...(pruned
+                  ? [
+                      `prune: deleted ${pruned.packsDeleted + pruned.unreferencedPacks} packs, repacked ${pruned.packsRepacked}, freed ${prettyBytes(pruned.bytesDeleted - pruned.bytesRepacked, { binary: true })}`,
+                    ]
+                  : []),
+              ].join('\n'),
           );
         });
       }),

@@ -4,7 +4,7 @@ import prettyBytes from 'pretty-bytes';
 
 import { LifeboatError } from '../../errors.js';
 import { checkRepository } from '../../repository/index.js';
-import { initRepository } from '../../recovery/index.js';
+import { initRepository, walChecks } from '../../recovery/index.js';
 import type { CommandRunner } from '../command.js';
 
 export function registerRepositoryCommands(program: Command, run: CommandRunner): void {
@@ -37,6 +37,22 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
             }),
           );
           progress.finish();
+          const wal = await walChecks(repository);
+          for (const archive of wal) {
+            for (const run of archive.timelines.filter((timeline) => timeline.missingCount > 0)) {
+              report.problems.push({
+                object: `wal/${archive.source}`,
+                message: `timeline ${run.timeline}: ${run.missingCount} segment(s) missing between ${run.first} and ${run.last}: ${run.gaps.join(', ')}${run.missingCount > run.gaps.length ? ', …' : ''}`,
+              });
+            }
+            for (const broken of archive.brokenBackups) {
+              report.problems.push({
+                object: `wal/${archive.source}`,
+                message: `base backup in snapshot ${broken.snapshot.slice(0, 8)} needs missing WAL ${broken.missing.join(', ')}`,
+              });
+              report.affectedSnapshots.push(broken.snapshot);
+            }
+          }
           const summary = `${report.snapshots} snapshots, ${report.indexFiles} index files, ${report.packs} packs, ${report.blobs} blobs${report.readData ? ' (all data read)' : ''}`;
           if (report.problems.length > 0) {
             throw new LifeboatError(
@@ -49,9 +65,16 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
               { details: { report } },
             );
           }
-          context.output.result(report, () =>
+          context.output.result({ ...report, wal }, () =>
             [
               `no problems in ${summary}`,
+              ...wal.flatMap((archive) => [
+                `WAL archive of ${archive.source}: ${archive.files} files, continuous${archive.brokenBackups.length === 0 ? ', every base backup has its WAL' : ''}`,
+                ...archive.timelines.map(
+                  (run) =>
+                    `  timeline ${run.timeline}: ${run.first} .. ${run.last} (${run.segments} segments)`,
+                ),
+              ]),
               ...(report.unreferencedPacks.length > 0
                 ? [
                     `${report.unreferencedPacks.length} unreferenced pack(s) (from interrupted backups; prune removes them)`,
