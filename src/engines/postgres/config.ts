@@ -1,7 +1,7 @@
 // Configuration of a PostgreSQL source (engine: postgres) and of a drill target for one.
 import { z } from 'zod';
 
-import { duration, flag, integer, text, urlWith } from '../../util/fields.js';
+import { duration, integer, text, urlWith } from '../../util/fields.js';
 
 const postgresUrl = urlWith(['postgres', 'postgresql'], 'postgres://');
 
@@ -28,20 +28,11 @@ export const postgresSourceSchema = z
     dataDirectory: text().optional(),
     /** Tables with more (estimated) rows than this are counted from statistics, flagged as estimates. */
     exactRowLimit: integer(0).default(2_000_000),
-    /** WAL archiving (wal-push): asynchronous mode and its spool directory. */
+    /** Physical backups: how long to wait for the backup's last WAL segment to reach the archive. */
     archive: z
-      .object({
-        /** Push ahead in a background process (like pgBackRest's archive-async). */
-        async: flag().default(false),
-        /** Local spool directory for async mode (default: <tmp>/lifeboat-spool-<source>). */
-        spoolDirectory: text().optional(),
-        /** How long wal-push waits for a segment before telling PostgreSQL to retry. */
-        timeout: duration().default('60s'),
-        /** How long a physical backup waits for its last WAL segment to reach the archive. */
-        checkTimeout: duration().default('60s'),
-      })
+      .object({ checkTimeout: duration().default('60s') })
       .strict()
-      .default({ async: false, timeout: '60s', checkTimeout: '60s' }),
+      .default({ checkTimeout: '60s' }),
   })
   .strict();
 

@@ -174,7 +174,13 @@ export async function physicalRestore(
   const recovered = await startAndRecover(target, dataDirectory, binDirectory, owner, physical, log);
   return {
     actions,
-    details: { dataDirectory, recoveryTarget: physical.recoveryTarget, started: true, ...recovered },
+    details: {
+      dataDirectory,
+      binDirectory,
+      recoveryTarget: physical.recoveryTarget,
+      started: true,
+      ...recovered,
+    },
   };
 }
 

@@ -8,7 +8,7 @@
 //   backup_label   the first tar entry: START WAL LOCATION, timeline, start time. Read from the stream as
 //                  it passes (TarLabelSniffer), recorded in the snapshot metadata.
 //   archive wait   "still waiting for all required WAL segments to be archived" from the server means
-//                  archive_command is failing: after archive.checkTimeout the backup is stopped
+//                  archive_command is failing: archive.checkTimeout after the server's first notice
 //                  (LB_WAL_TIMEOUT) instead of hanging.
 import { Transform, type TransformCallback } from 'node:stream';
 

@@ -1,0 +1,321 @@
+// Physical backups, continuous WAL archiving and point-in-time restores against a real PostgreSQL 15
+// cluster whose archive_command is `lifeboat wal-push`: a restore to a time between two writes has
+// exactly the rows before it; latest has all archived ones; under pgbench load archiving keeps up
+// (lag measured and printed), check proves no segment is missing and latest has every committed
+// transaction; wal-push is idempotent and refuses conflicts; drills replay the archive; forget keeps
+// the WAL the kept base backups need.
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { findFreePort } from '../harness/ports.js';
+import { POSTGRES_BIN_DIRECTORY, startPostgresCluster } from '../harness/postgres-service.js';
+import type { PostgresHandle } from '../harness/service-kit.js';
+import { Workspace } from '../harness/lifeboat.js';
+
+const isRoot = process.getuid?.() === 0;
+const asPostgres = (command: string, args: string[]) =>
+  isRoot
+    ? execFileSync('setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', command, ...args])
+    : execFileSync(command, args);
+
+describe('postgres physical backups, WAL archiving and point-in-time restore', () => {
+  const workspace = new Workspace('pg-pitr');
+  const restored = workspace.path('restored');
+  let server: PostgresHandle;
+  let restorePort = 0;
+
+  const query = async <R extends pg.QueryResultRow>(
+    text: string,
+    port = server.port,
+    database = 'app',
+  ): Promise<R[]> => {
+    const client = new pg.Client({
+      host: server.host,
+      port,
+      user: server.user,
+      password: server.password,
+      database,
+    });
+    await client.connect();
+    try {
+      return (await client.query<R>(text)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+  const lifeboat = (args: string[]) => workspace.run(args, { asPostgres: true });
+  const stopRestored = () => {
+    if (existsSync(join(restored, 'postmaster.pid')))
+      asPostgres(join(POSTGRES_BIN_DIRECTORY, 'pg_ctl'), ['stop', '-D', restored, '-m', 'fast', '-w']);
+  };
+  /** Switches to a new segment and waits until the archiver has pushed every complete one. */
+  const switchAndDrain = async (): Promise<number> => {
+    const [{ segment }] = (await query<{ segment: string }>(
+      `SELECT pg_walfile_name(pg_switch_wal()) AS segment`,
+    )) as [{ segment: string }];
+    const started = Date.now();
+    for (;;) {
+      const [state] = await query<{ last: string | null }>(
+        `SELECT last_archived_wal AS last FROM pg_stat_archiver`,
+      );
+      if (state?.last && state.last.slice(0, 24) >= segment) return (Date.now() - started) / 1000;
+      expect(Date.now() - started).toBeLessThan(120_000);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+
+  beforeAll(async () => {
+    server = await startPostgresCluster({
+      settings: {
+        wal_level: 'replica',
+        archive_mode: 'on',
+        archive_command: workspace.walPushCommand('main'),
+        max_wal_size: '1GB',
+        full_page_writes: 'on', // as in production: WAL volume under load is realistic
+      },
+    });
+    restorePort = await findFreePort();
+    const url = (port: number) => `postgres://${server.user}:${server.password}@${server.host}:${port}/app`;
+    workspace.writeConfig(`
+repository: { url: ${workspace.path('repo')}, password: pitr-test }
+sources:
+  main:
+    engine: postgres
+    url: ${url(server.port)}
+    mode: physical
+    archive: { checkTimeout: 120s }
+drills:
+  targets:
+    main: { url: "${url(restorePort)}", dataDirectory: ${restored}, port: ${restorePort} }
+`);
+    const init = await lifeboat(['init']);
+    expect(init.code, init.stderr).toBe(0);
+    await query('CREATE DATABASE app', server.port, 'postgres');
+    await query('CREATE TABLE marks (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+  }, 120_000);
+
+  afterAll(async () => {
+    stopRestored();
+    await server?.stop();
+    workspace.remove();
+  });
+
+  let firstBaseBackup = '';
+
+  it('takes a base backup that becomes a recovery point once its WAL is archived', async () => {
+    const backup = await lifeboat(['backup', '--json']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const show = await lifeboat(['show', backup.json<{ id: string }>().id, '--json']);
+    const snapshot = show.json<{
+      snapshots: Array<{
+        id: string;
+        artifacts: Array<{ name: string }>;
+        metadata: { physical: { startSegment: string; stopSegment: string } };
+      }>;
+    }>().snapshots[0]!;
+    firstBaseBackup = snapshot.id;
+    expect(snapshot.artifacts.map((artifact) => artifact.name)).toEqual(['base.tar']);
+    expect(snapshot.metadata.physical.startSegment).toMatch(/^[0-9A-F]{24}$/);
+    const check = await lifeboat(['check', '--json']);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+  }, 180_000);
+
+  const times: string[] = [];
+
+  it('restores to a time between two writes: exactly the rows written before it', async () => {
+    for (let n = 1; n <= 6; n++) {
+      const [row] = await query<{ at: Date }>(`INSERT INTO marks (n) VALUES (${n}) RETURNING at`);
+      times.push(row!.at.toISOString());
+      await switchAndDrain(); // each write in its own segment, all archived
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const between = new Date((Date.parse(times[2]!) + Date.parse(times[3]!)) / 2).toISOString();
+    const restore = await lifeboat([
+      'restore',
+      'latest',
+      '--at',
+      between,
+      '--target',
+      'main',
+      '--yes',
+      '--json',
+    ]);
+    expect(restore.code, restore.stderr).toBe(0);
+    const outcome = restore.json<{
+      outcomes: Array<{
+        method: string;
+        result: { details: { recoveredTo: { lastTransactionTime: string; timeline: number } } };
+      }>;
+    }>().outcomes[0]!;
+    expect(outcome.method).toBe('physical');
+    expect(outcome.result.details.recoveredTo.lastTransactionTime).toBe(times[2]);
+    const rows = await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort);
+    expect(rows.map((row) => row.n)).toEqual([1, 2, 3]);
+    stopRestored();
+  }, 300_000);
+
+  it('refuses a non-empty data directory without --force; restores to latest with every archived row', async () => {
+    const refused = await lifeboat(['restore', 'latest', '--at', 'latest', '--target', 'main', '--yes']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('LB_TARGET_NOT_EMPTY');
+    const restore = await lifeboat([
+      'restore',
+      'latest',
+      '--at',
+      'latest',
+      '--target',
+      'main',
+      '--yes',
+      '--force',
+    ]);
+    expect(restore.code, restore.stderr).toBe(0);
+    const rows = await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort);
+    expect(rows.map((row) => row.n)).toEqual([1, 2, 3, 4, 5, 6]);
+    stopRestored();
+  }, 300_000);
+
+  it('keeps up with pgbench flat out; check proves no segment is missing; latest has every committed transaction', async () => {
+    const pgbench = join(POSTGRES_BIN_DIRECTORY, 'pgbench');
+    const env = { ...process.env, PGPASSWORD: server.password };
+    const connection = ['-h', server.host, '-p', String(server.port), '-U', server.user];
+    execFileSync(pgbench, [...connection, '-i', '-s', '10', '-q', 'app'], { env, stdio: 'ignore' });
+    await switchAndDrain();
+    const [start] = await query<{ lsn: string; archived: string }>(
+      `SELECT pg_current_wal_lsn()::text AS lsn, archived_count AS archived FROM pg_stat_archiver`,
+    );
+    const seconds = 30;
+    const load = promisify(execFile)(
+      pgbench,
+      [...connection, '-c', '4', '-j', '2', '-T', String(seconds), '-n', 'app'],
+      {
+        env,
+      },
+    ).then((result) => result.stdout);
+    let maxLag = 0;
+    const samples: number[] = [];
+    let done = false;
+    void load.finally(() => (done = true));
+    while (!done) {
+      const [state] = await query<{ current: string; last: string | null }>(
+        `SELECT pg_walfile_name(pg_current_wal_lsn()) AS current, last_archived_wal AS last FROM pg_stat_archiver`,
+      );
+      const segment = (name: string) => parseInt(name.slice(8, 24), 16);
+      const lag = state!.last ? segment(state!.current) - segment(state!.last.slice(0, 24)) - 1 : 0;
+      samples.push(lag);
+      maxLag = Math.max(maxLag, lag);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    const output = await load;
+    const tps = /tps = ([\d.]+)/.exec(output)?.[1];
+    const [end] = await query<{ bytes: string; committed: string }>(
+      `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${start!.lsn}')::bigint AS bytes, (SELECT count(*) FROM pgbench_history) AS committed`,
+    );
+    const drain = await switchAndDrain();
+    const [archiver] = await query<{ archived: string; failed: string }>(
+      `SELECT archived_count AS archived, failed_count AS failed FROM pg_stat_archiver`,
+    );
+    const segments = Number(archiver!.archived) - Number(start!.archived);
+    console.log(
+      `[measure] pgbench ${seconds}s at ${tps} tps wrote ${(Number(end!.bytes) / 2 ** 20).toFixed(0)} MiB of WAL (${(Number(end!.bytes) / 2 ** 20 / seconds).toFixed(1)} MiB/s); ` +
+        `${segments} files archived; archiver lag (complete segments not yet archived) max ${maxLag}, mean ${(samples.reduce((a, b) => a + b, 0) / samples.length).toFixed(1)}; ` +
+        `drained ${drain.toFixed(1)} s after the load; archive failures ${archiver!.failed}`,
+    );
+    expect(Number(archiver!.failed)).toBe(0);
+    const check = await lifeboat(['check', '--json']);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    const wal = check.json<{
+      wal: Array<{
+        source: string;
+        ok: boolean;
+        timelines: Array<{ timeline: number; missingCount: number }>;
+      }>;
+    }>().wal;
+    expect(wal).toHaveLength(1);
+    expect(wal[0]!.ok).toBe(true);
+    expect(wal[0]!.timelines.every((run) => run.missingCount === 0)).toBe(true);
+    const restore = await lifeboat([
+      'restore',
+      'latest',
+      '--at',
+      'latest',
+      '--target',
+      'main',
+      '--yes',
+      '--force',
+    ]);
+    expect(restore.code, restore.stderr).toBe(0);
+    const [restoredCount] = await query<{ n: string }>(
+      'SELECT count(*) AS n FROM pgbench_history',
+      restorePort,
+    );
+    expect(Number(restoredCount!.n)).toBe(Number(end!.committed));
+    stopRestored();
+  }, 600_000);
+
+  it('wal-push takes the same file twice and refuses different content under the same name; wal-fetch of a missing file exits 1', async () => {
+    const [state] = await query<{ last: string }>(`SELECT last_archived_wal AS last FROM pg_stat_archiver`);
+    const name = state!.last.slice(0, 24);
+    const fetchedPath = workspace.path(name);
+    const fetched = await lifeboat(['wal-fetch', name, fetchedPath]);
+    expect(fetched.code, fetched.stderr).toBe(0);
+    const again = await lifeboat(['wal-push', fetchedPath]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('already archived (same content)');
+    asPostgres('sh', ['-c', `printf x | dd of=${fetchedPath} bs=1 seek=100 conv=notrunc 2>/dev/null`]);
+    const conflict = await lifeboat(['wal-push', fetchedPath]);
+    expect(conflict.code).toBe(1);
+    expect(conflict.stderr).toContain('LB_WAL_CONFLICT');
+    const missing = await lifeboat(['wal-fetch', 'FFFFFFFF00000000000000FF', workspace.path('missing')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toContain('not in the archive');
+    expect(missing.stderr).toBe('');
+  }, 120_000);
+
+  it('drills by replaying the archive to its end: schemas match, RPO is the age of the newest WAL', async () => {
+    await switchAndDrain();
+    const drill = await lifeboat(['drill', '--json']);
+    expect(drill.code, drill.stdout + drill.stderr).toBe(0);
+    const result = drill.json<{
+      results: Array<{ ok: boolean; method: string; rpoBasis: string; rpoSeconds: number }>;
+    }>().results[0]!;
+    expect(result).toMatchObject({ ok: true, method: 'physical', rpoBasis: 'WAL archive end' });
+    expect(existsSync(join(restored, 'postmaster.pid'))).toBe(false); // the drill stopped its server
+  }, 300_000);
+
+  it('forget keeps the WAL of the kept base backup and drops the older WAL', async () => {
+    const second = await lifeboat(['backup', '--json']);
+    expect(second.code, second.stderr).toBe(0);
+    const dry = await lifeboat(['forget', '--keep-last', '1', '--dry-run', '--json']);
+    const plan = dry.json<{
+      decisions: Array<{ kind: string; keep: boolean }>;
+      wal: Record<string, string[]>;
+    }>();
+    expect(plan.decisions.filter((decision) => decision.kind === 'point' && !decision.keep)).toHaveLength(1);
+    expect(plan.wal.main!.length).toBeGreaterThan(0);
+    const done = await lifeboat(['forget', '--keep-last', '1', '--prune']);
+    expect(done.code, done.stderr).toBe(0);
+    const check = await lifeboat(['check', '--json']);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect(check.json<{ affectedSnapshots: string[] }>().affectedSnapshots).not.toContain(firstBaseBackup);
+    const restore = await lifeboat([
+      'restore',
+      'latest',
+      '--at',
+      'latest',
+      '--target',
+      'main',
+      '--yes',
+      '--force',
+    ]);
+    expect(restore.code, restore.stderr).toBe(0);
+    expect(
+      (await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort)).map((row) => row.n),
+    ).toEqual([1, 2, 3, 4, 5, 6]);
+    stopRestored();
+  }, 300_000);
+});
