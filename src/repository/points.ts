@@ -34,6 +34,8 @@ export interface RecoveryPointManifest {
   lifeboatVersion: string;
   members: PointMember[];
   tags: string[];
+  /** Sources whose backup failed in this run (the point holds the others). */
+  failed?: string[];
 }
 
 export type RecoveryPoint = RecoveryPointManifest;

@@ -113,7 +113,9 @@ export async function prune(repository: Repository, options: PruneOptions = {}):
       bytesRepacked: 0,
       indexFilesReplaced: index.files.size,
     };
-    if (options.dryRun || remove.length + repack.length + unreferenced.length === 0) return report;
+    // Nothing to delete: still merge many index files into one (each wal-push writes one).
+    const nothingToDelete = remove.length + repack.length + unreferenced.length === 0;
+    if (options.dryRun || (nothingToDelete && index.files.size <= 1)) return report;
 
     // 1. Copy the used blobs of packs to repack into new packs.
     const written: Array<{ id: string; blobs: PackedBlob[] }> = [];

@@ -109,7 +109,7 @@ export function registerRecoveryCommands(program: Command, run: CommandRunner): 
                   'id        time                      sources',
                   ...points.map(
                     (point) =>
-                      `${point.id.slice(0, 8)}  ${point.time.padEnd(24)}  ${point.members.map((m) => `${m.source}(${m.engine})`).join(' ')}${(point as { failed?: string[] }).failed ? `  incomplete: ${(point as { failed?: string[] }).failed!.join(', ')} failed` : ''}`,
+                      `${point.id.slice(0, 8)}  ${point.time.padEnd(24)}  ${point.members.map((m) => `${m.source}(${m.engine})`).join(' ')}${point.failed ? `  incomplete: ${point.failed.join(', ')} failed` : ''}`,
                   ),
                 ].join('\n'),
           );
