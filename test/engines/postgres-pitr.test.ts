@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { findFreePort } from '../harness/ports.js';
 import { POSTGRES_BIN_DIRECTORY, startPostgresCluster } from '../harness/postgres-service.js';
@@ -99,6 +99,7 @@ drills:
     await query('CREATE TABLE marks (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
   }, 120_000);
 
+  afterEach(() => stopRestored()); // also after a failed test: the next restore needs the directory free
   afterAll(async () => {
     stopRestored();
     await server?.stop();
@@ -176,6 +177,45 @@ drills:
     expect(restore.code, restore.stderr).toBe(0);
     const rows = await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort);
     expect(rows.map((row) => row.n)).toEqual([1, 2, 3, 4, 5, 6]);
+    stopRestored();
+  }, 300_000);
+
+  it('restores to a named restore point and to an LSN', async () => {
+    await query(`INSERT INTO marks (n) VALUES (7)`);
+    await query(`SELECT pg_create_restore_point('after_7')`);
+    await query(`INSERT INTO marks (n) VALUES (8)`);
+    const [position] = await query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`);
+    await query(`INSERT INTO marks (n) VALUES (9)`);
+    await switchAndDrain();
+    const named = await lifeboat([
+      'restore',
+      'latest',
+      '--at',
+      'name:after_7',
+      '--target',
+      'main',
+      '--yes',
+      '--force',
+    ]);
+    expect(named.code, named.stderr).toBe(0);
+    expect(
+      (await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort)).map((row) => row.n),
+    ).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    stopRestored();
+    const byLsn = await lifeboat([
+      'restore',
+      'latest',
+      '--at',
+      `lsn:${position!.lsn}`,
+      '--target',
+      'main',
+      '--yes',
+      '--force',
+    ]);
+    expect(byLsn.code, byLsn.stderr).toBe(0);
+    expect(
+      (await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort)).map((row) => row.n),
+    ).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     stopRestored();
   }, 300_000);
 
@@ -315,7 +355,7 @@ drills:
     expect(restore.code, restore.stderr).toBe(0);
     expect(
       (await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort)).map((row) => row.n),
-    ).toEqual([1, 2, 3, 4, 5, 6]);
+    ).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     stopRestored();
   }, 300_000);
 });

@@ -147,3 +147,64 @@ drills:
     expect(nearest.rows).toEqual([{ id: 10 }]);
   }, 300_000);
 });
+
+describe('postgres: a backup taken while a writer runs', () => {
+  const workspace = new Workspace('pg-writer');
+  afterAll(() => workspace.remove());
+
+  it('is one consistent snapshot: restored stats equal the recorded ones, and invariants hold', async () => {
+    const server = postgres.handle;
+    await sql(server, 'postgres', 'CREATE DATABASE busy');
+    await sql(
+      server,
+      'busy',
+      `CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);
+       INSERT INTO accounts SELECT i, 1000 FROM generate_series(1, 1000) i;
+       CREATE TABLE ledger (id bigserial PRIMARY KEY, account int NOT NULL, amount bigint NOT NULL, note text);
+       INSERT INTO ledger (account, amount, note) SELECT 1 + i % 1000, 0, repeat('x', 500) FROM generate_series(1, 300000) i;`,
+    );
+    workspace.writeConfig(`
+repository: { url: ./repo, password: writer-test }
+sources:
+  busy: { engine: postgres, url: "${urlFor(server, 'busy')}" }
+drills:
+  targets:
+    busy: { url: "${urlFor(server, 'busy_copy')}" }
+`);
+    expect((await workspace.run(['init'])).code).toBe(0);
+    // Transfers between accounts, each with its two ledger rows, in one transaction: any consistent
+    // snapshot has balances summing to 1,000,000 and ledger amounts summing to 0.
+    let writing = true;
+    let transactions = 0;
+    const writer = (async () => {
+      const client = new pg.Client({ connectionString: urlFor(server, 'busy') });
+      await client.connect();
+      while (writing) {
+        const from = 1 + (transactions % 1000);
+        const to = 1 + ((transactions * 7) % 1000);
+        await client.query(`BEGIN;
+          UPDATE accounts SET balance = balance - 5 WHERE id = ${from};
+          INSERT INTO ledger (account, amount) VALUES (${from}, -5), (${to}, 5);
+          UPDATE accounts SET balance = balance + 5 WHERE id = ${to};
+          COMMIT;`);
+        transactions++;
+      }
+      await client.end();
+    })();
+    const backup = await workspace.run(['backup', '--json']);
+    writing = false;
+    await writer;
+    expect(backup.code, backup.stderr).toBe(0);
+    expect(transactions).toBeGreaterThan(10);
+    const drill = await workspace.run(['drill', '--json']);
+    expect(drill.code, drill.stdout).toBe(0);
+    const [sums] = (
+      await sql(
+        server,
+        'busy_copy',
+        `SELECT (SELECT sum(balance) FROM accounts) AS balances, (SELECT sum(amount) FROM ledger) AS ledger`,
+      )
+    ).rows as Array<{ balances: string; ledger: string }>;
+    expect(sums).toEqual({ balances: '1000000', ledger: '0' });
+  }, 300_000);
+});
