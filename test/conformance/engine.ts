@@ -2,6 +2,7 @@
 // for its real server, then adds its own cases.
 //
 // What every engine must show, against a real store and a real (local) repository:
+//   0. probe() reports the store's version and size;
 //   1. stats recorded at backup time equal the live stats of the quiet store;
 //   2. after the store is wrecked, its stats differ (the wreck is real);
 //   3. a restore into the wrecked (non-empty) store without force is refused with LB_TARGET_NOT_EMPTY
@@ -34,6 +35,8 @@ export interface EngineFixture<Source, Target> {
   failingSource(): Source;
   /** What the failure's message must say (the tool's own words). */
   failureMessage: RegExp;
+  /** What probe() must report as the version. */
+  version: RegExp;
 }
 
 async function backUp<Source>(
@@ -92,9 +95,15 @@ export function engineConformance<Source, Target>(
         repository.readArtifact(snapshot.artifacts.find((a) => a.name === artifactName)!),
     });
 
-    it('records stats equal to the live stats of the quiet store', async () => {
+    it('probes the store: version and size', async () => {
       f = fixture();
       await f.seed();
+      const probe = await f.engine.probe(f.source());
+      expect(probe.version).toMatch(f.version);
+      expect(probe.sizeBytes ?? 1).toBeGreaterThan(0);
+    });
+
+    it('records stats equal to the live stats of the quiet store', async () => {
       snapshot = await backUp(repository, f.engine as Engine<Source, unknown>, f.source());
       const live = await f.engine.stats(f.source(), snapshot.metadata);
       expect(compareStats(snapshot.stats as Stats, live)).toEqual([]);

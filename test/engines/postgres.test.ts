@@ -44,6 +44,7 @@ describe('postgres engine', () => {
     });
     return {
       engine: postgresEngine,
+      version: /^PostgreSQL 15\.\d+/,
       seed: async () => {
         await sql(server, 'postgres', 'DROP DATABASE IF EXISTS conformance');
         await sql(server, 'postgres', 'CREATE DATABASE conformance');

@@ -218,7 +218,13 @@ export function registerRecoveryCommands(program: Command, run: CommandRunner): 
           }
           if (!context.output.json) process.stderr.write(`${planText}\n`);
           await confirm(context, plan, flags.yes === true);
-          const progress = context.progress('restore');
+          // Every artifact of every step is read once (a --database choice reads less: the display ends early).
+          const total = plan.steps.reduce(
+            (sum, step) =>
+              sum + step.snapshot.artifacts.reduce((bytes, artifact) => bytes + artifact.size, 0),
+            0,
+          );
+          const progress = context.progress('restore', total);
           const outcomes = await executeRestore(repository, plan, {
             restoreCommand: (source) => walFetchCommand(loaded.path, source),
             serverEnv: context.env,
