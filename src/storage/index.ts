@@ -10,14 +10,15 @@ import { fileURLToPath } from 'node:url';
 import { LifeboatError } from '../errors.js';
 import type { StorageBackend } from './backend.js';
 import { FsBackend } from './fs/index.js';
-import { S3Backend, type S3BackendOptions } from './s3/index.js';
+import type { S3BackendOptions } from './s3/index.js';
+import { LazyS3Backend } from './s3/lazy.js';
 import { ConcurrencyLimitedBackend } from './wrappers/concurrency.js';
 import { RetryingBackend, type RetryOptions } from './wrappers/retry.js';
 
 export type * from './backend.js';
 export { checkName, TEMP_PREFIX } from './names.js';
 export { FsBackend } from './fs/index.js';
-export { S3Backend, type S3BackendOptions } from './s3/index.js';
+export type { S3BackendOptions } from './s3/index.js';
 export { ConcurrencyLimitedBackend, Semaphore } from './wrappers/concurrency.js';
 export { RetryingBackend, type RetryEvent, type RetryOptions } from './wrappers/retry.js';
 
@@ -52,7 +53,8 @@ const BACKENDS: readonly BackendFactory[] = [
     defaultConcurrency: 8,
     create: (url, settings) => {
       const { bucket, prefix } = parseS3Url(url);
-      return new S3Backend({ region: 'us-east-1', ...settings.s3, bucket, prefix });
+      // Loaded on first use: importing the AWS SDK costs ~0.3 s, too much for one wal-push per WAL file.
+      return new LazyS3Backend({ region: 'us-east-1', ...settings.s3, bucket, prefix });
     },
   },
 ];

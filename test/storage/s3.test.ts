@@ -9,7 +9,8 @@ import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 
 import type { RetryEvent, StorageBackend, StorageSettings } from '../../src/storage/index.js';
-import { S3Backend, openStorage } from '../../src/storage/index.js';
+import { openStorage } from '../../src/storage/index.js';
+import { S3Backend } from '../../src/storage/s3/index.js';
 import { codeOf, generatedBody, listNames, storageConformance } from '../conformance/storage.js';
 import { type FaultProxy, startFaultProxy } from '../harness/fault-proxy.js';
 import type { MinioHandle } from '../harness/service-kit.js';

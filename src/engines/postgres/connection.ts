@@ -10,7 +10,7 @@
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import pg from 'pg';
+import type pg from 'pg';
 
 import { LifeboatError, type ErrorCode } from '../../errors.js';
 import type { ToolExit } from '../../util/process.js';
@@ -67,7 +67,9 @@ export function toolEnvironment(endpoint: Endpoint): NodeJS.ProcessEnv {
 
 /** Opens a client; connection failures become LB_ENGINE_UNAVAILABLE / LB_ENGINE_AUTH within seconds. */
 export async function connect(endpoint: Endpoint): Promise<pg.Client> {
-  const client = new pg.Client({
+  // Loaded on first use: wal-push and wal-fetch (one process per WAL file) never connect.
+  const { default: driver } = await import('pg');
+  const client = new driver.Client({
     host: endpoint.host,
     port: endpoint.port,
     user: endpoint.user,

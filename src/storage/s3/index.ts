@@ -34,6 +34,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 
 import { LifeboatError, isLifeboatError } from '../../errors.js';
+import { s3Location } from './location.js';
 import type {
   ByteRange,
   ObjectInfo,
@@ -96,7 +97,7 @@ export class S3Backend implements StorageBackend {
     if (this.options.partSize < 5 * MiB) {
       throw new LifeboatError('LB_STORAGE_FAILED', 'S3 part size must be at least 5 MiB');
     }
-    this.location = `s3://${options.bucket}/${options.prefix}${options.endpoint ? ` (${withoutUserinfo(options.endpoint)})` : ''}`;
+    this.location = s3Location(options);
     const agentOptions = { keepAlive: true, maxSockets: 64 };
     this.client = new S3Client({
       region: options.region,
@@ -406,17 +407,5 @@ export class S3Backend implements StorageBackend {
         .send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }))
         .catch(() => undefined);
     }
-  }
-}
-
-/** An endpoint URL without any user:password@ part, for messages. */
-function withoutUserinfo(endpoint: string): string {
-  try {
-    const url = new URL(endpoint);
-    url.username = '';
-    url.password = '';
-    return url.toString().replace(/\/$/, '');
-  } catch {
-    return '(invalid endpoint)';
   }
 }
