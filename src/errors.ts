@@ -221,6 +221,12 @@ export const ERROR_CATALOGUE = {
     exitCode: 3,
     http: 409,
   },
+  LB_RESTORE_UNSAFE: {
+    summary:
+      'An archive entry would be written outside the restore directory (path traversal, a symlink escape); refused.',
+    exitCode: 1,
+    http: 422,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

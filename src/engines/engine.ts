@@ -50,16 +50,22 @@ export interface ProbeResult {
   details: Record<string, unknown>;
 }
 
-/** One artifact of a backup: its name and the stream of its bytes. */
-export interface ArtifactStream {
-  name: string;
-  /**
-   * The bytes. The consumer reads it to the end before asking for the next artifact. If the producing
-   * tool fails, the stream must end with an error (never a clean end): a truncated dump must not be
-   * stored as a complete one.
-   */
-  stream: Readable;
-}
+/**
+ * One artifact of a backup: its name and its bytes, either as one stream or as consecutive parts.
+ * With parts, the artifact is their concatenation and the repository starts a new chunk at every part
+ * (a files backup gives one part per file, so an unchanged file is always stored as the same blobs).
+ */
+export type ArtifactStream =
+  | {
+      name: string;
+      /**
+       * The bytes. The consumer reads it to the end before asking for the next artifact. If the
+       * producing tool fails, the stream must end with an error (never a clean end): a truncated dump
+       * must not be stored as a complete one.
+       */
+      stream: Readable;
+    }
+  | { name: string; parts: AsyncIterable<AsyncIterable<unknown> | Iterable<unknown>> };
 
 /** What a backup reports when its artifacts are all produced. */
 export interface BackupResult {

@@ -1,6 +1,7 @@
 // The engines' public face: the interface, and every implemented engine in one explicit list.
 import { LifeboatError } from '../errors.js';
 import type { Engine } from './engine.js';
+import { filesEngine } from './files/index.js';
 import { postgresEngine } from './postgres/index.js';
 
 export * from './engine.js';
@@ -14,7 +15,7 @@ export {
 export * as postgres from './postgres/index.js';
 
 /** Implemented engines. A name registered twice is an error at load. */
-const ENGINES: ReadonlyArray<Engine<never, never>> = [postgresEngine];
+const ENGINES: ReadonlyArray<Engine<never, never>> = [postgresEngine, filesEngine];
 
 const byName = new Map<string, Engine<never, never>>();
 for (const engine of ENGINES) {

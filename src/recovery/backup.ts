@@ -120,12 +120,16 @@ async function backupSource(
   try {
     let step = await generator.next();
     while (!step.done) {
-      const { name, stream } = step.value;
-      try {
-        await session.writeArtifact(name, stream);
-      } catch (error) {
-        stream.destroy();
-        throw error;
+      const artifact = step.value;
+      if ('parts' in artifact) {
+        await session.writeArtifactParts(artifact.name, artifact.parts);
+      } else {
+        try {
+          await session.writeArtifact(artifact.name, artifact.stream);
+        } catch (error) {
+          artifact.stream.destroy();
+          throw error;
+        }
       }
       step = await generator.next();
     }

@@ -59,19 +59,33 @@ export class BackupSession {
 
   /** Chunks, deduplicates and stores one artifact; returns its record (also kept for commit). */
   async writeArtifact(name: string, input: AsyncIterable<unknown>): Promise<ArtifactRecord> {
+    return this.writeArtifactParts(name, [input]);
+  }
+
+  /**
+   * Stores one artifact given as consecutive parts: the artifact is their concatenation, and a chunk
+   * boundary falls at the start of every part. A small unchanged part (a file in a files backup) is
+   * then always the same blob, whatever changed around it.
+   */
+  async writeArtifactParts(
+    name: string,
+    parts: AsyncIterable<AsyncIterable<unknown> | Iterable<unknown>> | Iterable<AsyncIterable<unknown>>,
+  ): Promise<ArtifactRecord> {
     const chunker = new Chunker(this.ring.writer.chunkerKey, this.repository.config.chunker);
     const hash = createHash('sha256');
     const ids: Array<Promise<string>> = [];
     let size = 0;
-    for await (const data of input) {
-      const buffer = typeof data === 'string' ? Buffer.from(data) : (data as Buffer);
-      hash.update(buffer);
-      size += buffer.length;
-      for (const chunk of chunker.push(buffer)) ids.push((await this.addChunk(chunk)).id);
-      this.progress.bytesRead += buffer.length;
-      this.onProgress?.(this.progress);
+    for await (const part of parts) {
+      for await (const data of part) {
+        const buffer = typeof data === 'string' ? Buffer.from(data) : (data as Buffer);
+        hash.update(buffer);
+        size += buffer.length;
+        for (const chunk of chunker.push(buffer)) ids.push((await this.addChunk(chunk)).id);
+        this.progress.bytesRead += buffer.length;
+        this.onProgress?.(this.progress);
+      }
+      for (const chunk of chunker.finish()) ids.push((await this.addChunk(chunk)).id);
     }
-    for (const chunk of chunker.finish()) ids.push((await this.addChunk(chunk)).id);
     const record: ArtifactRecord = { name, size, sha256: hash.digest('hex'), blobs: await Promise.all(ids) };
     this.artifacts.push(record);
     return record;

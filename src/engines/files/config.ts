@@ -19,3 +19,6 @@ export const filesSourceSchema = z
   .strict();
 
 export const filesTargetSchema = z.object({ directory: text() }).strict();
+
+export type FilesSource = z.infer<typeof filesSourceSchema>;
+export type FilesTarget = z.infer<typeof filesTargetSchema>;

@@ -12,6 +12,7 @@ import { LifeboatError } from '../../errors.js';
 import { runToolWithInput } from '../../util/process.js';
 import type {
   ArtifactSource,
+  ArtifactStream,
   BackupOptions,
   BackupResult,
   Engine,
@@ -62,7 +63,7 @@ async function probe(source: PostgresSource): Promise<ProbeResult> {
 async function* backup(
   source: PostgresSource,
   options: BackupOptions,
-): AsyncGenerator<{ name: string; stream: Readable }, BackupResult, void> {
+): AsyncGenerator<ArtifactStream, BackupResult, void> {
   const metadata: PostgresMetadata = {};
   let stats: Stats = { items: [], fingerprints: {}, facts: {} };
   if (source.mode === 'logical' || source.mode === 'both') {

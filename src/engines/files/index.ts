@@ -1,0 +1,184 @@
+// The files engine: paths with include/exclude globs backed up as one tar artifact (docs/engines/files.md).
+//
+// Terms:
+//   parts      the artifact "files.tar" is yielded part by part, one part per entry (its headers, data
+//              and padding) and a last part with the end-of-archive blocks: the repository starts a
+//              chunk at every part, so an unchanged file is stored once whatever changed around it,
+//              and a large file is chunked on its own (unchanged parts of it dedupe too).
+//   stats      items files, directories, symlinks, bytes; fingerprint tree (walk.ts); facts skipped.
+//   target     a directory: drills.targets.<source>.directory, or "/" for the original place.
+import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { statfs } from 'node:fs/promises';
+import { resolve } from 'node:path';
+
+import { LifeboatError } from '../../errors.js';
+import type {
+  ArtifactSource,
+  ArtifactStream,
+  BackupOptions,
+  BackupResult,
+  Engine,
+  ProbeResult,
+  RestoreOptions,
+  Stats,
+} from '../engine.js';
+import type { FilesSource, FilesTarget } from './config.js';
+import { type FilesMetadata, restoreFiles } from './restore.js';
+import { END_OF_ARCHIVE, entryHeader, padding } from './tar.js';
+import { TreeHasher, archivePathOf, walk } from './walk.js';
+
+const ARTIFACT = 'files.tar';
+
+const rootsOf = (source: FilesSource) =>
+  source.paths.map((path) => ({ disk: resolve(path), archive: archivePathOf(path) }));
+
+function statsOf(tree: TreeHasher, skipped: number): Stats {
+  return {
+    items: [
+      { key: 'files', count: tree.files, exact: true },
+      { key: 'directories', count: tree.directories, exact: true },
+      { key: 'symlinks', count: tree.symlinks, exact: true },
+      { key: 'bytes', count: tree.bytes, exact: true },
+    ],
+    fingerprints: { tree: tree.digest() },
+    facts: { skipped },
+  };
+}
+
+async function probe(source: FilesSource): Promise<ProbeResult> {
+  const roots = rootsOf(source);
+  const details: Record<string, unknown> = {};
+  for (const root of roots) {
+    try {
+      const fs = await statfs(root.disk);
+      details[root.disk] = { freeBytes: fs.bavail * fs.bsize };
+    } catch (error) {
+      throw new LifeboatError(
+        'LB_ENGINE_UNAVAILABLE',
+        `cannot read ${root.disk}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+  return { version: `files (${process.platform})`, details };
+}
+
+async function* backup(
+  source: FilesSource,
+  options: BackupOptions,
+): AsyncGenerator<ArtifactStream, BackupResult, void> {
+  const tree = new TreeHasher();
+  const skipped = { count: 0 };
+  const roots = rootsOf(source);
+  for (const root of roots) {
+    try {
+      await statfs(root.disk);
+    } catch (error) {
+      throw new LifeboatError(
+        'LB_ENGINE_UNAVAILABLE',
+        `cannot read ${root.disk}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+  async function* parts(): AsyncGenerator<AsyncIterable<unknown> | Iterable<unknown>> {
+    for await (const entry of walk(roots, source, skipped)) {
+      options.signal?.throwIfAborted();
+      const header = entryHeader({
+        path: entry.path,
+        type: entry.type,
+        mode: entry.stat.mode,
+        uid: entry.stat.uid,
+        gid: entry.stat.gid,
+        size: entry.type === 'file' ? entry.stat.size : 0,
+        mtime: `${entry.stat.mtimeNs / 1_000_000_000n}.${(entry.stat.mtimeNs % 1_000_000_000n).toString().padStart(9, '0')}`,
+        ...(entry.linkname !== undefined ? { linkname: entry.linkname } : {}),
+      });
+      if (entry.type !== 'file') {
+        tree.add(entry);
+        yield [header];
+        continue;
+      }
+      const hash = createHash('sha256');
+      const size = entry.stat.size;
+      async function* content(): AsyncGenerator<Buffer> {
+        yield header;
+        let read = 0;
+        // Exactly the size announced in the header: a file that grows or shrinks while being read
+        // must not corrupt the archive (shorter: zero-filled and reported; longer: cut).
+        const stream = createReadStream(entry.absolute, {
+          highWaterMark: 1 << 20,
+          end: size > 0 ? size - 1 : 0,
+        });
+        if (size > 0) {
+          for await (const chunk of stream as AsyncIterable<Buffer>) {
+            const piece = chunk.subarray(0, size - read);
+            read += piece.length;
+            hash.update(piece);
+            yield piece;
+          }
+        } else stream.destroy();
+        if (read < size) {
+          options.log?.(
+            `${entry.absolute} shrank while being read; the missing ${size - read} bytes are zeros`,
+          );
+          const zeros = Buffer.alloc(size - read);
+          hash.update(zeros);
+          yield zeros;
+        }
+        yield padding(size);
+      }
+      yield content();
+      tree.add(entry, hash.digest('hex'));
+    }
+    yield [END_OF_ARCHIVE];
+  }
+  yield { name: ARTIFACT, parts: parts() };
+  const metadata: FilesMetadata = {
+    kind: 'files',
+    roots: roots.map((root) => root.archive),
+    artifact: ARTIFACT,
+  };
+  return { stats: statsOf(tree, skipped.count), metadata: metadata as unknown as Record<string, unknown> };
+}
+
+/** Stats of the live paths, or of a restore target (the snapshot's roots under its directory). */
+async function stats(config: FilesSource | FilesTarget, metadata?: Record<string, unknown>): Promise<Stats> {
+  const files = metadata as FilesMetadata | undefined;
+  const roots =
+    'directory' in config
+      ? (files?.roots ?? []).map((archive) => ({ disk: resolve(config.directory, archive), archive }))
+      : rootsOf(config);
+  const tree = new TreeHasher();
+  const skipped = { count: 0 };
+  for await (const entry of walk(roots, 'directory' in config ? {} : config, skipped)) {
+    if (entry.type !== 'file') {
+      tree.add(entry);
+      continue;
+    }
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(entry.absolute) as AsyncIterable<Buffer>) hash.update(chunk);
+    tree.add(entry, hash.digest('hex'));
+  }
+  return statsOf(tree, skipped.count);
+}
+
+async function restore(
+  target: FilesTarget | FilesSource,
+  artifacts: ArtifactSource,
+  metadata: Record<string, unknown>,
+  options: RestoreOptions,
+) {
+  const directory = 'directory' in target ? target.directory : '/';
+  const files = metadata as unknown as FilesMetadata;
+  return restoreFiles(directory, artifacts.open(files.artifact), files, options);
+}
+
+export const filesEngine: Engine<FilesSource, FilesTarget> = {
+  name: 'files',
+  probe,
+  backup,
+  stats,
+  restore: restore,
+};

@@ -1,0 +1,118 @@
+// Walking the configured paths: which files, directories and symlinks a files backup holds, in a
+// stable order, and the tree hash that proves a restored tree equal to the backed-up one.
+//
+// Terms:
+//   root          one configured path; its archive path is the absolute path without the leading "/".
+//   order         depth first, directory entries sorted by name (byte order): the same tree always
+//                 yields the same sequence, so unchanged files fall on the same parts.
+//   exclude       globs matched against the absolute path, and against the base name when the glob has
+//                 no "/"; an excluded directory is not entered.
+//   include       when given, a regular file must match one to be kept (directories are always walked).
+//   tree hash     SHA-256 over one line per entry: archive path, type, permission bits, size, mtime in
+//                 milliseconds (directories too: a restore sets them last), SHA-256 of the content (files) or the link target (symlinks), and the
+//                 owner when running as root (only root can restore owners).
+//   skipped       sockets, FIFOs and devices are not backed up; they are counted.
+import { createHash } from 'node:crypto';
+import type { Stats as FileStats } from 'node:fs';
+import { lstat, opendir, readlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+
+import picomatch from 'picomatch';
+
+import type { EntryType } from './tar.js';
+
+export interface WalkOptions {
+  include?: string[];
+  exclude?: string[];
+  oneFileSystem?: boolean;
+}
+
+export interface WalkedEntry {
+  /** Path on disk. */
+  absolute: string;
+  /** Archive path ("srv/uploads/a.txt"). */
+  path: string;
+  type: EntryType;
+  stat: FileStats & { mtimeNs: bigint };
+  linkname?: string;
+}
+
+/** Archive path of a root on disk: absolute, without the leading "/". */
+export const archivePathOf = (root: string): string => resolve(root).replace(/^\/+/, '');
+
+const byteOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Walks roots on disk. `archiveRoot` maps a root to its archive path (by default its absolute path);
+ * a restored tree is walked with its original archive paths this way.
+ */
+export async function* walk(
+  roots: ReadonlyArray<{ disk: string; archive: string }>,
+  options: WalkOptions,
+  skipped: { count: number } = { count: 0 },
+): AsyncGenerator<WalkedEntry> {
+  const exclude = (options.exclude ?? []).map((glob) =>
+    picomatch(glob, { dot: true, basename: !glob.includes('/') }),
+  );
+  const include = (options.include ?? []).map((glob) =>
+    picomatch(glob, { dot: true, basename: !glob.includes('/') }),
+  );
+  const excluded = (path: string) => exclude.some((matches) => matches(path));
+  const included = (path: string) => include.length === 0 || include.some((matches) => matches(path));
+
+  async function* visit(
+    disk: string,
+    archive: string,
+    device: bigint | undefined,
+  ): AsyncGenerator<WalkedEntry> {
+    if (excluded(disk)) return;
+    const stat = (await lstat(disk, { bigint: false })) as WalkedEntry['stat'];
+    stat.mtimeNs = (await lstat(disk, { bigint: true })).mtimeNs;
+    if (stat.isSymbolicLink()) {
+      if (included(disk))
+        yield { absolute: disk, path: archive, type: 'symlink', stat, linkname: await readlink(disk) };
+    } else if (stat.isFile()) {
+      if (included(disk)) yield { absolute: disk, path: archive, type: 'file', stat };
+    } else if (stat.isDirectory()) {
+      yield { absolute: disk, path: archive, type: 'directory', stat };
+      if (options.oneFileSystem && device !== undefined && BigInt(stat.dev) !== device) return;
+      const names: string[] = [];
+      for await (const entry of await opendir(disk)) names.push(entry.name);
+      for (const name of names.sort(byteOrder))
+        yield* visit(join(disk, name), `${archive}/${name}`, device ?? BigInt(stat.dev));
+    } else {
+      skipped.count++;
+    }
+  }
+
+  for (const root of roots) {
+    yield* visit(root.disk, root.archive, undefined);
+  }
+}
+
+/** Accumulates the tree hash and the counts of a walk. */
+export class TreeHasher {
+  private readonly hash = createHash('sha256');
+  files = 0;
+  directories = 0;
+  symlinks = 0;
+  bytes = 0;
+
+  add(entry: WalkedEntry, contentSha256?: string): void {
+    if (entry.type === 'file') {
+      this.files++;
+      this.bytes += entry.stat.size;
+    } else if (entry.type === 'directory') this.directories++;
+    else this.symlinks++;
+    const owner = process.getuid?.() === 0 ? `${entry.stat.uid}:${entry.stat.gid}` : '';
+    const size = entry.type === 'file' ? entry.stat.size : 0;
+    const mtime = String(entry.stat.mtimeNs / 1_000_000n);
+    this.hash.update(
+      `${entry.path}\0${entry.type}\0${(entry.stat.mode & 0o7777).toString(8)}\0${size}\0${mtime}\0${contentSha256 ?? entry.linkname ?? ''}\0${owner}\n`,
+    );
+  }
+
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
