@@ -50,7 +50,9 @@ async function backUp<Source>(
   try {
     step = await generator.next();
     while (!step.done) {
-      await session.writeArtifact(step.value.name, step.value.stream);
+      const artifact = step.value;
+      if ('parts' in artifact) await session.writeArtifactParts(artifact.name, artifact.parts);
+      else await session.writeArtifact(artifact.name, artifact.stream);
       step = await generator.next();
     }
   } catch (error) {

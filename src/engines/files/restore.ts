@@ -99,66 +99,74 @@ export async function restoreFiles(
   };
 
   const reader = extract();
-  const done = pipeline(archive, reader).catch((error: unknown) => {
-    reader.destroy(error as Error);
+  const done = pipeline(archive, reader);
+  done.catch(() => undefined); // awaited below on success; on a refusal the loop's error is the one to report
+  try {
+    await readEntries();
+    await done;
+  } catch (error) {
+    reader.destroy();
+    archive.destroy();
     throw error;
-  });
-  for await (const entry of reader) {
-    const header = entry.header;
-    const path = header.name;
-    const target = locate(root, path);
-    const pax = (header.pax ?? {}) as Record<string, string>;
-    const mtime = Number(pax.mtime ?? (header.mtime ? header.mtime.getTime() / 1000 : 0));
-    const mode = header.mode ?? 0o644;
-    const uid = header.uid ?? 0;
-    const gid = header.gid ?? 0;
-    await checkParents(target, path);
-    if (header.type === 'directory') {
-      const info = await lstat(target).catch(() => undefined);
-      if (info && !info.isDirectory()) {
-        if (!options.force)
-          throw new LifeboatError(
-            'LB_TARGET_NOT_EMPTY',
-            `${target} exists and is not a directory (use --force)`,
-          );
-        await rm(target, { recursive: true, force: true });
-      }
-      if (!info?.isDirectory()) await mkdir(target, { mode: 0o700 });
-      checkedDirectories.add(target);
-      directories.push({ path: target, mode, uid, gid, mtime });
-      entry.resume();
-    } else if (header.type === 'symlink') {
-      const link = header.linkname ?? '';
-      if (root !== sep) {
-        const pointsTo = isAbsolute(link) ? link : resolve(dirname(target), link);
-        if (pointsTo !== root && !pointsTo.startsWith(`${root}${sep}`)) {
-          throw unsafe(path, `a symlink to ${link} would point outside the restore directory ${root}`);
-        }
-      }
-      if (await exists(target)) await rm(target, { recursive: true, force: true });
-      await symlink(link, target);
-      if (isRoot) await lchown(target, uid, gid);
-      await lutimes(target, mtime, mtime);
-      entry.resume();
-    } else if (header.type === 'file') {
-      if (await exists(target)) {
-        if (!options.force)
-          throw new LifeboatError('LB_TARGET_NOT_EMPTY', `${target} exists (use --force to overwrite)`);
-        await rm(target, { recursive: true, force: true });
-      }
-      // "wx": never follows or truncates something that appeared meanwhile.
-      await pipeline(entry, createWriteStream(target, { flags: 'wx', mode: 0o600 }));
-      await chmod(target, mode & 0o7777);
-      if (isRoot) await chown(target, uid, gid);
-      await utimes(target, mtime, mtime);
-      files++;
-      bytes += header.size ?? 0;
-    } else {
-      entry.resume(); // pax globals and others carry nothing to restore
-    }
-    options.signal?.throwIfAborted();
   }
-  await done;
+
+  async function readEntries(): Promise<void> {
+    for await (const entry of reader) {
+      const header = entry.header;
+      const path = header.name;
+      const target = locate(root, path);
+      const pax = (header.pax ?? {}) as Record<string, string>;
+      const mtime = Number(pax.mtime ?? (header.mtime ? header.mtime.getTime() / 1000 : 0));
+      const mode = header.mode ?? 0o644;
+      const uid = header.uid ?? 0;
+      const gid = header.gid ?? 0;
+      await checkParents(target, path);
+      if (header.type === 'directory') {
+        const info = await lstat(target).catch(() => undefined);
+        if (info && !info.isDirectory()) {
+          if (!options.force)
+            throw new LifeboatError(
+              'LB_TARGET_NOT_EMPTY',
+              `${target} exists and is not a directory (use --force)`,
+            );
+          await rm(target, { recursive: true, force: true });
+        }
+        if (!info?.isDirectory()) await mkdir(target, { mode: 0o700 });
+        checkedDirectories.add(target);
+        directories.push({ path: target, mode, uid, gid, mtime });
+        entry.resume();
+      } else if (header.type === 'symlink') {
+        const link = header.linkname ?? '';
+        if (root !== sep) {
+          const pointsTo = isAbsolute(link) ? link : resolve(dirname(target), link);
+          if (pointsTo !== root && !pointsTo.startsWith(`${root}${sep}`)) {
+            throw unsafe(path, `a symlink to ${link} would point outside the restore directory ${root}`);
+          }
+        }
+        if (await exists(target)) await rm(target, { recursive: true, force: true });
+        await symlink(link, target);
+        if (isRoot) await lchown(target, uid, gid);
+        await lutimes(target, mtime, mtime);
+        entry.resume();
+      } else if (header.type === 'file') {
+        if (await exists(target)) {
+          if (!options.force)
+            throw new LifeboatError('LB_TARGET_NOT_EMPTY', `${target} exists (use --force to overwrite)`);
+          await rm(target, { recursive: true, force: true });
+        }
+        // "wx": never follows or truncates something that appeared meanwhile.
+        await pipeline(entry, createWriteStream(target, { flags: 'wx', mode: 0o600 }));
+        await chmod(target, mode & 0o7777);
+        if (isRoot) await chown(target, uid, gid);
+        await utimes(target, mtime, mtime);
+        files++;
+        bytes += header.size ?? 0;
+      } else {
+        entry.resume(); // pax globals and others carry nothing to restore
+      }
+      options.signal?.throwIfAborted();
+    }
+  }
   for (const directory of directories.reverse()) {
     await chmod(directory.path, directory.mode & 0o7777);
     if (isRoot) await chown(directory.path, directory.uid, directory.gid);
