@@ -216,12 +216,7 @@ export class Repository {
     policy: RetentionPolicy,
     options: { dryRun?: boolean; sources?: string[]; filter?: (snapshot: Snapshot) => boolean } = {},
   ): Promise<Array<RetentionDecision<Snapshot>>> {
-    if (isEmptyPolicy(policy)) {
-      throw new LifeboatError(
-        'LB_USAGE',
-        'no retention policy: set retention in the config or give --keep-* options',
-      );
-    }
+    requirePolicy(policy);
     const lock = options.dryRun ? undefined : await acquireLock(this.storage, 'forget', true);
     try {
       const snapshots = (await this.listSnapshots()).filter(
@@ -291,12 +286,7 @@ export class Repository {
       after?: (decisions: Array<RetentionDecision<GroupedPoint>>) => Promise<void>;
     } = {},
   ): Promise<Array<RetentionDecision<GroupedPoint>>> {
-    if (isEmptyPolicy(policy)) {
-      throw new LifeboatError(
-        'LB_USAGE',
-        'no retention policy: set retention in the config or give --keep-* options',
-      );
-    }
+    requirePolicy(policy);
     const lock = options.dryRun ? undefined : await acquireLock(this.storage, 'forget', true);
     try {
       const points = (await this.listPoints())
@@ -356,6 +346,15 @@ export class Repository {
         { storage: this.storage, ring: this.ring, index: this.index, readAhead: this.options.readAhead },
         artifact,
       ),
+    );
+  }
+}
+
+function requirePolicy(policy: RetentionPolicy): void {
+  if (isEmptyPolicy(policy)) {
+    throw new LifeboatError(
+      'LB_USAGE',
+      'no retention policy: set retention in the config or give --keep-* options',
     );
   }
 }

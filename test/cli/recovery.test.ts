@@ -3,30 +3,16 @@
 // (--database); a run where one source fails still records the others, names the failure and exits 1;
 // and wal-push on a write-only (age recipients only) host archives while every read is refused.
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { needs } from '../harness/needs.js';
+import { pgQuery } from '../harness/pg.js';
 import type { PostgresHandle } from '../harness/service-kit.js';
 import { Workspace } from '../harness/lifeboat.js';
 
 const postgres = needs('postgres');
 
-async function sql(server: PostgresHandle, database: string, text: string): Promise<pg.QueryResultRow[]> {
-  const client = new pg.Client({
-    host: server.host,
-    port: server.port,
-    user: server.user,
-    password: server.password,
-    database,
-  });
-  await client.connect();
-  try {
-    return (await client.query<pg.QueryResultRow>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const sql = pgQuery;
 
 describe('recovery points across sources and databases', () => {
   const workspace = new Workspace('recovery');

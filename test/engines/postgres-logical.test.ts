@@ -6,31 +6,14 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { needs } from '../harness/needs.js';
+import { pgQuery } from '../harness/pg.js';
 import type { PostgresHandle } from '../harness/service-kit.js';
 import { Workspace } from '../harness/lifeboat.js';
 
 const postgres = needs('postgres');
 const GiB = 1024 ** 3;
 
-async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(
-  server: PostgresHandle,
-  database: string,
-  text: string,
-): Promise<R[]> {
-  const client = new pg.Client({
-    host: server.host,
-    port: server.port,
-    user: server.user,
-    password: server.password,
-    database,
-  });
-  await client.connect();
-  try {
-    return (await client.query<R>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const sql = pgQuery;
 
 const RICH_SCHEMA = `
 CREATE ROLE app_owner NOLOGIN;

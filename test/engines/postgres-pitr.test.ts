@@ -9,9 +9,10 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
+import { pgQuery } from '../harness/pg.js';
 import { findFreePort } from '../harness/ports.js';
 import { POSTGRES_BIN_DIRECTORY, startPostgresCluster } from '../harness/postgres-service.js';
 import type { PostgresHandle } from '../harness/service-kit.js';
@@ -29,26 +30,27 @@ describe('postgres physical backups, WAL archiving and point-in-time restore', (
   let server: PostgresHandle;
   let restorePort = 0;
 
-  const query = async <R extends pg.QueryResultRow>(
-    text: string,
-    port = server.port,
-    database = 'app',
-  ): Promise<R[]> => {
-    const client = new pg.Client({
-      host: server.host,
-      port,
-      user: server.user,
-      password: server.password,
-      database,
-    });
-    await client.connect();
-    try {
-      return (await client.query<R>(text)).rows;
-    } finally {
-      await client.end();
-    }
-  };
+  const query = <R extends pg.QueryResultRow>(text: string, port = server.port, database = 'app') =>
+    pgQuery<R>(server, database, text, port);
   const lifeboat = (args: string[]) => workspace.run(args, { asPostgres: true });
+  /** Restores into the drill target's data directory (replacing it) and returns the CLI's result. */
+  const restoreAt = async (at: string) => {
+    const result = await lifeboat([
+      'restore',
+      'latest',
+      '--at',
+      at,
+      '--target',
+      'main',
+      '--yes',
+      '--force',
+      '--json',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    return result;
+  };
+  const restoredMarks = async () =>
+    (await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort)).map((row) => row.n);
   const stopRestored = () => {
     if (existsSync(join(restored, 'postmaster.pid')))
       asPostgres(join(POSTGRES_BIN_DIRECTORY, 'pg_ctl'), ['stop', '-D', restored, '-m', 'fast', '-w']);
@@ -155,8 +157,7 @@ drills:
     }>().outcomes[0]!;
     expect(outcome.method).toBe('physical');
     expect(outcome.result.details.recoveredTo.lastTransactionTime).toBe(times[2]);
-    const rows = await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort);
-    expect(rows.map((row) => row.n)).toEqual([1, 2, 3]);
+    expect(await restoredMarks()).toEqual([1, 2, 3]);
     stopRestored();
   }, 300_000);
 
@@ -164,19 +165,8 @@ drills:
     const refused = await lifeboat(['restore', 'latest', '--at', 'latest', '--target', 'main', '--yes']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('LB_TARGET_NOT_EMPTY');
-    const restore = await lifeboat([
-      'restore',
-      'latest',
-      '--at',
-      'latest',
-      '--target',
-      'main',
-      '--yes',
-      '--force',
-    ]);
-    expect(restore.code, restore.stderr).toBe(0);
-    const rows = await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort);
-    expect(rows.map((row) => row.n)).toEqual([1, 2, 3, 4, 5, 6]);
+    await restoreAt('latest');
+    expect(await restoredMarks()).toEqual([1, 2, 3, 4, 5, 6]);
     stopRestored();
   }, 300_000);
 
@@ -187,35 +177,11 @@ drills:
     const [position] = await query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`);
     await query(`INSERT INTO marks (n) VALUES (9)`);
     await switchAndDrain();
-    const named = await lifeboat([
-      'restore',
-      'latest',
-      '--at',
-      'name:after_7',
-      '--target',
-      'main',
-      '--yes',
-      '--force',
-    ]);
-    expect(named.code, named.stderr).toBe(0);
-    expect(
-      (await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort)).map((row) => row.n),
-    ).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    await restoreAt('name:after_7');
+    expect(await restoredMarks()).toEqual([1, 2, 3, 4, 5, 6, 7]);
     stopRestored();
-    const byLsn = await lifeboat([
-      'restore',
-      'latest',
-      '--at',
-      `lsn:${position!.lsn}`,
-      '--target',
-      'main',
-      '--yes',
-      '--force',
-    ]);
-    expect(byLsn.code, byLsn.stderr).toBe(0);
-    expect(
-      (await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort)).map((row) => row.n),
-    ).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    await restoreAt(`lsn:${position!.lsn}`);
+    expect(await restoredMarks()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     stopRestored();
   }, 300_000);
 
@@ -278,17 +244,7 @@ drills:
     expect(wal).toHaveLength(1);
     expect(wal[0]!.ok).toBe(true);
     expect(wal[0]!.timelines.every((run) => run.missingCount === 0)).toBe(true);
-    const restore = await lifeboat([
-      'restore',
-      'latest',
-      '--at',
-      'latest',
-      '--target',
-      'main',
-      '--yes',
-      '--force',
-    ]);
-    expect(restore.code, restore.stderr).toBe(0);
+    await restoreAt('latest');
     const [restoredCount] = await query<{ n: string }>(
       'SELECT count(*) AS n FROM pgbench_history',
       restorePort,
@@ -342,20 +298,8 @@ drills:
     const check = await lifeboat(['check', '--json']);
     expect(check.code, check.stdout + check.stderr).toBe(0);
     expect(check.json<{ affectedSnapshots: string[] }>().affectedSnapshots).not.toContain(firstBaseBackup);
-    const restore = await lifeboat([
-      'restore',
-      'latest',
-      '--at',
-      'latest',
-      '--target',
-      'main',
-      '--yes',
-      '--force',
-    ]);
-    expect(restore.code, restore.stderr).toBe(0);
-    expect(
-      (await query<{ n: number }>('SELECT n FROM marks ORDER BY n', restorePort)).map((row) => row.n),
-    ).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    await restoreAt('latest');
+    expect(await restoredMarks()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     stopRestored();
   }, 300_000);
 });
