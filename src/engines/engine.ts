@@ -89,6 +89,16 @@ export type RecoveryTarget =
   | { kind: 'xid'; value: string }
   | { kind: 'name'; value: string };
 
+/** Reads a log archive ahead of the restored server (given by the caller, who holds the repository). */
+export interface WalPrefetch {
+  /** Names of every archived file. */
+  list(): Promise<string[]>;
+  /** One archived file, verified. */
+  read(name: string): Promise<Buffer>;
+  /** Files fetched ahead at most. Default 8. */
+  window?: number;
+}
+
 /** A physical restore replayed from a log archive to a recovery target. */
 export interface PointInTimeOptions {
   recoveryTarget: RecoveryTarget;
@@ -102,6 +112,8 @@ export interface PointInTimeOptions {
   timeoutMs?: number;
   /** Environment of the started server (its restore_command runs lifeboat). */
   env?: NodeJS.ProcessEnv;
+  /** When lifeboat starts the server: fetch archived files ahead of it. */
+  prefetch?: WalPrefetch;
 }
 
 /** Options every engine's restore understands. */

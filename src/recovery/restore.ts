@@ -18,7 +18,13 @@ import {
   postgres,
 } from '../engines/index.js';
 import { LifeboatError } from '../errors.js';
-import type { RecoveryPoint, Repository, Snapshot } from '../repository/index.js';
+import {
+  type RecoveryPoint,
+  type Repository,
+  type Snapshot,
+  listArchive,
+  readArchiveFile,
+} from '../repository/index.js';
 import { type ChosenSource, chooseSources, drillTarget } from './sources.js';
 import { physicalOf } from './wal.js';
 
@@ -304,6 +310,10 @@ export async function restoreStep(
           start: options.start ?? true,
           keepArchiving: step.targetLabel === 'source',
           env: options.serverEnv,
+          prefetch: {
+            list: () => listArchive(repository, step.source),
+            read: (name: string) => readArchiveFile(repository, step.source, name),
+          },
         }
       : undefined;
   return engine.restore(step.target, artifacts, step.snapshot.metadata ?? {}, {

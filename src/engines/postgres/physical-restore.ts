@@ -29,6 +29,7 @@ import type {
 import type { PostgresTarget } from './config.js';
 import { endpointOf, withClient } from './connection.js';
 import type { PhysicalMetadata } from './physical.js';
+import { prefetchingCommand, prepareSpool, runPrefetch, spoolOf } from './prefetch.js';
 
 export type PhysicalRestoreOptions = PointInTimeOptions;
 
@@ -157,9 +158,16 @@ export async function physicalRestore(
   });
   log(`extracted base backup (${metadata.startSegment}, ${metadata.serverVersion}) into ${dataDirectory}`);
   await rm(join(dataDirectory, 'standby.signal'), { force: true });
+  const prefetching = physical.start && physical.prefetch !== undefined;
+  const spool = spoolOf(dataDirectory);
+  if (prefetching) await prepareSpool(spool, owner);
   await appendFile(
     join(dataDirectory, 'postgresql.auto.conf'),
-    recoverySettings(physical.recoveryTarget, physical.restoreCommand, physical.keepArchiving),
+    recoverySettings(
+      physical.recoveryTarget,
+      prefetching ? prefetchingCommand(spool, physical.restoreCommand) : physical.restoreCommand,
+      physical.keepArchiving,
+    ),
   );
   await writeFile(join(dataDirectory, 'recovery.signal'), '');
   await chmod(dataDirectory, 0o700);
@@ -171,7 +179,28 @@ export async function physicalRestore(
   if (!physical.start) {
     return { actions, details: { dataDirectory, recoveryTarget: physical.recoveryTarget, started: false } };
   }
-  const recovered = await startAndRecover(target, dataDirectory, binDirectory, owner, physical, log);
+  let recovered: Record<string, unknown>;
+  let recoveryEnded = false;
+  const prefetched = prefetching
+    ? runPrefetch(
+        spool,
+        physical.prefetch!,
+        metadata.startSegment,
+        metadata.segmentSize,
+        () => recoveryEnded,
+        log,
+      )
+    : Promise.resolve(0);
+  try {
+    recovered = await startAndRecover(target, dataDirectory, binDirectory, owner, physical, log);
+  } finally {
+    recoveryEnded = true;
+    const count = await prefetched;
+    if (prefetching) {
+      await rm(spool, { recursive: true, force: true });
+      log(`prefetched ${count} WAL file(s) ahead of the server`);
+    }
+  }
   return {
     actions,
     details: {
