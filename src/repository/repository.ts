@@ -19,6 +19,7 @@ import type { StorageBackend } from '../storage/index.js';
 import { BackupSession } from './backup-session.js';
 import { BlobIndex } from './blob-index.js';
 import { readArtifactChunks } from './restore-stream.js';
+import { CryptoPool } from './workers.js';
 import { newKey } from './crypto.js';
 import {
   type ChunkerParameters,
@@ -341,13 +342,24 @@ export class Repository {
 
   /** The artifact's plaintext, verified blob by blob and as a whole. */
   readArtifact(artifact: ArtifactRecord): Readable {
+    // One pool for every read: starting two workers per artifact cost ~0.1 s, which dominated reads of
+    // many small artifacts (a replay fetching hundreds of WAL files). Idle, it keeps nothing alive.
+    if (!this.readPool || this.readPool.broken) this.readPool = new CryptoPool(0).unrefWhenIdle();
     return Readable.from(
       readArtifactChunks(
-        { storage: this.storage, ring: this.ring, index: this.index, readAhead: this.options.readAhead },
+        {
+          storage: this.storage,
+          ring: this.ring,
+          index: this.index,
+          readAhead: this.options.readAhead,
+          pool: this.readPool,
+        },
         artifact,
       ),
     );
   }
+
+  private readPool: CryptoPool | undefined;
 }
 
 function requirePolicy(policy: RetentionPolicy): void {

@@ -14,7 +14,7 @@ import type { BlobIndex, IndexEntry } from './blob-index.js';
 import type { KeyRing } from './keys.js';
 import { packName, readPackKey } from './pack.js';
 import type { ArtifactRecord } from './snapshots.js';
-import { CryptoPool } from './workers.js';
+import type { CryptoPool } from './workers.js';
 
 const SEGMENT_BYTES = 8 * 1024 * 1024;
 /** Plaintext a segment may expand to (highly compressible data must not blow up memory). */
@@ -26,6 +26,8 @@ export interface RestoreContext {
   index: BlobIndex;
   /** Segments fetched ahead. */
   readAhead: number;
+  /** Workers that open segments (shared by every read of a repository: no start-up per artifact). */
+  pool: CryptoPool;
 }
 
 interface Segment {
@@ -88,7 +90,7 @@ export async function* readArtifactChunks(
   const hash = createHash('sha256');
   let size = 0;
   const packKeys = new Map<string, Promise<Buffer>>();
-  const pool = new CryptoPool(0);
+  const pool = context.pool;
 
   const packKey = (pack: string): Promise<Buffer> => {
     let key = packKeys.get(pack);
@@ -166,7 +168,6 @@ export async function* readArtifactChunks(
     }
   } finally {
     await Promise.allSettled(window);
-    await pool.close();
   }
   if (size !== artifact.size || hash.digest('hex') !== artifact.sha256) {
     throw new LifeboatError(

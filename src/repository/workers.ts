@@ -170,6 +170,7 @@ export class CryptoPool {
       worker.on('message', (message: WorkerAnswer) => {
         const waiter = this.pending.get(message.job);
         this.pending.delete(message.job);
+        this.settled();
         if (!waiter) return;
         if (message.error !== undefined)
           waiter.reject(new LifeboatError('LB_INTERNAL', `crypto worker failed: ${message.error}`));
@@ -320,9 +321,31 @@ export class CryptoPool {
     const job = this.counter++;
     const worker = this.workers[workerIndex ?? this.next++ % this.workers.length]!;
     return new Promise<WorkerAnswer>((resolve, reject) => {
+      if (this.pending.size === 0 && this.idleUnref) for (const each of this.workers) each.ref();
       this.pending.set(job, { resolve, reject });
       worker.postMessage({ ...message, job }, payload ? [payload.buffer as ArrayBuffer] : []);
     });
+  }
+
+  /** A worker failed: every job fails from now on (a shared pool is then replaced). */
+  get broken(): boolean {
+    return this.failure !== undefined;
+  }
+
+  /**
+   * For a long-lived shared pool: idle workers do not keep the process alive (they are referenced only
+   * while a job is pending), so the pool needs no close().
+   */
+  unrefWhenIdle(): this {
+    this.idleUnref = true;
+    if (this.pending.size === 0) for (const worker of this.workers) worker.unref();
+    return this;
+  }
+
+  private idleUnref = false;
+
+  private settled(): void {
+    if (this.idleUnref && this.pending.size === 0) for (const worker of this.workers) worker.unref();
   }
 
   private fail(error: Error): void {
@@ -331,5 +354,6 @@ export class CryptoPool {
     });
     for (const waiter of this.pending.values()) waiter.reject(this.failure);
     this.pending.clear();
+    this.settled();
   }
 }
