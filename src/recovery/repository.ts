@@ -45,6 +45,8 @@ export async function openRepository(loaded: LoadedConfig): Promise<Repository> 
     return await Repository.open(storage, {
       ...credentialsOf(loaded),
       compressionLevel: loaded.config.repository.compression.level,
+      // Commands wait for a conflicting lock (a wal-push holds one for about a second) before failing.
+      lockWaitMs: 60_000,
     });
   } catch (error) {
     await storage.close();

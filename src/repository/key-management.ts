@@ -48,7 +48,7 @@ export async function addPassword(
 
 /** Key changes take the repository alone: a rotate racing an add could leave a key without the new dataKey. */
 async function exclusively<T>(repository: Repository, operation: string, work: () => Promise<T>): Promise<T> {
-  const lock = await acquireLock(repository.storage, operation, true);
+  const lock = await acquireLock(repository.storage, operation, true, repository.options.lockWaitMs);
   try {
     return await work();
   } finally {

@@ -94,8 +94,29 @@ function describeLock(info: LockInfo): string {
   return `${info.exclusive ? 'exclusive' : 'shared'} lock for ${info.operation} by pid ${info.pid} on ${info.hostname} since ${info.created}`;
 }
 
-/** Takes a lock or fails with LB_REPO_LOCKED naming the conflicting holder. */
+/**
+ * Takes a lock or fails with LB_REPO_LOCKED naming the conflicting holder. With `waitMs`, a conflict
+ * is retried (every 0.2-0.7 s) until then: a prune meeting the second-long lock of a wal-push, or a
+ * wal-push meeting a prune, waits instead of failing (restic's --retry-lock).
+ */
 export async function acquireLock(
+  storage: StorageBackend,
+  operation: string,
+  exclusive: boolean,
+  waitMs = 0,
+): Promise<HeldLock> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await tryAcquireLock(storage, operation, exclusive);
+    } catch (error) {
+      if (!isLifeboatError(error, 'LB_REPO_LOCKED') || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 500));
+    }
+  }
+}
+
+async function tryAcquireLock(
   storage: StorageBackend,
   operation: string,
   exclusive: boolean,

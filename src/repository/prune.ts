@@ -38,7 +38,12 @@ export interface PruneReport {
 export async function prune(repository: Repository, options: PruneOptions = {}): Promise<PruneReport> {
   const { storage } = repository;
   const ring = repository.keyRing;
-  const lock = await acquireLock(storage, options.dryRun ? 'prune --dry-run' : 'prune', true);
+  const lock = await acquireLock(
+    storage,
+    options.dryRun ? 'prune --dry-run' : 'prune',
+    true,
+    repository.options.lockWaitMs,
+  );
   try {
     const index = new BlobIndex();
     await index.load(storage, ring);

@@ -86,6 +86,8 @@ export interface OpenOptions extends Credentials {
   uploadConcurrency?: number;
   /** Segments (runs of up to 8 MiB of a pack) fetched ahead during a restore. Default 4. */
   readAhead?: number;
+  /** How long to keep retrying a lock another client holds. Default 0 (fail at once). */
+  lockWaitMs?: number;
 }
 
 /** Byte counts a backup reports as it goes. */
@@ -168,7 +170,7 @@ export class Repository {
 
   /** Runs `work` under a shared lock (no prune can delete data meanwhile), on a freshly loaded index. */
   async withSharedLock<T>(operation: string, work: () => Promise<T>): Promise<T> {
-    const lock = await acquireLock(this.storage, operation, false);
+    const lock = await acquireLock(this.storage, operation, false, this.options.lockWaitMs);
     try {
       await this.reloadIndex();
       return await work();
@@ -187,6 +189,7 @@ export class Repository {
       compressionLevel: options.compressionLevel ?? 3,
       uploadConcurrency: options.uploadConcurrency ?? 2,
       readAhead: options.readAhead ?? 4,
+      lockWaitMs: options.lockWaitMs ?? 0,
     });
   }
 
@@ -197,7 +200,7 @@ export class Repository {
 
   /** Starts a backup under a shared lock; its artifacts become visible with commit(). */
   async startBackup(onProgress?: (progress: BackupProgress) => void): Promise<BackupSession> {
-    const lock = await acquireLock(this.storage, 'backup', false);
+    const lock = await acquireLock(this.storage, 'backup', false, this.options.lockWaitMs);
     try {
       // Dedup only against what exists now that no prune can run: an index loaded before the lock may
       // name packs a prune has deleted since.
@@ -218,7 +221,9 @@ export class Repository {
     options: { dryRun?: boolean; sources?: string[]; filter?: (snapshot: Snapshot) => boolean } = {},
   ): Promise<Array<RetentionDecision<Snapshot>>> {
     requirePolicy(policy);
-    const lock = options.dryRun ? undefined : await acquireLock(this.storage, 'forget', true);
+    const lock = options.dryRun
+      ? undefined
+      : await acquireLock(this.storage, 'forget', true, this.options.lockWaitMs);
     try {
       const snapshots = (await this.listSnapshots()).filter(
         (snapshot) =>
@@ -238,7 +243,7 @@ export class Repository {
 
   /** Runs `work` under an exclusive lock (no backup or other maintenance meanwhile). */
   async withExclusiveLock<T>(operation: string, work: () => Promise<T>): Promise<T> {
-    const lock = await acquireLock(this.storage, operation, true);
+    const lock = await acquireLock(this.storage, operation, true, this.options.lockWaitMs);
     try {
       return await work();
     } finally {
@@ -288,7 +293,9 @@ export class Repository {
     } = {},
   ): Promise<Array<RetentionDecision<GroupedPoint>>> {
     requirePolicy(policy);
-    const lock = options.dryRun ? undefined : await acquireLock(this.storage, 'forget', true);
+    const lock = options.dryRun
+      ? undefined
+      : await acquireLock(this.storage, 'forget', true, this.options.lockWaitMs);
     try {
       const points = (await this.listPoints())
         .filter(
