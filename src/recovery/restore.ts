@@ -32,7 +32,7 @@ export interface RestoreRequest {
   point: string;
   sources?: string[];
   at?: string;
-  /** Drill target name (drills.targets.<name>); for several sources, each source's own target. */
+  /** Drill target name (drills.targets.<name>); only with a single source. */
   target?: string;
   force: boolean;
   jobs?: number;
@@ -97,6 +97,12 @@ export async function planRestore(
   request: RestoreRequest,
 ): Promise<RestorePlan> {
   const sources = chooseSources(config, request.sources);
+  if (request.target !== undefined && sources.length > 1) {
+    throw new LifeboatError(
+      'LB_USAGE',
+      `--target names one drill target: choose its source with --source (the point holds ${sources.map((source) => source.name).join(', ')}); lifeboat drill restores every source into its own target`,
+    );
+  }
   const recoveryTarget = request.at === undefined ? undefined : parseRecoveryTarget(request.at);
   const points = await pointsWithSnapshots(repository);
   const explicit = request.point === 'latest' ? undefined : await repository.loadPoint(request.point);

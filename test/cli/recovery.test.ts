@@ -103,6 +103,9 @@ drills:
     expect(one.code, one.stderr).toBe(0);
     expect(await sql(server, 'south_copy', 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 20 }]);
     expect(await sql(server, 'north_copy', 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 0 }]);
+    const ambiguous = await workspace.run(['restore', 'latest', '--target', 'cluster', '--yes']);
+    expect(ambiguous.code).toBe(2);
+    expect(ambiguous.stderr).toContain('LB_USAGE: --target names one drill target');
     const drill = await workspace.run(['drill', '--source', 'cluster', '--json']);
     expect(drill.code, drill.stdout).toBe(0);
   }, 120_000);
