@@ -9,7 +9,6 @@
 //                 them again with `key add`). Public-key mode: a new age identity is generated; new data
 //                 goes to its recipient once hosts' configs name it; old data stays readable with the
 //                 retained identities.
-import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 
 import { LifeboatError } from '../errors.js';
 import { newKey } from './crypto.js';
@@ -119,6 +118,7 @@ async function rotate(
     for (const id of removed) await repository.storage.delete(`keys/${id}`);
     return { keyId, removed };
   }
+  const { generateX25519Identity, identityToRecipient } = await import('age-encryption');
   const identity = await generateX25519Identity();
   const recipient = await identityToRecipient(identity);
   const keyId = await addPublicKey(repository.storage, ring.writer, [recipient]);

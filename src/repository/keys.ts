@@ -17,7 +17,7 @@
 import { randomBytes, scrypt } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 
-import { Decrypter, Encrypter } from 'age-encryption';
+import type * as Age from 'age-encryption';
 
 import { LifeboatError, isLifeboatError } from '../errors.js';
 import type { StorageBackend } from '../storage/index.js';
@@ -64,6 +64,7 @@ export class KeyRing {
   /** Wraps a content key so that only readers can open it. */
   async wrapForReaders(key: Buffer, aad: Buffer): Promise<{ kind: WrapKind; bytes: Buffer }> {
     if (this.mode === 'password') return { kind: 1, bytes: seal(this.dataKeys[0]!, key, aad) };
+    const { Encrypter } = await loadAge();
     const encrypter = new Encrypter();
     for (const recipient of this.recipients) encrypter.addRecipient(recipient);
     return { kind: 2, bytes: Buffer.from(await encrypter.encrypt(Buffer.concat([aad, key]))) };
@@ -102,6 +103,7 @@ export class KeyRing {
     }
     if (kind === 2) {
       if (this.identities.length === 0) throw this.writeOnly(what);
+      const { Decrypter } = await loadAge();
       const decrypter = new Decrypter();
       for (const identity of this.identities) decrypter.addIdentity(identity);
       let plain: Buffer;
@@ -394,4 +396,9 @@ export function parseIdentities(text: string | undefined): string[] {
     .split(/\r?\n/)
     .map((line) => line.trim())
     .filter((line) => /^AGE-SECRET-KEY-1[0-9A-Z]+$/.test(line));
+}
+
+/** age, loaded on first use: password-mode processes (one wal-push per WAL file) never need it. */
+function loadAge(): Promise<typeof Age> {
+  return import('age-encryption');
 }
