@@ -104,6 +104,8 @@ export PGPASSWORD="$PASSWORD"
 NODE="$(command -v node)"
 
 log() { printf '[bench] %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 for value in "$SCALE" "$TEXT_ROWS" "$SEGMENTS" "$PUSH_SEGMENTS"; do
   [[ "$value" =~ ^[0-9]+$ ]] || { log "BENCH_PG_* values must be whole numbers (got $value)"; exit 2; }
@@ -152,20 +154,8 @@ PGBACKREST="$(command -v pgbackrest)"
 
 rm -rf "$SCRATCH"
 mkdir -p "$SCRATCH" "$BUILD/bin"
-if [ -n "$LIFEBOAT_REF" ]; then
-  LIFEBOAT_SOURCE="$(git -C "$ROOT" rev-parse --short "$LIFEBOAT_REF^{commit}") (BENCH_LIFEBOAT_REF=$LIFEBOAT_REF)"
-  git -C "$ROOT" archive "$LIFEBOAT_REF" src bin/lifeboat.js package.json tsconfig.json tsconfig.build.json |
-    tar -x -C "$BUILD"
-else
-  # Named before the copy: others may commit while it is taken.
-  LIFEBOAT_SOURCE="work tree at $(git -C "$ROOT" rev-parse --short HEAD)"
-  if [ -n "$(git -C "$ROOT" status --porcelain -- src)" ]; then LIFEBOAT_SOURCE="$LIFEBOAT_SOURCE + uncommitted changes in src/"; fi
-  cp -r "$ROOT/src" "$ROOT/package.json" "$ROOT/tsconfig.json" "$ROOT/tsconfig.build.json" "$BUILD/"
-  cp "$ROOT/bin/lifeboat.js" "$BUILD/bin/"
-fi
-log "building lifeboat ($LIFEBOAT_SOURCE) into $BUILD"
-cp -al "$ROOT/node_modules" "$BUILD/node_modules" 2>/dev/null || cp -a "$ROOT/node_modules" "$BUILD/node_modules"
-(cd "$BUILD" && node node_modules/typescript/bin/tsc -p tsconfig.build.json)
+build_lifeboat "$ROOT" "$BUILD" "$LIFEBOAT_REF"
+log "built lifeboat ($LIFEBOAT_SOURCE) into $BUILD"
 chmod -R a+rX "$BUILD/dist" "$BUILD/bin" "$BUILD/package.json"
 LIFEBOAT=("$NODE" "$BUILD/bin/lifeboat.js")
 

@@ -57,6 +57,8 @@ export LIFEBOAT_PASSWORD="lifeboat-bench-password"
 export RESTIC_PASSWORD="lifeboat-bench-password"
 
 log() { printf '[bench] %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 [[ "$SIZE_MIB" =~ ^[0-9]+$ ]] && [ "$SIZE_MIB" -gt 0 ] || { log "BENCH_SIZE_MIB must be a positive integer"; exit 2; }
 mkdir -p "$SCRATCH"
@@ -70,30 +72,13 @@ fi
 (cd "$ROOT" && bash -c 'source scripts/provision.sh; install_restic')
 
 rm -rf "$BUILD"
-mkdir -p "$BUILD/bin" "$BUILD/bench"
-if [ -n "$LIFEBOAT_REF" ]; then
-  LIFEBOAT_SOURCE="$(git -C "$ROOT" rev-parse --short "$LIFEBOAT_REF^{commit}") (BENCH_LIFEBOAT_REF=$LIFEBOAT_REF)"
-  git -C "$ROOT" archive "$LIFEBOAT_REF" src bin/lifeboat.js package.json tsconfig.json tsconfig.build.json |
-    tar -x -C "$BUILD"
-else
-  # Named before the copy: others may commit while it is taken.
-  LIFEBOAT_SOURCE="work tree at $(git -C "$ROOT" rev-parse --short HEAD)"
-  if [ -n "$(git -C "$ROOT" status --porcelain -- src)" ]; then LIFEBOAT_SOURCE="$LIFEBOAT_SOURCE + uncommitted changes in src/"; fi
-  cp -r "$ROOT/src" "$ROOT/package.json" "$ROOT/tsconfig.json" "$ROOT/tsconfig.build.json" "$BUILD/"
-  cp "$ROOT/bin/lifeboat.js" "$BUILD/bin/"
-fi
-log "building lifeboat ($LIFEBOAT_SOURCE) and the generator into $BUILD"
+mkdir -p "$BUILD/bench"
+build_lifeboat "$ROOT" "$BUILD" "$LIFEBOAT_REF"
+log "built lifeboat ($LIFEBOAT_SOURCE); building the generator into $BUILD"
 cp "$ROOT/bench/generate.ts" "$BUILD/bench/"
-# Hard links where possible (same disk): instant, and an `npm ci` in the work tree mid-run replaces files
-# without touching these.
-cp -al "$ROOT/node_modules" "$BUILD/node_modules" 2>/dev/null || cp -a "$ROOT/node_modules" "$BUILD/node_modules"
-(
-  cd "$BUILD"
-  node node_modules/typescript/bin/tsc -p tsconfig.build.json
-  # The generator is plain Node; package.json's "type": "module" makes the output ESM.
-  node node_modules/typescript/bin/tsc --target ES2022 --module NodeNext --moduleResolution NodeNext \
-    --types node --strict --skipLibCheck --outDir bench bench/generate.ts
-)
+# The generator is plain Node; package.json's "type": "module" makes the output ESM.
+(cd "$BUILD" && node node_modules/typescript/bin/tsc --target ES2022 --module NodeNext --moduleResolution NodeNext \
+  --types node --strict --skipLibCheck --outDir bench bench/generate.ts)
 
 # --- inputs ------------------------------------------------------------------------------------------
 STAMP="$SCRATCH/inputs.stamp"

@@ -1,0 +1,25 @@
+# bench/lib.sh — helpers shared by the bench scripts (sourced, not run).
+
+# build_lifeboat ROOT BUILD [REF]: a private build of lifeboat in BUILD, from commit REF (git archive) or
+# from the work tree's src/ (copied first, so concurrent edits or test builds of dist/ do not change it
+# mid-run), with node_modules hard-linked where possible (an `npm ci` in the work tree mid-run replaces
+# files without touching these). Sets LIFEBOAT_SOURCE to what was built, for the report.
+build_lifeboat() {
+  local root="$1" build="$2" ref="${3:-}"
+  mkdir -p "$build/bin"
+  if [ -n "$ref" ]; then
+    LIFEBOAT_SOURCE="$(git -C "$root" rev-parse --short "$ref^{commit}") (BENCH_LIFEBOAT_REF=$ref)"
+    git -C "$root" archive "$ref" src bin/lifeboat.js package.json tsconfig.json tsconfig.build.json |
+      tar -x -C "$build"
+  else
+    # Named before the copy: others may commit while it is taken.
+    LIFEBOAT_SOURCE="work tree at $(git -C "$root" rev-parse --short HEAD)"
+    if [ -n "$(git -C "$root" status --porcelain -- src)" ]; then
+      LIFEBOAT_SOURCE="$LIFEBOAT_SOURCE + uncommitted changes in src/"
+    fi
+    cp -r "$root/src" "$root/package.json" "$root/tsconfig.json" "$root/tsconfig.build.json" "$build/"
+    cp "$root/bin/lifeboat.js" "$build/bin/"
+  fi
+  cp -al "$root/node_modules" "$build/node_modules" 2>/dev/null || cp -a "$root/node_modules" "$build/node_modules"
+  (cd "$build" && node node_modules/typescript/bin/tsc -p tsconfig.build.json)
+}
