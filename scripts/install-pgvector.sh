@@ -21,32 +21,12 @@ PGVECTOR_SOURCE_SUITE="${PGVECTOR_SOURCE_SUITE:-trixie}"
 # Empty: the newest version the suite has (0.8.0-1 in trixie when this was written).
 PGVECTOR_DEB_VERSION="${PGVECTOR_DEB_VERSION:-}"
 
-# When sourced from provision.sh these already exist; standalone, define the same helpers.
-declare -F log >/dev/null || log() { printf '[pgvector] %s\n' "$*" >&2; }
-declare -F as_root >/dev/null || as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-: "${APT_UPDATED:=0}"
-declare -F apt_update_once >/dev/null || apt_update_once() {
-  if [ "$APT_UPDATED" -eq 0 ]; then
-    log "apt-get update"
-    as_root apt-get update -qq
-    APT_UPDATED=1
-  fi
-}
-declare -F apt_install >/dev/null || apt_install() {
-  local missing=() pkg
-  for pkg in "$@"; do
-    if ! dpkg-query -W -f='${Status}' "${pkg%%=*}" 2>/dev/null | grep -q 'install ok installed'; then
-      missing+=("$pkg")
-    fi
-  done
-  if [ "${#missing[@]}" -gt 0 ]; then
-    apt_update_once
-    log "apt-get install ${missing[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  fi
-}
+# The apt helpers (log, as_root, apt_update_once, apt_install) are provision.sh's: already defined when
+# provision.sh sources this file; standalone, source provision.sh for them (it runs nothing when sourced).
+if ! declare -F apt_install >/dev/null; then
+  # shellcheck source=scripts/provision.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/provision.sh"
+fi
 
 # Prints "URI KEYRING" of the machine's Debian (bookworm) archive, from the deb822 file or, failing
 # that, from a one-line sources.list.
@@ -125,4 +105,5 @@ install_pgvector() {
   log "pgvector $(sed -n "s/^default_version = '\(.*\)'/\1/p" "$control") installed"
 }
 
-if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then install_pgvector "$@"; fi
+# Run only when executed (not when sourced, also not through provision.sh sourcing it back).
+if [[ "${BASH_SOURCE[0]}" == "$0" && ${#BASH_SOURCE[@]} -eq 1 ]]; then install_pgvector "$@"; fi
