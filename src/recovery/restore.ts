@@ -9,7 +9,7 @@
 //               before it (from any point), unless a point id was given.
 //   target      the source itself (the disaster case), or drills.targets.<name> with --target.
 //   step        one source's restore in the plan; steps run in restore order (sources.ts).
-import type { LifeboatConfig } from '../config/index.js';
+import { type LifeboatConfig, redactUrl } from '../config/index.js';
 import {
   type ArtifactSource,
   type RecoveryTarget,
@@ -191,15 +191,7 @@ async function planSource(
 
 function describeTarget(target: Record<string, unknown>): string {
   const parts: string[] = [];
-  if (typeof target.url === 'string') {
-    try {
-      const url = new URL(target.url);
-      url.password = '';
-      parts.push(url.toString().replace(/:@/, '@'));
-    } catch {
-      parts.push('(url)');
-    }
-  }
+  if (typeof target.url === 'string') parts.push(redactUrl(target.url));
   if (typeof target.dataDirectory === 'string') parts.push(`data directory ${target.dataDirectory}`);
   return parts.join(', ');
 }

@@ -139,3 +139,8 @@ export async function runToolWithInput(
   if (exit.code !== 0) throw options.describe(exit);
   return Buffer.concat(chunks).toString('utf8');
 }
+
+/** Quotes a value for `sh -c` (archive and restore commands PostgreSQL runs through the shell). */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}

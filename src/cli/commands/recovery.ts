@@ -6,15 +6,15 @@ import type { Command } from 'commander';
 import prettyBytes from 'pretty-bytes';
 
 import { LifeboatError } from '../../errors.js';
+import { shellQuote } from '../../util/process.js';
 import { executeRestore, planRestore, runBackup, type RestorePlan } from '../../recovery/index.js';
 import type { CommandRunner } from '../command.js';
 import type { CommandContext } from '../context.js';
 
 /** The command PostgreSQL runs to fetch WAL: this lifeboat, this config. Quoted for sh -c. */
 export function walFetchCommand(configPath: string, source: string): string {
-  const quote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
   const entry = fileURLToPath(new URL('../../../bin/lifeboat.js', import.meta.url));
-  return `${quote(process.execPath)} ${quote(entry)} --config ${quote(configPath)} wal-fetch --source ${quote(source)} %f "%p"`;
+  return `${shellQuote(process.execPath)} ${shellQuote(entry)} --config ${shellQuote(configPath)} wal-fetch --source ${shellQuote(source)} %f "%p"`;
 }
 
 const COUNTDOWN_SECONDS = 5;

@@ -12,16 +12,15 @@ import { chown, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { WalPrefetch } from '../engine.js';
+import { shellQuote } from '../../util/process.js';
 import { parseSegmentName } from './wal-names.js';
 
 export const spoolOf = (dataDirectory: string): string =>
   `${dataDirectory.replace(/\/+$/, '')}.lifeboat-prefetch`;
 
-const quote = (value: string): string => `'${value.replace(/'/g, `'\\''`)}'`;
-
 /** restore_command taking a prefetched file when there is one, else running the given command. */
 export function prefetchingCommand(spool: string, fallback: string): string {
-  return `mv -f ${quote(spool)}/%f "%p" 2>/dev/null || ${fallback}`;
+  return `mv -f ${shellQuote(spool)}/%f "%p" 2>/dev/null || ${fallback}`;
 }
 
 export async function prepareSpool(spool: string, owner: { uid: number; gid: number }): Promise<void> {
