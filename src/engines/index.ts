@@ -3,6 +3,7 @@ import { LifeboatError } from '../errors.js';
 import type { Engine } from './engine.js';
 import { filesEngine } from './files/index.js';
 import { postgresEngine } from './postgres/index.js';
+import { redisEngine } from './redis/index.js';
 
 export * from './engine.js';
 export {
@@ -15,7 +16,7 @@ export {
 export * as postgres from './postgres/index.js';
 
 /** Implemented engines. A name registered twice is an error at load. */
-const ENGINES: ReadonlyArray<Engine<never, never>> = [postgresEngine, filesEngine];
+const ENGINES: ReadonlyArray<Engine<never, never>> = [postgresEngine, redisEngine, filesEngine];
 
 const byName = new Map<string, Engine<never, never>>();
 for (const engine of ENGINES) {

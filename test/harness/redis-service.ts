@@ -51,6 +51,7 @@ async function versionOfBinary(binary: string): Promise<string> {
 async function startServer<N extends 'redis' | 'valkey'>(
   flavour: Flavour<N>,
   options: Required<StartOptions>,
+  extraArgs: readonly string[] = [],
 ): Promise<RedisLikeHandle<N>> {
   await requireExecutable(flavour.binary, flavour.installHint);
   const version = await versionOfBinary(flavour.binary);
@@ -76,6 +77,7 @@ async function startServer<N extends 'redis' | 'valkey'>(
       'no',
       '--requirepass',
       TEST_PASSWORD,
+      ...extraArgs,
     ],
     serverRoot: root,
   });
@@ -158,6 +160,25 @@ const VALKEY: Flavour<'valkey'> = {
   installHint: 'scripts/provision.sh installs valkey-server from bookworm-backports',
   versionField: 'valkey_version',
 };
+
+/** Extra settings of a server a suite starts for itself (startRedisServer). */
+export interface RedisServerOptions<N extends 'redis' | 'valkey'> {
+  flavour: N;
+  /** More command-line options ("--repl-diskless-sync", "no", "--appendonly", "yes"…); they override. */
+  args?: readonly string[];
+}
+
+/** Starts a private Redis or Valkey server with a throwaway data directory (password TEST_PASSWORD). */
+export function startRedisServer<N extends 'redis' | 'valkey'>(
+  options: RedisServerOptions<N>,
+): Promise<RedisLikeHandle<N>> {
+  const flavour = (options.flavour === 'redis' ? REDIS : VALKEY) as unknown as Flavour<N>;
+  return startServer(flavour, { startTimeoutMs: 30_000 }, options.args ?? []);
+}
+
+/** The server program of a flavour. */
+export const redisBinary = (flavour: 'redis' | 'valkey'): string =>
+  flavour === 'redis' ? REDIS.binary : VALKEY.binary;
 
 export const redisService: ServiceDefinition<'redis'> = {
   name: 'redis',

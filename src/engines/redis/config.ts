@@ -10,7 +10,7 @@ const connection = {
   url: redisUrl,
   /** ACL user name (overrides the URL's). */
   username: text().optional(),
-  /** Password (overrides the URL's); or passwordFile. */
+  /** Password (overrides the URL's). */
   password: text().optional(),
   tls: z
     .object({
@@ -22,13 +22,56 @@ const connection = {
     .optional(),
 };
 
+/** Where the server keeps its files (`dir`, `dbfilename`, `appenddirname` of its config). */
+const files = {
+  /** The server's data directory, when lifeboat runs on its host. */
+  dataDirectory: text().optional(),
+  rdbFileName: text().default('dump.rdb'),
+  appendDirName: text().default('appendonlydir'),
+};
+
+/**
+ * How a restore into this server works.
+ *   online   (default) the server runs; keys are replayed with RESTORE (and their expiry).
+ *   offline  the server is stopped; dump.rdb is placed in dataDirectory (AOF files moved aside) and,
+ *            when `server` is given, lifeboat starts it and waits until it has loaded.
+ */
+const restoreSettings = {
+  restoreMode: z.enum(['online', 'offline']).default('online'),
+  /** The command that starts the server for an offline restore (it must not daemonize). */
+  server: z
+    .object({ command: text(), args: z.array(text()).default([]) })
+    .strict()
+    .optional(),
+  /** The server runs with appendonly yes: an offline restore also writes an AOF whose base is the RDB
+   * (a server with AOF on and no AOF would otherwise start empty). */
+  appendOnly: flag().default(false),
+  appendFileName: text().default('appendonly.aof'),
+};
+
 export const redisSourceSchema = z
   .object({
     engine: z.literal('redis'),
     ...connection,
-    /** The server's data directory, when lifeboat runs on its host (enables BGSAVE + AOF backups). */
-    dataDirectory: text().optional(),
+    ...files,
+    /**
+     * replication (default): the snapshot over the replication protocol, no disk access needed.
+     * disk: BGSAVE, then dump.rdb and the AOF directory from dataDirectory. both: the two.
+     */
+    method: z.enum(['replication', 'disk', 'both']).default('replication'),
+    ...restoreSettings,
   })
-  .strict();
+  .strict()
+  .refine((source) => source.method === 'replication' || source.dataDirectory !== undefined, {
+    message: 'method disk or both needs dataDirectory',
+  });
 
-export const redisTargetSchema = z.object({ ...connection, dataDirectory: text().optional() }).strict();
+export const redisTargetSchema = z
+  .object({ ...connection, ...files, ...restoreSettings })
+  .strict()
+  .refine((target) => target.restoreMode === 'online' || target.dataDirectory !== undefined, {
+    message: 'restoreMode offline needs dataDirectory',
+  });
+
+export type RedisSource = z.infer<typeof redisSourceSchema>;
+export type RedisTarget = z.infer<typeof redisTargetSchema>;

@@ -1,0 +1,26 @@
+// DUMP/RESTORE payloads (Redis src/cluster.c createDumpPayload): the value exactly as an RDB file stores
+// it, preceded by its type byte and followed by the RDB version (2 bytes, little-endian) and a CRC-64 of
+// everything before it. An RDB record therefore becomes a RESTORE argument without being decoded.
+import { Crc64 } from './crc64.js';
+
+export function dumpPayload(type: number, value: Buffer, rdbVersion: number): Buffer {
+  const payload = Buffer.allocUnsafe(1 + value.length + 2 + 8);
+  payload[0] = type;
+  value.copy(payload, 1);
+  payload.writeUInt16LE(rdbVersion, 1 + value.length);
+  const crc = new Crc64().update(payload.subarray(0, payload.length - 8)).bytes();
+  crc.copy(payload, payload.length - 8);
+  return payload;
+}
+
+/** The payload of FUNCTION RESTORE for one library (the RDB's FUNCTION2 record: opcode + code). */
+export function functionPayload(record: Buffer, rdbVersion: number): Buffer {
+  const payload = Buffer.allocUnsafe(record.length + 10);
+  record.copy(payload, 0);
+  payload.writeUInt16LE(rdbVersion, record.length);
+  new Crc64()
+    .update(payload.subarray(0, record.length + 2))
+    .bytes()
+    .copy(payload, record.length + 2);
+  return payload;
+}
