@@ -1,0 +1,199 @@
+// The RDB reader on files Redis 7.0 and Valkey 8.0 wrote (test/fixtures/redis, made by make.sh there):
+// every record and value, the same records whatever the chunking, CRC-64 and LZF against known values,
+// DUMP payloads, and a fuzz: mutated and truncated files only ever fail with RdbFormatError.
+import { readFileSync } from 'node:fs';
+
+import { describe, expect, it } from 'vitest';
+
+import { crc64 } from './crc64.js';
+import { RdbFormatError } from './cursor.js';
+import { decodeValue } from './decode.js';
+import { dumpPayload } from './dump.js';
+import { lzfDecompress } from './lzf.js';
+import { RdbParser, type RdbKeyRecord, type RdbRecord } from './parser.js';
+import { kindOf } from './types.js';
+
+const fixture = (name: string) =>
+  readFileSync(new URL(`../../../../test/fixtures/redis/${name}.rdb`, import.meta.url));
+
+function parseAll(data: Buffer, chunk = data.length): RdbRecord[] {
+  const parser = new RdbParser();
+  const records: RdbRecord[] = [];
+  for (let at = 0; at < data.length; at += chunk) records.push(...parser.push(data.subarray(at, at + chunk)));
+  records.push(...parser.finish());
+  return records;
+}
+
+const keysOf = (records: RdbRecord[]) =>
+  new Map(
+    records
+      .filter((record): record is RdbKeyRecord => record.kind === 'key')
+      .map((record) => [`${record.db}/${record.key.toString()}`, record]),
+  );
+
+/** Mulberry32, so the fuzz is the same on every run. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+describe('CRC-64/Jones and LZF', () => {
+  it('computes the check value of the Redis CRC-64 variant', () => {
+    // Redis src/crc64.c test: crc64(0, "123456789") == 0xe9c6d914c4b8d9ca
+    expect(crc64(Buffer.from('123456789')).readBigUInt64LE(0)).toBe(0xe9c6d914c4b8d9can);
+    const long = Buffer.alloc(1000, 7);
+    const whole = crc64(long);
+    expect(whole.equals(crc64(long))).toBe(true);
+  });
+
+  it('decompresses literal runs and back references, and rejects bad data', () => {
+    // "aaaaaaaaaa": literal "a", then a back reference of 9 bytes at distance 1
+    expect(lzfDecompress(Buffer.from([0x00, 0x61, 0xe0, 0x00, 0x00]), 10).toString()).toBe('a'.repeat(10));
+    expect(() => lzfDecompress(Buffer.from([0x20, 0x05]), 4)).toThrow(/before the start/);
+    expect(() => lzfDecompress(Buffer.from([0x05, 0x61]), 6)).toThrow(/overruns/);
+  });
+});
+
+for (const flavour of ['redis', 'valkey'] as const) {
+  describe(`RDB written by ${flavour === 'redis' ? 'Redis 7.0' : 'Valkey 8.0'}`, () => {
+    const data = fixture(flavour);
+
+    it('reads every record; the checksum verifies', () => {
+      const parser = new RdbParser();
+      const records = [...parser.push(data), ...parser.finish()];
+      expect(parser.header).toEqual({ magic: 'REDIS', version: flavour === 'redis' ? 10 : 11 });
+      expect(parser.done).toBe(true);
+      const keys = keysOf(records);
+      expect(keys.size).toBe(19);
+      expect(records.filter((record) => record.kind === 'function')).toHaveLength(1);
+      expect(
+        records.some(
+          (record) =>
+            record.kind === 'aux' && record.key === (flavour === 'redis' ? 'redis-ver' : 'valkey-ver'),
+        ),
+      ).toBe(true);
+      expect(keys.get('0/s:ttl')!.expireAt).toBeGreaterThan(Date.now());
+      expect(keys.get('2/other:key')!.expireAt).toBe(4102444800000);
+    });
+
+    it('gives the same records whatever the chunk sizes', () => {
+      const whole = parseAll(data);
+      for (const chunk of [1, 7, 64, 1000]) {
+        const split = parseAll(data, chunk);
+        expect(split.length).toBe(whole.length);
+        expect(keysOf(split)).toEqual(keysOf(whole));
+      }
+    });
+
+    it('decodes every value of every type and encoding', () => {
+      const keys = keysOf(parseAll(data));
+      const value = (name: string) => {
+        const record = keys.get(name)!;
+        return decodeValue(record.type, record.value);
+      };
+      expect(value('0/s:short')).toEqual({ kind: 'string', value: Buffer.from('hello') });
+      expect(value('0/s:int')).toEqual({ kind: 'string', value: Buffer.from('12345') });
+      expect(value('0/s:neg')).toEqual({ kind: 'string', value: Buffer.from('-7') });
+      expect(value('0/s:big')).toEqual({ kind: 'string', value: Buffer.from('99999999999') });
+      expect(value('0/s:long')).toEqual({ kind: 'string', value: Buffer.from('abcabcabc'.repeat(40)) });
+      expect(value('0/l:small')).toEqual({
+        kind: 'list',
+        items: ['a', 'b', '3', '4', 'five'].map((s) => Buffer.from(s)),
+      });
+      expect(value('0/l:big')).toEqual({
+        kind: 'list',
+        items: Array.from({ length: 300 }, (_, k) => Buffer.from(String(k + 1))),
+      });
+      const members = (name: string) => {
+        const decoded = value(name);
+        if (decoded.kind !== 'set') throw new Error('not a set');
+        return decoded.members.map(String).sort();
+      };
+      expect(members('0/set:ints')).toEqual(['-5', '1', '100000', '2', '3']);
+      expect(members('0/set:strs')).toEqual(['apple', 'banana', 'cherry']);
+      expect(members('0/set:big')).toHaveLength(200);
+      const zset = (name: string) => {
+        const decoded = value(name);
+        if (decoded.kind !== 'zset') throw new Error('not a zset');
+        return Object.fromEntries(decoded.entries.map(([member, score]) => [member.toString(), score]));
+      };
+      expect(zset('0/z:small')).toEqual({ a: 1, b: 2.5, c: -3 });
+      expect(zset('0/z:special')).toEqual({ top: Infinity, bottom: -Infinity, zero: 0 });
+      expect(zset('0/z:big')['zm7']).toBe(7.5);
+      const hash = (name: string) => {
+        const decoded = value(name);
+        if (decoded.kind !== 'hash') throw new Error('not a hash');
+        return Object.fromEntries(decoded.entries.map(([field, v]) => [field.toString(), v.toString()]));
+      };
+      expect(hash('0/h:small')).toEqual({ f1: 'v1', f2: '2' });
+      expect(Object.keys(hash('0/h:big'))).toHaveLength(300);
+      expect(hash('0/h:big')['f123']).toBe('value123');
+      const stream = value('0/st2');
+      expect(stream).toMatchObject({ kind: 'stream', lastId: '6-0' });
+      if (stream.kind !== 'stream') throw new Error('not a stream');
+      expect(stream.entries.map((entry) => entry.id)).toEqual(['5-1', '6-0']); // 5-2 was deleted
+      expect(stream.entries[0]!.fields.map(String)).toEqual(['a', '1']);
+      expect(stream.groups.map((group) => [group.name.toString(), group.lastId])).toEqual([['g2', '6-0']]);
+      const events = value('0/st');
+      if (events.kind !== 'stream') throw new Error('not a stream');
+      expect(events.entries).toHaveLength(30);
+      expect(events.entries[29]!.fields.map(String)).toEqual(['k', '30', 'v', 'val30']);
+      for (const [name, record] of keys) {
+        expect(decodeValue(record.type, record.value).kind, name).toBe(kindOf(record.type));
+      }
+    });
+
+    it('builds DUMP payloads with the version and CRC trailer', () => {
+      const record = keysOf(parseAll(data)).get('0/s:short')!;
+      const payload = dumpPayload(record.type, record.value, 10);
+      expect(payload[0]).toBe(0);
+      expect(payload.readUInt16LE(payload.length - 10)).toBe(10);
+      expect(
+        payload.subarray(payload.length - 8).equals(crc64(payload.subarray(0, payload.length - 8))),
+      ).toBe(true);
+    });
+
+    it('reports truncation and a flipped byte as RdbFormatError', () => {
+      expect(() => parseAll(data.subarray(0, data.length - 3))).toThrow(RdbFormatError);
+      expect(() => parseAll(data.subarray(0, 100))).toThrow(/ends early/);
+      const flipped = Buffer.from(data);
+      flipped[Math.floor(data.length / 2)]! ^= 0x01;
+      expect(() => parseAll(flipped)).toThrow(RdbFormatError);
+      expect(() => parseAll(Buffer.from('NOTANRDB0011'))).toThrow(/not an RDB/);
+      expect(() => parseAll(Buffer.from('REDIS0099\xff', 'latin1'))).toThrow(/version 99 is not supported/);
+    });
+
+    it('fuzz: mutated files (checksum off) fail only with RdbFormatError, never a crash or a hang', () => {
+      const random = seeded(flavour === 'redis' ? 1 : 2);
+      const unchecked = Buffer.from(data);
+      unchecked.fill(0, unchecked.length - 8); // checksum 0 = not checked, so mutations reach the decoders
+      expect(parseAll(unchecked).length).toBeGreaterThan(0);
+      let failed = 0;
+      for (let round = 0; round < 3000; round++) {
+        const mutated = Buffer.from(unchecked);
+        const flips = 1 + Math.floor(random() * 4);
+        for (let k = 0; k < flips; k++) {
+          const at = 9 + Math.floor(random() * (mutated.length - 17));
+          mutated[at] = Math.floor(random() * 256);
+        }
+        const cut = random() < 0.2 ? Math.floor(random() * mutated.length) : mutated.length;
+        try {
+          for (const record of parseAll(mutated.subarray(0, cut), 1 + Math.floor(random() * 512))) {
+            if (record.kind === 'key') decodeValue(record.type, record.value);
+          }
+        } catch (error) {
+          if (!(error instanceof RdbFormatError))
+            throw new Error(`round ${round}: ${String(error)}`, { cause: error });
+          failed += 1;
+        }
+      }
+      expect(failed).toBeGreaterThan(100);
+    });
+  });
+}
