@@ -38,6 +38,48 @@ type Flavour = 'redis' | 'valkey';
 type Handle = RedisLikeHandle<Flavour>;
 
 const FAST_SYNC = ['--repl-diskless-sync-delay', '0', '--enable-debug-command', 'yes'];
+/** The big dataset: scale 10 is about 300 MB of data in the server. */
+const BIG_SCALE = Number(process.env.LIFEBOAT_REDIS_SCALE ?? 10);
+const BIG_BYTES = BIG_SCALE * 20 * 1024 * 1024;
+
+/** Command-line options of a server an offline restore starts (no persistence of its own). */
+const serverArgs = (port: number, directory: string, password: string) => [
+  '--port',
+  String(port),
+  '--bind',
+  '127.0.0.1',
+  '--dir',
+  directory,
+  '--requirepass',
+  password,
+  '--save',
+  '',
+  '--appendonly',
+  'no',
+  '--daemonize',
+  'no',
+  '--enable-debug-command',
+  'yes',
+];
+
+/** Absolute expiry (PEXPIRETIME) of every key with one, per db. */
+async function volatileExpiries(client: Client): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const db of [0, 3]) {
+    await client.select(db);
+    let cursor = '0';
+    do {
+      const [next, keys] = await command<[Buffer, Buffer[]]>(client, ['SCAN', cursor, 'COUNT', '1000']);
+      cursor = next.toString();
+      const times = await Promise.all(keys.map((key) => command<number>(client, ['PEXPIRETIME', key])));
+      keys.forEach((key, k) => {
+        if (times[k]! > 0) out.set(`${db}/${key.toString('hex')}`, times[k]!);
+      });
+    } while (cursor !== '0');
+  }
+  await client.select(0);
+  return out;
+}
 
 const sourceOf = (
   server: { port: number; password?: string | undefined },
@@ -151,5 +193,104 @@ for (const flavour of ['redis', 'valkey'] as const) {
       failingSource: () => sourceOf({ port: proxy.port, password: server.password }),
       failureMessage: /connection to Redis at 127\.0\.0\.1:\d+ was lost after \d+ bytes/,
     }));
+
+    describe('a dataset of every type', () => {
+      const repo = useRepository();
+      let source: Handle;
+      let snapshot: Snapshot;
+      let sourceDigest: string;
+      let expiries: Map<string, number>;
+      beforeAll(async () => {
+        source = await startRedisServer({ flavour, args: FAST_SYNC });
+        await withClient(source, (client) => seedAllTypes(client, { scale: BIG_SCALE, functions: true }));
+        sourceDigest = await withClient(source, datasetDigest);
+        expiries = await withClient(source, volatileExpiries);
+        snapshot = await backUp(repo.repository!, sourceOf(source));
+      }, 600_000);
+      afterAll(async () => {
+        await source?.stop();
+      });
+
+      it('holds several hundred MB, records its transfer and stats equal to the live ones', async () => {
+        const memory = await withClient(source, (client) => command<Buffer>(client, ['INFO', 'memory']));
+        const used = Number(/used_memory:(\d+)/.exec(memory.toString())![1]);
+        expect(used).toBeGreaterThan(BIG_BYTES);
+        const rdb = snapshot.artifacts.find((artifact) => artifact.name === 'dump.rdb')!;
+        expect(rdb.size).toBeGreaterThan(BIG_BYTES / 2);
+        expect(snapshot.metadata).toMatchObject({ transfer: 'diskless', functions: 1, databases: [0, 3] });
+        expectSameStats(snapshot.stats as Stats, await redisEngine.stats(sourceOf(source)));
+        expect(expiries.size).toBeGreaterThan(1000);
+      }, 300_000);
+
+      it('restores online into an empty server: DEBUG DIGEST, expiry times and functions identical', async () => {
+        const target = await startRedisServer({ flavour, args: FAST_SYNC });
+        try {
+          const result = await redisEngine.restore(
+            targetOf(target),
+            artifactsOf(repo.repository!, snapshot),
+            snapshot.metadata!,
+            { force: false },
+          );
+          expect(result.details).toMatchObject({ mode: 'online', expired: 0, functions: 1 });
+          expect(await withClient(target, datasetDigest)).toBe(sourceDigest);
+          expect(await withClient(target, volatileExpiries)).toEqual(expiries);
+          expect(
+            String(await withClient(target, (client) => command(client, ['FCALL', 'lifeboat_answer', '0']))),
+          ).toBe('42');
+          expectSameStats(snapshot.stats as Stats, await redisEngine.stats(targetOf(target)));
+        } finally {
+          await target.stop();
+        }
+      }, 600_000);
+
+      it('restores offline into a data directory and starts the server: identical, then stops it', async () => {
+        const directory = mkdtempSync(join(scratch, 'offline-'));
+        const port = await findFreePort();
+        const target = targetOf(
+          { port, password: source.password },
+          {
+            restoreMode: 'offline',
+            dataDirectory: directory,
+            server: { command: redisBinary(flavour), args: serverArgs(port, directory, source.password!) },
+          },
+        );
+        const result = await redisEngine.restore(
+          target,
+          artifactsOf(repo.repository!, snapshot),
+          snapshot.metadata!,
+          { force: false },
+        );
+        try {
+          expect(result.details).toMatchObject({ mode: 'offline', started: true });
+          expect(await withClient({ port, password: source.password }, datasetDigest)).toBe(sourceDigest);
+          expect(await withClient({ port, password: source.password }, volatileExpiries)).toEqual(expiries);
+          expectSameStats(snapshot.stats as Stats, await redisEngine.stats(target));
+        } finally {
+          await redisEngine.cleanup!(target, result);
+        }
+        await expect(
+          withClient({ port, password: source.password }, (client) => command(client, ['PING'])),
+        ).rejects.toMatchObject({
+          code: 'LB_ENGINE_UNAVAILABLE',
+        });
+        // A second restore finds the directory in use: refused without --force, done with it (moving aside).
+        await expect(
+          redisEngine.restore(
+            { ...target, server: undefined },
+            artifactsOf(repo.repository!, snapshot),
+            snapshot.metadata!,
+            { force: false },
+          ),
+        ).rejects.toMatchObject({ code: 'LB_TARGET_NOT_EMPTY' });
+        const again = await redisEngine.restore(
+          { ...target, server: undefined },
+          artifactsOf(repo.repository!, snapshot),
+          snapshot.metadata!,
+          { force: true },
+        );
+        expect(again.actions.join('\n')).toMatch(/moved .*dump\.rdb aside/);
+        expect(readdirSync(directory).filter((name) => name.includes('lifeboat-moved'))).toHaveLength(1);
+      }, 600_000);
+    });
   });
 }

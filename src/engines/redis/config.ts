@@ -40,7 +40,7 @@ const restoreSettings = {
   restoreMode: z.enum(['online', 'offline']).default('online'),
   /** The command that starts the server for an offline restore (it must not daemonize). */
   server: z
-    .object({ command: text(), args: z.array(text()).default([]) })
+    .object({ command: text(), args: z.array(z.string()).default([]) })
     .strict()
     .optional(),
   /** The server runs with appendonly yes: an offline restore also writes an AOF whose base is the RDB
