@@ -2,8 +2,7 @@
 // shared engine conformance suite on both; a dataset of every type restored online and offline and
 // compared with DEBUG DIGEST (which covers expiry times); both replication transfer formats; a backup
 // taken under a writer is one consistent snapshot; ACL users, TLS, wrong passwords, a network cut.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,7 +23,6 @@ import {
   type Client,
 } from '../../src/engines/redis/connection.js';
 import { redisEngine } from '../../src/engines/redis/index.js';
-import { isLifeboatError } from '../../src/errors.js';
 import { Repository, type Snapshot } from '../../src/repository/index.js';
 import { openStorage } from '../../src/storage/index.js';
 import { engineConformance } from '../conformance/engine.js';

@@ -124,6 +124,13 @@ export function classify(error: unknown, endpoint: Endpoint, doing = 'connect to
       { cause: error },
     );
   }
+  if (/CERT|SSL|TLS/.test(code ?? '') || /certificate/i.test(message)) {
+    return new LifeboatError(
+      'LB_ENGINE_UNAVAILABLE',
+      `cannot ${doing} Redis at ${endpoint.label}: TLS failed (${message}); check tls.caFile and tls.serverName`,
+      { cause: error },
+    );
+  }
   if (
     code === 'ECONNREFUSED' ||
     code === 'ETIMEDOUT' ||

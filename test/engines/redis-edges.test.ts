@@ -1,0 +1,394 @@
+// The redis engine at its edges, on Redis 7 and Valkey 8: both replication transfer formats ($length
+// from a disk-based sync, $EOF marker from a diskless one); a backup taken while a writer runs is one
+// consistent snapshot; ACL users (allowed and not), TLS, wrong passwords and closed ports fail fast
+// and clearly; the disk method (BGSAVE + multi-part AOF) and an offline restore into a server that runs
+// with appendonly yes.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { compareStats, type Stats } from '../../src/engines/index.js';
+import {
+  redisSourceSchema,
+  redisTargetSchema,
+  type RedisSource,
+  type RedisTarget,
+} from '../../src/engines/redis/config.js';
+import {
+  closeClient,
+  command,
+  connect,
+  endpointOf,
+  type Client,
+} from '../../src/engines/redis/connection.js';
+import { redisEngine } from '../../src/engines/redis/index.js';
+import { Repository, type Snapshot } from '../../src/repository/index.js';
+import { openStorage } from '../../src/storage/index.js';
+import { findFreePort } from '../harness/ports.js';
+import { redisBinary, startRedisServer } from '../harness/redis-service.js';
+import type { RedisLikeHandle } from '../harness/service-kit.js';
+import { datasetDigest, seedAllTypes } from './redis-data.js';
+
+type Handle = RedisLikeHandle<'redis' | 'valkey'>;
+interface Server {
+  port: number;
+  password?: string | undefined;
+  username?: string;
+  tls?: { caFile: string };
+  scheme?: 'redis' | 'rediss';
+}
+
+const DEBUG = ['--enable-debug-command', 'yes', '--repl-diskless-sync-delay', '0'];
+
+const urlOf = (server: Server) => `${server.scheme ?? 'redis'}://127.0.0.1:${server.port}`;
+const sourceOf = (server: Server, extra: Record<string, unknown> = {}): RedisSource =>
+  redisSourceSchema.parse({
+    engine: 'redis',
+    url: urlOf(server),
+    password: server.password,
+    username: server.username,
+    tls: server.tls,
+    ...extra,
+  });
+const targetOf = (server: Server, extra: Record<string, unknown> = {}): RedisTarget =>
+  redisTargetSchema.parse({
+    url: urlOf(server),
+    password: server.password,
+    username: server.username,
+    tls: server.tls,
+    ...extra,
+  });
+
+async function withClient<T>(server: Server, run: (client: Client) => Promise<T>): Promise<T> {
+  const client = await connect(endpointOf(targetOf(server)));
+  try {
+    return await run(client);
+  } finally {
+    await closeClient(client);
+  }
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'lifeboat-redis-edges-'));
+let repository: Repository;
+beforeAll(async () => {
+  const storage = openStorage({ url: join(scratch, 'repo') });
+  await Repository.init(storage, { password: 'edges', kdf: { N: 1024, r: 8, p: 1 } });
+  repository = await Repository.open(storage, { password: 'edges' });
+});
+afterAll(async () => {
+  await repository?.storage.close();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+async function backUp(source: RedisSource): Promise<Snapshot> {
+  const session = await repository.startBackup();
+  const generator = redisEngine.backup(source, {});
+  try {
+    let step = await generator.next();
+    while (!step.done) {
+      const artifact = step.value;
+      if ('parts' in artifact) throw new Error('redis artifacts are streams');
+      await session.writeArtifact(artifact.name, artifact.stream);
+      step = await generator.next();
+    }
+    const id = await session.commit({
+      source: 'cache',
+      engine: 'redis',
+      tags: [],
+      stats: step.value.stats,
+      metadata: step.value.metadata,
+      lifeboatVersion: 'test',
+    });
+    return repository.loadSnapshot(id);
+  } catch (error) {
+    await generator.return(undefined as never).catch(() => undefined);
+    await session.abort();
+    throw error;
+  }
+}
+
+const artifactsOf = (snapshot: Snapshot) => ({
+  names: snapshot.artifacts.map((artifact) => artifact.name),
+  open: (name: string) => repository.readArtifact(snapshot.artifacts.find((a) => a.name === name)!),
+});
+
+async function restoreInto(snapshot: Snapshot, target: Server, force = false): Promise<void> {
+  await redisEngine.restore(targetOf(target), artifactsOf(snapshot), snapshot.metadata!, { force });
+}
+
+for (const flavour of ['redis', 'valkey'] as const) {
+  const title = flavour === 'redis' ? 'Redis 7' : 'Valkey 8';
+
+  describe(`redis engine edges on ${title}`, () => {
+    const servers: Handle[] = [];
+    const start = async (args: string[] = []) => {
+      const server = await startRedisServer({ flavour, args: [...DEBUG, ...args] });
+      servers.push(server);
+      return server;
+    };
+    afterAll(async () => {
+      for (const server of servers) await server.stop();
+    });
+
+    it('reads both transfer formats: $length (disk-based sync) and $EOF marker (diskless)', async () => {
+      for (const [diskless, transfer] of [
+        ['no', 'disk'],
+        ['yes', 'diskless'],
+      ] as const) {
+        const source = await start(['--repl-diskless-sync', diskless]);
+        await withClient(source, (client) => seedAllTypes(client, { scale: 0.05 }));
+        const snapshot = await backUp(sourceOf(source));
+        expect(snapshot.metadata).toMatchObject({ transfer, rdbArtifact: 'dump.rdb' });
+        expect(snapshot.metadata!.replicationId).toMatch(/^[0-9a-f]{40}$/);
+        const target = await start();
+        await restoreInto(snapshot, target);
+        expect(await withClient(target, datasetDigest)).toBe(await withClient(source, datasetDigest));
+      }
+    }, 120_000);
+
+    it('takes one consistent snapshot while a writer runs', async () => {
+      const source = await start();
+      const accounts = 500;
+      await withClient(source, async (client) => {
+        await seedAllTypes(client, { scale: 0.3 });
+        await Promise.all(
+          Array.from({ length: accounts }, (_, k) => command(client, ['SET', `acct:${k}`, '1000'])),
+        );
+        await command(client, ['SET', 'seq', '0']);
+      });
+      let stop = false;
+      let transactions = 0;
+      const writer = withClient(source, async (client) => {
+        while (!stop) {
+          const from = transactions % accounts;
+          const to = (transactions * 7 + 3) % accounts;
+          const amount = String(1 + (transactions % 50));
+          const multi = client.multi();
+          multi.addCommand(['DECRBY', `acct:${from}`, amount]);
+          multi.addCommand(['INCRBY', `acct:${to}`, amount]);
+          multi.addCommand(['RPUSH', 'journal', `${from}>${to}:${amount}`]);
+          multi.addCommand(['INCR', 'seq']);
+          await multi.exec();
+          transactions += 1;
+        }
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const snapshot = await backUp(sourceOf(source));
+      const during = transactions;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      stop = true;
+      await writer;
+      expect(during).toBeGreaterThan(50); // the writer really ran across the backup
+      const target = await start();
+      await restoreInto(snapshot, target);
+      await withClient(target, async (client) => {
+        const balances = await Promise.all(
+          Array.from({ length: accounts }, (_, k) => command<Buffer>(client, ['GET', `acct:${k}`])),
+        );
+        expect(balances.reduce((sum, value) => sum + Number(value), 0)).toBe(accounts * 1000);
+        const seq = Number(await command<Buffer>(client, ['GET', 'seq']));
+        expect(await command<number>(client, ['LLEN', 'journal'])).toBe(seq);
+        expect(seq).toBeGreaterThan(0);
+      });
+      expect(compareStats(snapshot.stats as Stats, await redisEngine.stats(targetOf(target)))).toEqual([]);
+    }, 120_000);
+
+    it('backs up as an ACL user; a user without PSYNC, a wrong password and a closed port fail within seconds', async () => {
+      const source = await start();
+      await withClient(source, async (client) => {
+        await seedAllTypes(client, { scale: 0.02 });
+        await command(client, ['ACL', 'SETUSER', 'backup', 'on', '>backup-secret', '~*', '&*', '+@all']);
+        await command(client, [
+          'ACL',
+          'SETUSER',
+          'nosync',
+          'on',
+          '>nosync-secret',
+          '~*',
+          '&*',
+          '+@all',
+          '-psync',
+          '-sync',
+        ]);
+      });
+      const snapshot = await backUp(
+        sourceOf({ port: source.port, username: 'backup', password: 'backup-secret' }),
+      );
+      expect(snapshot.artifacts.map((artifact) => artifact.name)).toEqual(['dump.rdb']);
+      const failures: Array<[Server, string, RegExp]> = [
+        [
+          { port: source.port, username: 'nosync', password: 'nosync-secret' },
+          'LB_ENGINE_AUTH',
+          /nosync .*(NOPERM|permission)/,
+        ],
+        [{ port: source.port, password: 'wrong-password' }, 'LB_ENGINE_AUTH', /refused the credentials/],
+        [
+          { port: source.port, username: 'backup', password: 'wrong' },
+          'LB_ENGINE_AUTH',
+          /credentials of user backup/,
+        ],
+        [
+          { port: await findFreePort(), password: 'x' },
+          'LB_ENGINE_UNAVAILABLE',
+          /cannot connect to Redis at 127\.0\.0\.1/,
+        ],
+      ];
+      for (const [server, code, message] of failures) {
+        const started = Date.now();
+        const error = await backUp(sourceOf(server)).then(
+          () => undefined,
+          (caught: unknown) => caught,
+        );
+        expect(error, JSON.stringify(server)).toMatchObject({ code });
+        expect(String((error as Error).message)).toMatch(message);
+        expect(String((error as Error).message)).not.toContain(server.password!);
+        expect(Date.now() - started).toBeLessThan(10_000);
+      }
+      await expect(
+        redisEngine.probe(sourceOf({ port: source.port, password: 'wrong-password' })),
+      ).rejects.toMatchObject({
+        code: 'LB_ENGINE_AUTH',
+      });
+    }, 120_000);
+
+    it('backs up and restores over TLS, verifying the server certificate', async () => {
+      const directory = mkdtempSync(join(scratch, 'tls-'));
+      const cert = join(directory, 'server.crt');
+      const key = join(directory, 'server.key');
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-keyout',
+          key,
+          '-out',
+          cert,
+          '-days',
+          '2',
+          '-subj',
+          '/CN=127.0.0.1',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+        ],
+        { stdio: 'ignore' },
+      );
+      const tlsArgs = (port: number) => [
+        '--tls-port',
+        String(port),
+        '--tls-cert-file',
+        cert,
+        '--tls-key-file',
+        key,
+        '--tls-ca-cert-file',
+        cert,
+        '--tls-auth-clients',
+        'no',
+        '--tls-replication',
+        'yes',
+      ];
+      const sourcePort = await findFreePort();
+      const source = await start(tlsArgs(sourcePort));
+      await withClient(source, (client) => seedAllTypes(client, { scale: 0.05 }));
+      const over = (port: number, password: string | undefined): Server => ({
+        port,
+        password,
+        scheme: 'rediss',
+        tls: { caFile: cert },
+      });
+      const snapshot = await backUp(sourceOf(over(sourcePort, source.password)));
+      const targetPort = await findFreePort();
+      const target = await start(tlsArgs(targetPort));
+      await restoreInto(snapshot, over(targetPort, target.password));
+      expect(await withClient(target, datasetDigest)).toBe(await withClient(source, datasetDigest));
+      // Without the CA the certificate is refused.
+      await expect(
+        redisEngine.probe(sourceOf({ port: sourcePort, password: source.password, scheme: 'rediss' })),
+      ).rejects.toMatchObject({
+        code: 'LB_ENGINE_UNAVAILABLE',
+      });
+    }, 120_000);
+
+    it('disk method: BGSAVE plus the multi-part AOF as one set; an offline restore into an appendonly server', async () => {
+      const source = await start(['--appendonly', 'yes']);
+      await withClient(source, async (client) => {
+        await seedAllTypes(client, { scale: 0.05 });
+        await command(client, ['BGREWRITEAOF']);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        await command(client, ['SET', 'after:rewrite', 'in the incr file']);
+      });
+      const snapshot = await backUp(
+        sourceOf(source, { method: 'both', dataDirectory: source.dataDirectory }),
+      );
+      const names = snapshot.artifacts.map((artifact) => artifact.name);
+      expect(names[0]).toBe('dump.rdb');
+      expect(names).toContain('disk/dump.rdb');
+      expect(names.some((name) => /^disk\/appendonlydir\/appendonly\.aof\.\d+\.base\.rdb$/.test(name))).toBe(
+        true,
+      );
+      expect(names.some((name) => /^disk\/appendonlydir\/appendonly\.aof\.\d+\.incr\.aof$/.test(name))).toBe(
+        true,
+      );
+      expect(names).toContain('disk/appendonlydir/appendonly.aof.manifest');
+      const digest = await withClient(source, datasetDigest);
+
+      const diskOnly = await backUp(
+        sourceOf(source, { method: 'disk', dataDirectory: source.dataDirectory }),
+      );
+      expect(diskOnly.metadata).toMatchObject({ rdbArtifact: 'disk/dump.rdb' });
+      expect(compareStats(diskOnly.stats as Stats, snapshot.stats as Stats)).toEqual([]);
+
+      const directory = mkdtempSync(join(scratch, 'aof-target-'));
+      const port = await findFreePort();
+      const args = [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        directory,
+        '--requirepass',
+        source.password!,
+        '--save',
+        '',
+        '--appendonly',
+        'yes',
+        '--daemonize',
+        'no',
+        '--enable-debug-command',
+        'yes',
+      ];
+      const target = targetOf(
+        { port, password: source.password },
+        {
+          restoreMode: 'offline',
+          dataDirectory: directory,
+          appendOnly: true,
+          server: { command: redisBinary(flavour), args },
+        },
+      );
+      const result = await redisEngine.restore(target, artifactsOf(diskOnly), diskOnly.metadata!, {
+        force: false,
+      });
+      try {
+        expect(await withClient({ port, password: source.password }, datasetDigest)).toBe(digest);
+        expect(existsSync(join(directory, 'appendonlydir'))).toBe(true);
+        // The server writes new commands to its AOF, on top of the restored base.
+        await withClient({ port, password: source.password }, (client) =>
+          command(client, ['SET', 'written:after', '1']),
+        );
+      } finally {
+        await redisEngine.cleanup!(target, result);
+      }
+      expect(readdirSync(join(directory, 'appendonlydir')).some((name) => name.endsWith('.incr.aof'))).toBe(
+        true,
+      );
+    }, 120_000);
+  });
+}
