@@ -6,7 +6,8 @@
 //               source.
 //   at          a recovery target for PostgreSQL physical restores: latest, immediate, an ISO time,
 //               lsn:X/Y, xid:N or name:LABEL. With a time, the base backup is the newest one that ended
-//               before it (from any point), unless a point id was given.
+//               before it (from any point), unless a point id was given. Stores without a log archive
+//               (redis, files) take a time too: their newest snapshot taken at or before it.
 //   target      the source itself (the disaster case), or drills.targets.<name> with --target.
 //   step        one source's restore in the plan; steps run in restore order (sources.ts).
 import { type LifeboatConfig, redactUrl } from '../config/index.js';
@@ -137,6 +138,22 @@ async function planSource(
     [point, snapshot] = [explicit, await repository.loadSnapshot(member.snapshot)];
   } else if (recoveryTarget && source.config.engine === 'postgres') {
     ({ point, snapshot } = await chooseBaseBackup(repository, source, points, recoveryTarget));
+  } else if (recoveryTarget && recoveryTarget.kind !== 'latest') {
+    // Stores without a log archive go back to their newest snapshot taken at or before the time, so
+    // that `restore latest --at T` brings the whole stack to T as closely as each store allows.
+    if (recoveryTarget.kind !== 'time') {
+      throw new LifeboatError(
+        'LB_USAGE',
+        `--at ${recoveryTarget.kind === 'immediate' ? 'immediate' : `${recoveryTarget.kind}:${recoveryTarget.value}`} applies to PostgreSQL only; ${source.name} (${source.config.engine}) takes --at TIME (its newest snapshot before it) or --at latest`,
+      );
+    }
+    point = points.find((candidate) => holding(candidate) && candidate.time <= recoveryTarget.value);
+    if (!point)
+      throw new LifeboatError(
+        'LB_POINT_NOT_FOUND',
+        `no recovery point of ${source.name} was taken before ${recoveryTarget.value} (lifeboat list)`,
+      );
+    snapshot = await repository.loadSnapshot(holding(point)!.snapshot);
   } else {
     point = points.find((candidate) => holding(candidate));
     if (!point)
@@ -174,7 +191,9 @@ async function planSource(
     `  into ${targetLabel}: ${describeTarget(target)}`,
     method === 'physical'
       ? `  physical: base backup ${physical!.startSegment}..${physical!.stopSegment}, then WAL to ${postgres.describeTarget(target_!)}`
-      : `  logical: ${describeLogical(snapshot)}`,
+      : source.config.engine === 'redis'
+        ? `  ${describeRedis(snapshot, target)}`
+        : `  logical: ${describeLogical(snapshot)}`,
   ];
   return {
     source: source.name,
@@ -194,6 +213,15 @@ function describeTarget(target: Record<string, unknown>): string {
   if (typeof target.url === 'string') parts.push(redactUrl(target.url));
   if (typeof target.dataDirectory === 'string') parts.push(`data directory ${target.dataDirectory}`);
   return parts.join(', ');
+}
+
+function describeRedis(snapshot: Snapshot, target: Record<string, unknown>): string {
+  const metadata = snapshot.metadata as
+    { keys?: number; databases?: number[]; rdbArtifact?: string } | undefined;
+  const what = `${metadata?.rdbArtifact ?? 'RDB'}: ${metadata?.keys ?? '?'} keys in ${(metadata?.databases ?? []).map((db) => `db${db}`).join(', ') || 'no db'}`;
+  return target.restoreMode === 'offline'
+    ? `offline: ${what}, placed in the stopped server's data directory${target.server ? ', then the server is started' : ''}`
+    : `online: ${what}, replayed with RESTORE (a non-empty server needs --force, which flushes it first)`;
 }
 
 function describeLogical(snapshot: Snapshot): string {
