@@ -64,6 +64,9 @@ export type ArtifactStream =
        * must not be stored as a complete one.
        */
       stream: Readable;
+      /** The bytes are already compressed by the store (an RDB's LZF strings): the repository
+       * compresses them with a fast setting instead of its configured level. */
+      precompressed?: boolean;
     }
   | { name: string; parts: AsyncIterable<AsyncIterable<unknown> | Iterable<unknown>> };
 

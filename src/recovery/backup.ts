@@ -125,7 +125,9 @@ async function backupSource(
         await session.writeArtifactParts(artifact.name, artifact.parts);
       } else {
         try {
-          await session.writeArtifact(artifact.name, artifact.stream);
+          await session.writeArtifact(artifact.name, artifact.stream, {
+            precompressed: artifact.precompressed === true,
+          });
         } catch (error) {
           artifact.stream.destroy();
           throw error;

@@ -2,6 +2,7 @@
 export {
   Repository,
   BackupSession,
+  type ArtifactOptions,
   type BackupProgress,
   type Credentials,
   type GroupedPoint,

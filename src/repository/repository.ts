@@ -101,6 +101,7 @@ export interface BackupProgress {
 }
 
 export { BackupSession };
+export type { ArtifactOptions } from './backup-session.js';
 
 export class Repository {
   private constructor(

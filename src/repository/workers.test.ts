@@ -80,6 +80,24 @@ describe('CryptoPool', () => {
     await expect(pool.sealHeld(duplicate, key)).rejects.toThrow(/no held blob/);
   });
 
+  it('seals at the level asked for (precompressed artifacts use level 1), and both open', async () => {
+    const key = newKey();
+    const idKey = newKey();
+    const text = Buffer.from(
+      Array.from({ length: 20_000 }, (_, k) => `row ${k % 997} value ${(k * 7919) % 10007};`).join('\n'),
+    );
+    const sizes: number[] = [];
+    for (const level of [1, 19]) {
+      const held = await pool.identify(Buffer.from(text), idKey);
+      const sealed = await pool.sealHeld(held, key, level);
+      const plain = open(key, sealed.sealed, 'held', Buffer.from(held.id, 'hex'));
+      expect(sealed.compression).toBe(1);
+      expect(decompress(plain).equals(text)).toBe(true);
+      sizes.push(sealed.sealed.length);
+    }
+    expect(sizes[0]).toBeGreaterThan(sizes[1]!); // level 19 packs tighter than level 1
+  });
+
   it('opens a whole segment in one job, and stops at a damaged blob after the good ones', async () => {
     const key = newKey();
     const idKey = newKey();

@@ -35,8 +35,16 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createCipheriv, createDecipheriv, createHmac, randomBytes } = require('node:crypto');
 const zstd = require(workerData.zstdPath);
-const compressor = new zstd.Compressor();
-compressor.setParameters({ compressionLevel: Math.max(1, workerData.level) });
+const compressors = new Map();
+function compressorFor(level) {
+  let compressor = compressors.get(level);
+  if (!compressor) {
+    compressor = new zstd.Compressor();
+    compressor.setParameters({ compressionLevel: Math.max(1, level) });
+    compressors.set(level, compressor);
+  }
+  return compressor;
+}
 const owned = (view) => view.byteOffset === 0 && view.byteLength === view.buffer.byteLength
   ? view : new Uint8Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
 const held = new Map();
@@ -49,14 +57,15 @@ function sealHeldJob(job) {
   const plain = held.get(job.heldJob);
   held.delete(job.heldJob);
   if (!plain) throw new Error('no held blob for job ' + job.heldJob);
-  return sealJob({ job: job.job, id: job.id, key: job.key, data: plain });
+  return sealJob({ job: job.job, id: job.id, key: job.key, data: plain, level: job.level });
 }
 function sealJob(job) {
   const plain = Buffer.from(job.data.buffer, job.data.byteOffset, job.data.byteLength);
   let payload = plain;
   let compression = 0;
-  if (workerData.level > 0 && plain.length > 64) {
-    const compressed = compressor.compress(plain);
+  const level = job.level === undefined ? workerData.level : job.level;
+  if (level > 0 && plain.length > 64) {
+    const compressed = compressorFor(level).compress(plain);
     if (compressed.length < plain.length * 0.97) { payload = compressed; compression = 1; }
   }
   const nonce = randomBytes(12);
@@ -218,10 +227,10 @@ export class CryptoPool {
     return { id: answer.id!, rawLength: answer.rawLength!, worker, job };
   }
 
-  /** Compresses and seals a blob the worker holds from identify(). */
-  async sealHeld(blob: HeldBlob, packKey: Buffer): Promise<SealedBlob> {
+  /** Compresses (at `level`, default the pool's) and seals a blob the worker holds from identify(). */
+  async sealHeld(blob: HeldBlob, packKey: Buffer, level?: number): Promise<SealedBlob> {
     const answer = await this.submit(
-      { type: 'sealHeld', heldJob: blob.job, id: blob.id, key: new Uint8Array(packKey) },
+      { type: 'sealHeld', heldJob: blob.job, id: blob.id, key: new Uint8Array(packKey), level },
       undefined,
       blob.worker,
     );

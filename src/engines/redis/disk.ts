@@ -134,7 +134,7 @@ export async function* diskArtifacts(
   const rdb = await openFile(join(dataDirectory, rdbFileName), rdbFileName);
   const aof = await openAofSet(join(dataDirectory, appendDirName));
   try {
-    yield { name: `disk/${rdbFileName}`, stream: rdbTap(fileStream(rdb)) };
+    yield { name: `disk/${rdbFileName}`, stream: rdbTap(fileStream(rdb)), precompressed: true };
     for (const file of aof ?? []) {
       yield { name: `disk/${appendDirName}/${file.name}`, stream: fileStream(file) };
     }

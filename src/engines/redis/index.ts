@@ -8,7 +8,7 @@
 //                      what restore loads, and what the stats are computed from as it streams by, so
 //                      they describe exactly the stored bytes, consistent even while clients write.
 //   disk artifacts     "disk/<dbfilename>", "disk/<appenddirname>/<file>" (method disk or both).
-import { PassThrough, type Readable, Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream';
 
 import { LifeboatError } from '../../errors.js';
@@ -112,9 +112,8 @@ function tap(
         }
       },
     });
-    const output = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
-    pipeline(input, transform, output, () => undefined);
-    return output;
+    pipeline(input, transform, () => undefined);
+    return transform;
   };
 }
 
@@ -153,7 +152,7 @@ async function* backup(
     metadata.transfer = snapshot.info.transfer;
     if (snapshot.info.replicationId) metadata.replicationId = snapshot.info.replicationId;
     if (snapshot.info.offset !== undefined) metadata.replicationOffset = snapshot.info.offset;
-    yield { name: 'dump.rdb', stream: tap(endpoint, tally, found)(snapshot.stream) };
+    yield { name: 'dump.rdb', stream: tap(endpoint, tally, found)(snapshot.stream), precompressed: true };
   }
   if (source.method !== 'replication') {
     const primary = source.method === 'disk';

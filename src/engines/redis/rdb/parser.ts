@@ -40,6 +40,9 @@ export type RdbRecord =
     }
   | { kind: 'end' };
 
+/** Bytes gathered before a parse attempt. */
+const BATCH_BYTES = 1024 * 1024;
+
 export interface RdbHeader {
   magic: 'REDIS' | 'VALKEY';
   version: number;
@@ -67,7 +70,9 @@ export class RdbParser {
     }
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (this.buf.length + this.pendingBytes < this.waitFor) return [];
+    // Parsing waits for a batch (or for what the record in progress was seen to need): fewer, larger
+    // concatenations and attempts than one per socket read.
+    if (this.buf.length + this.pendingBytes < Math.max(this.waitFor, BATCH_BYTES)) return [];
     this.buf =
       this.pending.length === 1 && this.buf.length === 0
         ? this.pending[0]!
