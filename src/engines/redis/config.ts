@@ -55,16 +55,28 @@ export const redisSourceSchema = z
     ...connection,
     ...files,
     /**
-     * replication (default): the snapshot over the replication protocol, no disk access needed.
+     * replication: the snapshot over the replication protocol, no disk access needed.
      * disk: BGSAVE, then dump.rdb and the AOF directory from dataDirectory. both: the two.
+     * Default: both when dataDirectory is given, else replication.
      */
-    method: z.enum(['replication', 'disk', 'both']).default('replication'),
+    method: z.enum(['replication', 'disk', 'both']).optional(),
     ...restoreSettings,
   })
   .strict()
-  .refine((source) => source.method === 'replication' || source.dataDirectory !== undefined, {
-    message: 'method disk or both needs dataDirectory',
-  });
+  .refine(
+    (source) => (source.method ?? 'replication') === 'replication' || source.dataDirectory !== undefined,
+    {
+      message: 'method disk or both needs dataDirectory',
+    },
+  );
+
+/** The backup method a source uses (its `method`, or the default for its settings). */
+export function methodOf(source: {
+  method?: 'replication' | 'disk' | 'both' | undefined;
+  dataDirectory?: string | undefined;
+}) {
+  return source.method ?? (source.dataDirectory !== undefined ? 'both' : 'replication');
+}
 
 export const redisTargetSchema = z
   .object({ ...connection, ...files, ...restoreSettings })

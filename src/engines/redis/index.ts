@@ -23,7 +23,7 @@ import type {
   RestoreResult,
   Stats,
 } from '../engine.js';
-import type { RedisSource, RedisTarget } from './config.js';
+import { methodOf, type RedisSource, type RedisTarget } from './config.js';
 import {
   closeClient,
   connect,
@@ -122,11 +122,12 @@ async function* backup(
   options: BackupOptions,
 ): AsyncGenerator<ArtifactStream, BackupResult, void> {
   const endpoint = endpointOf(source);
+  const method = methodOf(source);
   const client = await connect(endpoint);
   let identity;
   try {
     identity = identityOf(await info(client, 'server'));
-    if (source.method !== 'replication') {
+    if (method !== 'replication') {
       options.log?.(`BGSAVE on ${endpoint.label}`);
       await backgroundSave(client, options.log);
     }
@@ -143,9 +144,9 @@ async function* backup(
   const metadata: Partial<RedisMetadata> = {
     product: identity.product,
     version: identity.version,
-    method: source.method,
+    method,
   };
-  if (source.method !== 'disk') {
+  if (method !== 'disk') {
     const snapshot = await openReplicationSnapshot(endpoint, options.signal);
     options.log?.(`receiving the snapshot from ${endpoint.label} (${snapshot.info.transfer} transfer)`);
     metadata.rdbArtifact = 'dump.rdb';
@@ -154,8 +155,8 @@ async function* backup(
     if (snapshot.info.offset !== undefined) metadata.replicationOffset = snapshot.info.offset;
     yield { name: 'dump.rdb', stream: tap(endpoint, tally, found)(snapshot.stream), precompressed: true };
   }
-  if (source.method !== 'replication') {
-    const primary = source.method === 'disk';
+  if (method !== 'replication') {
+    const primary = method === 'disk';
     const other = { databases: new Set<number>(), functions: 0, keys: 0 };
     const files = yield* diskArtifacts(
       source.dataDirectory!,
