@@ -20,10 +20,25 @@ import { kindOf, type KeyKind } from './rdb/types.js';
 
 export const SAMPLE_SIZE = 256;
 
-/** A 52-bit hash of (db, key): the sample order, and the key's identity when deduplicating a SCAN. */
+/**
+ * A 53-bit hash of (db, key): the sample order, and the key's identity when deduplicating a SCAN.
+ * cyrb53 (two multiplicative 32-bit lanes, public domain) over the key's bytes: computed for every key
+ * of every backup, where a SHA-256 per key cost more than parsing the whole RDB. It needs to spread keys
+ * evenly, not to resist an adversary: a crafted key set can only bias which keys are sampled.
+ */
 export function keyHash(db: number, key: Buffer): number {
-  const digest = createHash('sha256').update(`${db}:`).update(key).digest();
-  return digest.readUIntBE(0, 6) * 16 + (digest[6]! >> 4);
+  let h1 = 0xdeadbeef ^ db;
+  let h2 = 0x41c6ce57 ^ db;
+  for (let i = 0; i < key.length; i++) {
+    const byte = key[i]!;
+    h1 = Math.imul(h1 ^ byte, 2654435761);
+    h2 = Math.imul(h2 ^ byte, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
+  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
+  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
 interface Sampled {
@@ -32,6 +47,8 @@ interface Sampled {
   key: Buffer;
   kind: KeyKind;
   digest?: string;
+  /** Computes the digest later: only keys still in the sample at the end are decoded. */
+  later?: () => string;
 }
 
 /** Counts keys and keeps the bottom-k sample. */
@@ -40,8 +57,11 @@ export class KeyspaceTally {
   private readonly sample: Sampled[] = [];
   keys = 0;
 
-  /** Adds a key. `digest` is asked for only when the key enters the sample. */
-  add(db: number, key: Buffer, kind: KeyKind, volatile: boolean, digest?: () => string): void {
+  /**
+   * Adds a key. `digest`, when given, is called when the key enters the sample; it returns a function
+   * that gives the content digest, called only if the key is still in the sample at the end.
+   */
+  add(db: number, key: Buffer, kind: KeyKind, volatile: boolean, digest?: () => () => string): void {
     this.keys += 1;
     const item = volatile ? `db${db}/volatile` : `db${db}/${kind}`;
     this.counts.set(item, (this.counts.get(item) ?? 0) + 1);
@@ -49,7 +69,7 @@ export class KeyspaceTally {
     const hash = keyHash(db, key);
     if (this.sample.length >= SAMPLE_SIZE && hash >= this.sample[this.sample.length - 1]!.hash) return;
     const entry: Sampled = { hash, db, key: Buffer.from(key), kind };
-    if (digest) entry.digest = digest();
+    if (digest) entry.later = digest();
     let at = this.sample.length;
     while (at > 0 && this.sample[at - 1]!.hash > hash) at--;
     this.sample.splice(at, 0, entry);
@@ -64,6 +84,7 @@ export class KeyspaceTally {
   stats(facts: Record<string, unknown>): Stats {
     const hash = createHash('sha256');
     for (const entry of this.sample) {
+      if (entry.digest === undefined && entry.later) entry.digest = entry.later();
       if (entry.digest === undefined) throw new Error('sample digest missing');
       hash.update(`${entry.db}\0${entry.key.toString('hex')}\0${entry.kind}\0${entry.digest}\n`);
     }
@@ -80,9 +101,15 @@ export class KeyspaceTally {
 
 /** Adds one RDB key record to a tally. */
 export function tallyRecord(tally: KeyspaceTally, record: RdbKeyRecord): void {
+  // The value is copied: the record's bytes live in the parser's 1 MiB batch buffer, which a sampled
+  // key must not keep alive (nor may the closure's context chain reach the record).
   tally.add(record.db, record.key, kindOf(record.type), record.expireAt !== undefined, () =>
-    valueDigest(decodeValue(record.type, record.value)),
+    deferredDigest(record.type, Buffer.from(record.value)),
   );
+}
+
+function deferredDigest(type: number, value: Buffer): () => string {
+  return () => valueDigest(decodeValue(type, value));
 }
 
 const SCAN_COUNT = '1000';
