@@ -338,6 +338,13 @@ for (const flavour of ['redis', 'valkey'] as const) {
       expect(names).toContain('disk/appendonlydir/appendonly.aof.manifest');
       const digest = await withClient(source, datasetDigest);
 
+      // A dataDirectory that is not the server's dir is refused, never read as if fresh.
+      await expect(
+        backUp(sourceOf(source, { method: 'disk', dataDirectory: mkdtempSync(join(scratch, 'elsewhere-')) })),
+      ).rejects.toMatchObject({
+        code: 'LB_USAGE',
+        message: expect.stringMatching(/the server writes to/) as unknown,
+      });
       const diskOnly = await backUp(
         sourceOf(source, { method: 'disk', dataDirectory: source.dataDirectory }),
       );

@@ -8,7 +8,7 @@
 // reading the manifest again: if it changed (a rewrite finished in between), the set is taken again.
 // Incremental AOF files keep growing; each is read up to the size it had when the set was taken, and
 // the server's aof-load-truncated (on by default) accepts a last command cut in the middle.
-import { type FileHandle, open, readFile, readdir } from 'node:fs/promises';
+import { type FileHandle, open, readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 
@@ -51,6 +51,45 @@ export async function backgroundSave(client: Client, log?: (line: string) => voi
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Checks that dataDirectory is where the server writes: its `dir` and `dbfilename` (when CONFIG GET is
+ * allowed) and, in any case, that the RDB there was written by the save that just finished, so a wrong
+ * directory never yields a stale dump.rdb as a fresh backup.
+ */
+export async function checkDataDirectory(
+  client: Client,
+  dataDirectory: string,
+  rdbFileName: string,
+  savedAfterMs: number,
+): Promise<void> {
+  try {
+    const reply = await command<Buffer[]>(client, ['CONFIG', 'GET', 'dir']);
+    const dir = reply[1]?.toString();
+    if (
+      dir &&
+      (await realpath(dir).catch(() => dir)) !== (await realpath(dataDirectory).catch(() => dataDirectory))
+    ) {
+      throw new LifeboatError(
+        'LB_USAGE',
+        `dataDirectory is ${dataDirectory} but the server writes to ${dir}: fix dataDirectory (or use method: replication)`,
+      );
+    }
+  } catch (error) {
+    if (error instanceof LifeboatError) throw error; // CONFIG may be renamed or denied: check the file instead
+  }
+  const path = join(dataDirectory, rdbFileName);
+  const written = await stat(path).then(
+    (info) => info.mtimeMs,
+    () => undefined,
+  );
+  if (written === undefined || written < savedAfterMs - 2000) {
+    throw new LifeboatError(
+      'LB_USAGE',
+      `${path} ${written === undefined ? 'does not exist' : 'is older than the BGSAVE that just finished'}: is dataDirectory the server's dir and rdbFileName its dbfilename?`,
+    );
+  }
+}
 
 interface OpenedFile {
   name: string;

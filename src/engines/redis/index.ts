@@ -33,7 +33,7 @@ import {
   keyspaceOf,
   type Endpoint,
 } from './connection.js';
-import { backgroundSave, diskArtifacts } from './disk.js';
+import { backgroundSave, checkDataDirectory, diskArtifacts } from './disk.js';
 import { RdbFormatError } from './rdb/cursor.js';
 import { RdbParser, type RdbRecord } from './rdb/parser.js';
 import { openReplicationSnapshot } from './replication.js';
@@ -129,7 +129,9 @@ async function* backup(
     identity = identityOf(await info(client, 'server'));
     if (method !== 'replication') {
       options.log?.(`BGSAVE on ${endpoint.label}`);
+      const started = Date.now();
       await backgroundSave(client, options.log);
+      await checkDataDirectory(client, source.dataDirectory!, source.rdbFileName, started);
     }
   } finally {
     await closeClient(client);
