@@ -13,10 +13,27 @@ const random = (): number => {
   t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
   return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
 };
-const words = ['user', 'session', 'cart', 'item', 'price', 'EUR', 'status', 'active', 'expired', 'token', 'region', 'eu-west', 'plan', 'pro', 'free'];
+const words = [
+  'user',
+  'session',
+  'cart',
+  'item',
+  'price',
+  'EUR',
+  'status',
+  'active',
+  'expired',
+  'token',
+  'region',
+  'eu-west',
+  'plan',
+  'pro',
+  'free',
+];
 const text = (length: number): string => {
   let out = '';
-  while (out.length < length) out += `${words[Math.floor(random() * words.length)]}:${Math.floor(random() * 100000)} `;
+  while (out.length < length)
+    out += `${words[Math.floor(random() * words.length)]}:${Math.floor(random() * 100000)} `;
   return out.slice(0, length);
 };
 const json = (length: number): string => `{"id":${Math.floor(random() * 1e9)},"data":"${text(length)}"}`;
@@ -60,15 +77,18 @@ while (written < target) {
   } else if (pick < 0.9) {
     const members: string[] = [];
     const count = random() < 0.5 ? 30 : 500;
-    for (let k = 0; k < count; k++) members.push(random() < 0.3 ? String(Math.floor(random() * 1e6)) : `tag-${Math.floor(random() * 1e6)}`);
+    for (let k = 0; k < count; k++)
+      members.push(random() < 0.3 ? String(Math.floor(random() * 1e6)) : `tag-${Math.floor(random() * 1e6)}`);
     emit('SADD', `tags:${n}`, ...members);
   } else if (pick < 0.95) {
     const entries: string[] = [];
     const count = random() < 0.8 ? 50 : 1000;
-    for (let k = 0; k < count; k++) entries.push((random() * 1000).toFixed(3), `player-${Math.floor(random() * 1e6)}`);
+    for (let k = 0; k < count; k++)
+      entries.push((random() * 1000).toFixed(3), `player-${Math.floor(random() * 1e6)}`);
     emit('ZADD', `board:${n}`, ...entries);
   } else {
-    for (let k = 0; k < 200; k++) emit('XADD', `events:${n % 50}`, '*', 'type', words[k % words.length]!, 'payload', text(80));
+    for (let k = 0; k < 200; k++)
+      emit('XADD', `events:${n % 50}`, '*', 'type', words[k % words.length]!, 'payload', text(80));
   }
 }
 flush();

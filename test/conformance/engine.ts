@@ -39,7 +39,8 @@ export interface EngineFixture<Source, Target> {
   version: RegExp;
 }
 
-async function backUp<Source>(
+/** Backs a source up into a repository the way `lifeboat backup` does; no snapshot if it fails. */
+export async function backUp<Source>(
   repository: Repository,
   engine: Engine<Source, unknown>,
   source: Source,
@@ -71,6 +72,14 @@ async function backUp<Source>(
   return repository.loadSnapshot(id);
 }
 
+/** A snapshot's artifacts as a restore reads them. */
+export function artifactsOf(repository: Repository, snapshot: Snapshot) {
+  return {
+    names: snapshot.artifacts.map((artifact) => artifact.name),
+    open: (name: string) => repository.readArtifact(snapshot.artifacts.find((a) => a.name === name)!),
+  };
+}
+
 export function engineConformance<Source, Target>(
   name: string,
   fixture: () => EngineFixture<Source, Target>,
@@ -91,11 +100,7 @@ export function engineConformance<Source, Target>(
       rmSync(directory, { recursive: true, force: true });
     });
 
-    const artifactSource = () => ({
-      names: snapshot.artifacts.map((artifact) => artifact.name),
-      open: (artifactName: string) =>
-        repository.readArtifact(snapshot.artifacts.find((a) => a.name === artifactName)!),
-    });
+    const artifactSource = () => artifactsOf(repository, snapshot);
 
     it('probes the store: version and size', async () => {
       f = fixture();

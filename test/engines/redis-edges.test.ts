@@ -28,7 +28,8 @@ import { redisEngine } from '../../src/engines/redis/index.js';
 import { Repository, type Snapshot } from '../../src/repository/index.js';
 import { openStorage } from '../../src/storage/index.js';
 import { findFreePort } from '../harness/ports.js';
-import { redisBinary, startRedisServer } from '../harness/redis-service.js';
+import { redisBinary, redisServerArgs, startRedisServer } from '../harness/redis-service.js';
+import { artifactsOf, backUp } from '../conformance/engine.js';
 import type { RedisLikeHandle } from '../harness/service-kit.js';
 import { datasetDigest, seedAllTypes } from './redis-data.js';
 
@@ -83,40 +84,10 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-async function backUp(source: RedisSource): Promise<Snapshot> {
-  const session = await repository.startBackup();
-  const generator = redisEngine.backup(source, {});
-  try {
-    let step = await generator.next();
-    while (!step.done) {
-      const artifact = step.value;
-      if ('parts' in artifact) throw new Error('redis artifacts are streams');
-      await session.writeArtifact(artifact.name, artifact.stream);
-      step = await generator.next();
-    }
-    const id = await session.commit({
-      source: 'cache',
-      engine: 'redis',
-      tags: [],
-      stats: step.value.stats,
-      metadata: step.value.metadata,
-      lifeboatVersion: 'test',
-    });
-    return repository.loadSnapshot(id);
-  } catch (error) {
-    await generator.return(undefined as never).catch(() => undefined);
-    await session.abort();
-    throw error;
-  }
-}
-
-const artifactsOf = (snapshot: Snapshot) => ({
-  names: snapshot.artifacts.map((artifact) => artifact.name),
-  open: (name: string) => repository.readArtifact(snapshot.artifacts.find((a) => a.name === name)!),
-});
-
 async function restoreInto(snapshot: Snapshot, target: Server, force = false): Promise<void> {
-  await redisEngine.restore(targetOf(target), artifactsOf(snapshot), snapshot.metadata!, { force });
+  await redisEngine.restore(targetOf(target), artifactsOf(repository, snapshot), snapshot.metadata!, {
+    force,
+  });
 }
 
 for (const flavour of ['redis', 'valkey'] as const) {
@@ -140,7 +111,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
       ] as const) {
         const source = await start(['--repl-diskless-sync', diskless]);
         await withClient(source, (client) => seedAllTypes(client, { scale: 0.05 }));
-        const snapshot = await backUp(sourceOf(source));
+        const snapshot = await backUp(repository, redisEngine, sourceOf(source));
         expect(snapshot.metadata).toMatchObject({ transfer, rdbArtifact: 'dump.rdb' });
         expect(snapshot.metadata!.replicationId).toMatch(/^[0-9a-f]{40}$/);
         const target = await start();
@@ -176,7 +147,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
         }
       });
       await new Promise((resolve) => setTimeout(resolve, 300));
-      const snapshot = await backUp(sourceOf(source));
+      const snapshot = await backUp(repository, redisEngine, sourceOf(source));
       const during = transactions;
       await new Promise((resolve) => setTimeout(resolve, 200));
       stop = true;
@@ -215,6 +186,8 @@ for (const flavour of ['redis', 'valkey'] as const) {
         ]);
       });
       const snapshot = await backUp(
+        repository,
+        redisEngine,
         sourceOf({ port: source.port, username: 'backup', password: 'backup-secret' }),
       );
       expect(snapshot.artifacts.map((artifact) => artifact.name)).toEqual(['dump.rdb']);
@@ -238,7 +211,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
       ];
       for (const [server, code, message] of failures) {
         const started = Date.now();
-        const error = await backUp(sourceOf(server)).then(
+        const error = await backUp(repository, redisEngine, sourceOf(server)).then(
           () => undefined,
           (caught: unknown) => caught,
         );
@@ -302,7 +275,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
         scheme: 'rediss',
         tls: { caFile: cert },
       });
-      const snapshot = await backUp(sourceOf(over(sourcePort, source.password)));
+      const snapshot = await backUp(repository, redisEngine, sourceOf(over(sourcePort, source.password)));
       const targetPort = await findFreePort();
       const target = await start(tlsArgs(targetPort));
       await restoreInto(snapshot, over(targetPort, target.password));
@@ -324,6 +297,8 @@ for (const flavour of ['redis', 'valkey'] as const) {
         await command(client, ['SET', 'after:rewrite', 'in the incr file']);
       });
       const snapshot = await backUp(
+        repository,
+        redisEngine,
         sourceOf(source, { method: 'both', dataDirectory: source.dataDirectory }),
       );
       const names = snapshot.artifacts.map((artifact) => artifact.name);
@@ -340,12 +315,18 @@ for (const flavour of ['redis', 'valkey'] as const) {
 
       // A dataDirectory that is not the server's dir is refused, never read as if fresh.
       await expect(
-        backUp(sourceOf(source, { method: 'disk', dataDirectory: mkdtempSync(join(scratch, 'elsewhere-')) })),
+        backUp(
+          repository,
+          redisEngine,
+          sourceOf(source, { method: 'disk', dataDirectory: mkdtempSync(join(scratch, 'elsewhere-')) }),
+        ),
       ).rejects.toMatchObject({
         code: 'LB_USAGE',
         message: expect.stringMatching(/the server writes to/) as unknown,
       });
       const diskOnly = await backUp(
+        repository,
+        redisEngine,
         sourceOf(source, { method: 'disk', dataDirectory: source.dataDirectory }),
       );
       expect(diskOnly.metadata).toMatchObject({ rdbArtifact: 'disk/dump.rdb' });
@@ -353,21 +334,11 @@ for (const flavour of ['redis', 'valkey'] as const) {
 
       const directory = mkdtempSync(join(scratch, 'aof-target-'));
       const port = await findFreePort();
+      // The later --appendonly yes overrides the no of the base options.
       const args = [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        directory,
-        '--requirepass',
-        source.password!,
-        '--save',
-        '',
+        ...redisServerArgs(port, directory, source.password!),
         '--appendonly',
         'yes',
-        '--daemonize',
-        'no',
         '--enable-debug-command',
         'yes',
       ];
@@ -380,9 +351,14 @@ for (const flavour of ['redis', 'valkey'] as const) {
           server: { command: redisBinary(flavour), args },
         },
       );
-      const result = await redisEngine.restore(target, artifactsOf(diskOnly), diskOnly.metadata!, {
-        force: false,
-      });
+      const result = await redisEngine.restore(
+        target,
+        artifactsOf(repository, diskOnly),
+        diskOnly.metadata!,
+        {
+          force: false,
+        },
+      );
       try {
         expect(await withClient({ port, password: source.password }, datasetDigest)).toBe(digest);
         expect(existsSync(join(directory, 'appendonlydir'))).toBe(true);

@@ -25,9 +25,9 @@ import {
 import { redisEngine } from '../../src/engines/redis/index.js';
 import { Repository, type Snapshot } from '../../src/repository/index.js';
 import { openStorage } from '../../src/storage/index.js';
-import { engineConformance } from '../conformance/engine.js';
+import { artifactsOf, backUp, engineConformance } from '../conformance/engine.js';
 import { findFreePort } from '../harness/ports.js';
-import { redisBinary, startRedisServer } from '../harness/redis-service.js';
+import { redisBinary, redisServerArgs, startRedisServer } from '../harness/redis-service.js';
 import type { RedisLikeHandle } from '../harness/service-kit.js';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.js';
 import { datasetDigest, seedAllTypes } from './redis-data.js';
@@ -42,20 +42,7 @@ const BIG_BYTES = BIG_SCALE * 20 * 1024 * 1024;
 
 /** Command-line options of a server an offline restore starts (no persistence of its own). */
 const serverArgs = (port: number, directory: string, password: string) => [
-  '--port',
-  String(port),
-  '--bind',
-  '127.0.0.1',
-  '--dir',
-  directory,
-  '--requirepass',
-  password,
-  '--save',
-  '',
-  '--appendonly',
-  'no',
-  '--daemonize',
-  'no',
+  ...redisServerArgs(port, directory, password),
   '--enable-debug-command',
   'yes',
 ];
@@ -125,38 +112,6 @@ function useRepository() {
   return state;
 }
 
-async function backUp(repository: Repository, source: RedisSource): Promise<Snapshot> {
-  const session = await repository.startBackup();
-  const generator = redisEngine.backup(source, {});
-  try {
-    let step = await generator.next();
-    while (!step.done) {
-      const artifact = step.value;
-      if ('parts' in artifact) throw new Error('redis artifacts are streams');
-      await session.writeArtifact(artifact.name, artifact.stream);
-      step = await generator.next();
-    }
-    const id = await session.commit({
-      source: 'cache',
-      engine: 'redis',
-      tags: [],
-      stats: step.value.stats,
-      metadata: step.value.metadata,
-      lifeboatVersion: 'test',
-    });
-    return repository.loadSnapshot(id);
-  } catch (error) {
-    await generator.return(undefined as never).catch(() => undefined);
-    await session.abort();
-    throw error;
-  }
-}
-
-const artifactsOf = (repository: Repository, snapshot: Snapshot) => ({
-  names: snapshot.artifacts.map((artifact) => artifact.name),
-  open: (name: string) => repository.readArtifact(snapshot.artifacts.find((a) => a.name === name)!),
-});
-
 function expectSameStats(expected: Stats, actual: Stats): void {
   expect(compareStats(expected, actual)).toEqual([]);
 }
@@ -203,7 +158,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
         await withClient(source, (client) => seedAllTypes(client, { scale: BIG_SCALE, functions: true }));
         sourceDigest = await withClient(source, datasetDigest);
         expiries = await withClient(source, volatileExpiries);
-        snapshot = await backUp(repo.repository!, sourceOf(source));
+        snapshot = await backUp(repo.repository!, redisEngine, sourceOf(source));
       }, 600_000);
       afterAll(async () => {
         await source?.stop();

@@ -11,6 +11,7 @@
 // Only 127.0.0.1 is ever listened on or connected to.
 import { type IncomingMessage, type ServerResponse, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { seeded } from './seeded.js';
 
 export interface FaultRates {
   /** Share of requests answered 503 (0..1). */
@@ -32,18 +33,6 @@ export interface FaultProxy {
   /** Changes the fault rates from now on. */
   setRates(rates: FaultRates): void;
   close(): Promise<void>;
-}
-
-/** Mulberry32: a tiny seeded generator, so fault sequences repeat from run to run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 const SLOW_DOWN =

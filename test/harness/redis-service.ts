@@ -39,6 +39,26 @@ interface Flavour<N extends 'redis' | 'valkey'> {
   readonly versionField: 'redis_version' | 'valkey_version';
 }
 
+/** The options of a throwaway server: loopback, its own dir, a password, no persistence, foreground. */
+export function redisServerArgs(port: number, directory: string, password: string): string[] {
+  return [
+    '--port',
+    String(port),
+    '--bind',
+    LOOPBACK_HOST,
+    '--dir',
+    directory,
+    '--requirepass',
+    password,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--daemonize',
+    'no',
+  ];
+}
+
 async function versionOfBinary(binary: string): Promise<string> {
   const result = await runCommand(binary, ['--version'], { timeoutMs: 10_000 });
   const version = /\bv=(\S+)/.exec(result.stdout)?.[1];
@@ -60,25 +80,7 @@ async function startServer<N extends 'redis' | 'valkey'>(
   const server = spawnServer({
     label: flavour.name,
     command: flavour.binary,
-    args: [
-      '--port',
-      String(port),
-      '--bind',
-      LOOPBACK_HOST,
-      '--dir',
-      dataDirectory,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--daemonize',
-      'no',
-      '--protected-mode',
-      'no',
-      '--requirepass',
-      TEST_PASSWORD,
-      ...extraArgs,
-    ],
+    args: [...redisServerArgs(port, dataDirectory, TEST_PASSWORD), '--protected-mode', 'no', ...extraArgs],
     serverRoot: root,
   });
   const target: RedisTarget = { host: LOOPBACK_HOST, port, password: TEST_PASSWORD };

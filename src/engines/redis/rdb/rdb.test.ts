@@ -12,6 +12,7 @@ import { dumpPayload } from './dump.js';
 import { lzfDecompress } from './lzf.js';
 import { RdbParser, type RdbKeyRecord, type RdbRecord } from './parser.js';
 import { kindOf } from './types.js';
+import { seeded } from '../../../../test/harness/seeded.js';
 
 const fixture = (name: string) =>
   readFileSync(new URL(`../../../../test/fixtures/redis/${name}.rdb`, import.meta.url));
@@ -30,18 +31,6 @@ const keysOf = (records: RdbRecord[]) =>
       .filter((record): record is RdbKeyRecord => record.kind === 'key')
       .map((record) => [`${record.db}/${record.key.toString()}`, record]),
   );
-
-/** Mulberry32, so the fuzz is the same on every run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 describe('CRC-64/Jones and LZF', () => {
   it('computes the check value of the Redis CRC-64 variant', () => {
