@@ -135,7 +135,7 @@ REPORT="$SCRATCH/report.md"
   echo
   echo "| | wall s | CPU s | peak RSS MiB | stored |"
   echo "|---|---:|---:|---:|---:|"
-  echo "| redis-cli --rdb (to a file) | $CLI_WALL | $(cpu_of rediscli) | $(( $(stat_of rediscli 3) / 1024 )) | $(numfmt --to=iec "$RDB_SIZE") |"
+  echo "| $(basename "$CLI") --rdb (to a file) | $CLI_WALL | $(cpu_of rediscli) | $(( $(stat_of rediscli 3) / 1024 )) | $(numfmt --to=iec "$RDB_SIZE") |"
   echo "| lifeboat backup (first, into an empty repository) | $LB_WALL | $(cpu_of lifeboat) | $(( $(stat_of lifeboat 3) / 1024 )) | $(numfmt --to=iec "$STORED") |"
   echo "| lifeboat backup (second, unchanged data) | $(stat_of second 2) | $(cpu_of second) | $(( $(stat_of second 3) / 1024 )) | +$(numfmt --to=iec $((STORED2 - STORED))) |"
   echo "| lifeboat restore online (RESTORE into an empty server, $RESTORED_KEYS keys) | $(stat_of restoreonline 2) | $(cpu_of restoreonline) | $(( $(stat_of restoreonline 3) / 1024 )) | |"
