@@ -4,6 +4,9 @@
 import { createHash } from 'node:crypto';
 
 import { command, type Client } from '../../src/engines/redis/connection.js';
+import { valueDigest } from '../../src/engines/redis/digest.js';
+import type { KeyKind } from '../../src/engines/redis/rdb/types.js';
+import { readValue } from '../../src/engines/redis/stats.js';
 
 /** Deterministic pseudo-random bytes that compress like real values (text with repetition). */
 function value(seed: string, length: number): Buffer {
@@ -182,4 +185,29 @@ export async function seedAllTypes(client: Client, options: SeedOptions): Promis
 /** DEBUG DIGEST: one digest of the whole dataset, expiry times included (needs enable-debug-command). */
 export async function datasetDigest(client: Client): Promise<string> {
   return String(await command<Buffer>(client, ['DEBUG', 'DIGEST']));
+}
+
+/**
+ * A digest of every key's name, type, contents (encoding-independent, digest.ts) and absolute expiry:
+ * compares datasets across servers whose DEBUG DIGEST differ (Redis and Valkey).
+ */
+export async function fullDigest(client: Client): Promise<string> {
+  const lines: string[] = [];
+  for (const db of [0, 3]) {
+    await client.select(db);
+    let cursor = '0';
+    do {
+      const [next, keys] = await command<[Buffer, Buffer[]]>(client, ['SCAN', cursor, 'COUNT', '1000']);
+      cursor = next.toString();
+      for (const key of keys) {
+        const type = String(await command(client, ['TYPE', key])) as KeyKind;
+        const expiry = await command<number>(client, ['PEXPIRETIME', key]);
+        lines.push(
+          `${db} ${key.toString('hex')} ${type} ${expiry} ${valueDigest(await readValue(client, key, type))}`,
+        );
+      }
+    } while (cursor !== '0');
+  }
+  await client.select(0);
+  return createHash('sha256').update(lines.sort().join('\n')).digest('hex');
 }

@@ -31,7 +31,7 @@ import { findFreePort } from '../harness/ports.js';
 import { redisBinary, redisServerArgs, startRedisServer } from '../harness/redis-service.js';
 import { artifactsOf, backUp } from '../conformance/engine.js';
 import type { RedisLikeHandle } from '../harness/service-kit.js';
-import { datasetDigest, seedAllTypes } from './redis-data.js';
+import { datasetDigest, fullDigest, seedAllTypes } from './redis-data.js';
 
 type Handle = RedisLikeHandle<'redis' | 'valkey'>;
 interface Server {
@@ -375,3 +375,37 @@ for (const flavour of ['redis', 'valkey'] as const) {
     }, 120_000);
   });
 }
+
+describe('redis engine across servers', () => {
+  const servers: Handle[] = [];
+  afterAll(async () => {
+    for (const server of servers) await server.stop();
+  });
+
+  it('restores a Redis 7.0 snapshot (RDB 10) into Valkey 8; refuses a Valkey 8 one (RDB 11) for Redis 7.0 before touching it', async () => {
+    const [redis, valkey, redisTarget, valkeyTarget] = await Promise.all(
+      (['redis', 'valkey', 'redis', 'valkey'] as const).map((flavour) =>
+        startRedisServer({ flavour, args: DEBUG }),
+      ),
+    );
+    servers.push(redis!, valkey!, redisTarget!, valkeyTarget!);
+    await withClient(redis!, (client) => seedAllTypes(client, { scale: 0.05 }));
+    await withClient(valkey!, (client) => seedAllTypes(client, { scale: 0.05 }));
+    const fromRedis = await backUp(repository, redisEngine, sourceOf(redis!));
+    await restoreInto(fromRedis, valkeyTarget!);
+    expect(compareStats(fromRedis.stats as Stats, await redisEngine.stats(targetOf(valkeyTarget!)))).toEqual(
+      [],
+    );
+    expect(await withClient(valkeyTarget!, fullDigest)).toBe(await withClient(redis!, fullDigest));
+
+    const fromValkey = await backUp(repository, redisEngine, sourceOf(valkey!));
+    await withClient(redisTarget!, (client) => command(client, ['SET', 'untouched', '1']));
+    await expect(restoreInto(fromValkey, redisTarget!, true)).rejects.toMatchObject({
+      code: 'LB_RESTORE_PRECONDITION',
+      message: expect.stringMatching(
+        /RDB version 11 .* Redis 7\.0\.\d+ reads RDB versions up to 10/,
+      ) as unknown,
+    });
+    expect(await withClient(redisTarget!, (client) => command(client, ['DBSIZE']))).toBe(1);
+  }, 120_000);
+});
