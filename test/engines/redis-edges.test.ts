@@ -408,4 +408,21 @@ describe('redis engine across servers', () => {
     });
     expect(await withClient(redisTarget!, (client) => command(client, ['DBSIZE']))).toBe(1);
   }, 120_000);
+
+  it('refuses a target whose maxmemory (noeviction) is below the snapshot, before touching it', async () => {
+    const source = await startRedisServer({ flavour: 'valkey', args: DEBUG });
+    const small = await startRedisServer({
+      flavour: 'valkey',
+      args: ['--maxmemory', '2mb', '--maxmemory-policy', 'noeviction'],
+    });
+    servers.push(source, small);
+    await withClient(source, (client) => seedAllTypes(client, { scale: 0.05 }));
+    const snapshot = await backUp(repository, redisEngine, sourceOf(source));
+    expect(snapshot.metadata!.datasetBytes).toBeGreaterThan(2 * 1024 * 1024);
+    await expect(restoreInto(snapshot, small)).rejects.toMatchObject({
+      code: 'LB_RESTORE_PRECONDITION',
+      message: expect.stringMatching(/maxmemory 2 MiB with noeviction/) as unknown,
+    });
+    expect(await withClient(small, (client) => command(client, ['DBSIZE']))).toBe(0);
+  }, 120_000);
 });

@@ -125,8 +125,11 @@ async function* backup(
   const method = methodOf(source);
   const client = await connect(endpoint);
   let identity;
+  let datasetBytes: number | undefined;
   try {
     identity = identityOf(await info(client, 'server'));
+    const memory = await info(client, 'memory');
+    datasetBytes = Number(memory.get('used_memory_dataset') ?? memory.get('used_memory') ?? NaN) || undefined;
     if (method !== 'replication') {
       options.log?.(`BGSAVE on ${endpoint.label}`);
       const started = Date.now();
@@ -148,6 +151,7 @@ async function* backup(
     version: identity.version,
     method,
   };
+  if (datasetBytes !== undefined) metadata.datasetBytes = datasetBytes;
   if (method !== 'disk') {
     const snapshot = await openReplicationSnapshot(endpoint, options.signal);
     options.log?.(`receiving the snapshot from ${endpoint.label} (${snapshot.info.transfer} transfer)`);

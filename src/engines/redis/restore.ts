@@ -49,6 +49,8 @@ export interface RedisMetadata {
   functions: number;
   method: string;
   aofFiles?: string[];
+  /** used_memory_dataset of the source at backup time. */
+  datasetBytes?: number;
   replicationId?: string;
   replicationOffset?: number;
   transfer?: string;
@@ -106,6 +108,7 @@ async function restoreOnline(
         `the snapshot has keys in db ${highest}, which ${identity.title} at ${endpoint.label} does not have (raise its "databases" setting): ${(error as Error).message}`,
       );
     }
+    await checkMemory(client, identity.title, endpoint, metadata, options);
     const keyspace = keyspaceOf(await info(client, 'keyspace'));
     const present = [...keyspace.entries()].filter(([, value]) => value.keys > 0);
     const libraries = metadata.functions > 0 ? await command<unknown[]>(client, ['FUNCTION', 'LIST']) : [];
@@ -133,6 +136,41 @@ async function restoreOnline(
   } finally {
     await closeClient(client);
   }
+}
+
+/**
+ * A target whose maxmemory is below the snapshot's dataset would fail midway (noeviction: OOM errors)
+ * or silently evict restored keys: the first is refused before anything is touched, the second noted.
+ */
+async function checkMemory(
+  client: Client,
+  title: string,
+  endpoint: Endpoint,
+  metadata: RedisMetadata,
+  options: RestoreOptions,
+): Promise<void> {
+  if (!metadata.datasetBytes) return;
+  let settings: Map<string, string>;
+  try {
+    const reply = await command<Buffer[]>(client, ['CONFIG', 'GET', 'maxmemory*']);
+    settings = new Map();
+    for (let k = 0; k + 1 < reply.length; k += 2) settings.set(String(reply[k]), String(reply[k + 1]));
+  } catch {
+    return; // CONFIG may be renamed or denied: nothing to check against
+  }
+  const limit = Number(settings.get('maxmemory') ?? 0);
+  if (!(limit > 0) || limit >= metadata.datasetBytes) return;
+  const mib = (bytes: number) => `${(bytes / 1048576).toFixed(0)} MiB`;
+  const policy = settings.get('maxmemory-policy') ?? 'noeviction';
+  if (policy === 'noeviction') {
+    throw new LifeboatError(
+      'LB_RESTORE_PRECONDITION',
+      `${title} at ${endpoint.label} has maxmemory ${mib(limit)} with noeviction; the snapshot's dataset was ${mib(metadata.datasetBytes)}: the restore would fail midway (raise maxmemory first)`,
+    );
+  }
+  options.log?.(
+    `note: maxmemory ${mib(limit)} (${policy}) is below the snapshot's dataset of ${mib(metadata.datasetBytes)}: the server will evict keys during the restore`,
+  );
 }
 
 /** Streams the RDB through the parser into RESTORE commands, keeping a bounded window in flight. */
