@@ -409,6 +409,39 @@ describe('redis engine across servers', () => {
     expect(await withClient(redisTarget!, (client) => command(client, ['DBSIZE']))).toBe(1);
   }, 120_000);
 
+  it('offline restore with a launcher that exits 0 (--daemonize yes): waits for the server, counts its keys', async () => {
+    const source = await startRedisServer({ flavour: 'redis', args: DEBUG });
+    servers.push(source);
+    await withClient(source, (client) => seedAllTypes(client, { scale: 0.02 }));
+    const snapshot = await backUp(repository, redisEngine, sourceOf(source));
+    const directory = mkdtempSync(join(scratch, 'daemon-'));
+    const port = await findFreePort();
+    const args = [
+      ...redisServerArgs(port, directory, source.password!),
+      '--daemonize',
+      'yes',
+      '--pidfile',
+      join(directory, 'redis.pid'),
+      '--logfile',
+      join(directory, 'redis.log'),
+    ];
+    const target = targetOf(
+      { port, password: source.password },
+      { restoreMode: 'offline', dataDirectory: directory, server: { command: redisBinary('redis'), args } },
+    );
+    const result = await redisEngine.restore(target, artifactsOf(repository, snapshot), snapshot.metadata!, {
+      force: false,
+    });
+    try {
+      expect(result.details).toMatchObject({ started: true, keysLoaded: snapshot.metadata!.keys });
+      expect(await withClient({ port, password: source.password }, fullDigest)).toBe(
+        await withClient(source, fullDigest),
+      );
+    } finally {
+      await redisEngine.cleanup!(target, result);
+    }
+  }, 120_000);
+
   it('refuses a target whose maxmemory (noeviction) is below the snapshot, before touching it', async () => {
     const source = await startRedisServer({ flavour: 'valkey', args: DEBUG });
     const small = await startRedisServer({

@@ -38,7 +38,8 @@ const files = {
  */
 const restoreSettings = {
   restoreMode: z.enum(['online', 'offline']).default('online'),
-  /** The command that starts the server for an offline restore (it must not daemonize). */
+  /** The command that starts the server for an offline restore: the server in the foreground, or a
+   * launcher that exits 0 once it runs (systemctl start …, --daemonize yes). */
   server: z
     .object({ command: text(), args: z.array(z.string()).default([]) })
     .strict()

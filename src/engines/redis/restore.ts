@@ -367,10 +367,12 @@ async function restoreOffline(
   }
   const details: Record<string, unknown> = { mode: 'offline', keys, dataDirectory: directory };
   if (target.server) {
-    const pid = await startServer(target, directory, directoryStat.uid, directoryStat.gid, options);
+    const started = await startServer(target, directory, directoryStat.uid, directoryStat.gid, options);
     details.started = true;
-    details.pid = pid;
-    actions.push(`started ${target.server.command} (pid ${pid}); it loaded the snapshot`);
+    details.keysLoaded = started.keys;
+    actions.push(
+      `started ${target.server.command}; it loaded ${started.keys} keys${started.keys < keys ? ` (${keys - started.keys} expired since the backup)` : ''}`,
+    );
   } else {
     actions.push('start the server to load it');
   }
@@ -416,7 +418,7 @@ async function startServer(
   uid: number,
   gid: number,
   options: RestoreOptions,
-): Promise<number> {
+): Promise<{ pid: number; keys: number }> {
   const server = target.server!;
   const logPath = join(directory, 'lifeboat-server.log');
   const log = openSync(logPath, 'a');
@@ -426,8 +428,12 @@ async function startServer(
     stdio: ['ignore', log, log],
     ...asOwner,
   });
+  // A launcher (systemctl start, --daemonize yes) exits 0 once the service runs: only a failed exit
+  // ends the wait early; a timeout ends it otherwise.
   let exited: string | undefined;
-  child.on('exit', (code, signal) => (exited = signal ?? `exit code ${code}`));
+  child.on('exit', (code, signal) => {
+    if (signal || code !== 0) exited = signal ?? `exit code ${code}`;
+  });
   child.on('error', (error) => (exited = error.message));
   child.unref();
   options.log?.(`started ${server.command} (pid ${child.pid}), waiting for it to load`);
@@ -445,7 +451,11 @@ async function startServer(
     try {
       client = await connect(endpoint);
       const persistence = await info(client, 'persistence');
-      if (persistence.get('loading') === '0') return child.pid!;
+      if (persistence.get('loading') === '0') {
+        const keyspace = keyspaceOf(await info(client, 'keyspace'));
+        const keys = [...keyspace.values()].reduce((sum, db) => sum + db.keys, 0);
+        return { pid: child.pid!, keys };
+      }
     } catch (error) {
       if (error instanceof LifeboatError && error.code === 'LB_ENGINE_AUTH') throw error;
       if (!/LOADING/.test((error as Error).message) && !(error instanceof LifeboatError)) throw error;
@@ -455,7 +465,7 @@ async function startServer(
     if (Date.now() > deadline)
       throw new LifeboatError(
         'LB_ENGINE_FAILED',
-        `the server did not finish loading within 30 minutes; see ${logPath}`,
+        `the server did not answer and finish loading within 30 minutes; see ${logPath}`,
       );
   }
 }
