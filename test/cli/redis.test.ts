@@ -6,26 +6,13 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { closeClient, command, connect, endpointOf } from '../../src/engines/redis/connection.js';
+import { command } from '../../src/engines/redis/connection.js';
 import { Workspace } from '../harness/lifeboat.js';
 import { findFreePort } from '../harness/ports.js';
 import { redisBinary, startRedisServer } from '../harness/redis-service.js';
 import type { RedisLikeHandle } from '../harness/service-kit.js';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.js';
-import { datasetDigest, seedAllTypes } from '../engines/redis-data.js';
-
-async function onServer<T>(
-  port: number,
-  password: string,
-  run: (client: Awaited<ReturnType<typeof connect>>) => Promise<T>,
-) {
-  const client = await connect(endpointOf({ url: `redis://127.0.0.1:${port}`, password }));
-  try {
-    return await run(client);
-  } finally {
-    await closeClient(client);
-  }
-}
+import { datasetDigest, seedAllTypes, withClient } from '../engines/redis-data.js';
 
 describe('redis through the CLI', () => {
   const workspace = new Workspace('redis-cli');
@@ -40,10 +27,10 @@ describe('redis through the CLI', () => {
       args: ['--repl-diskless-sync-delay', '0', '--enable-debug-command', 'yes'],
     });
     proxy = await startTcpProxy(server.port, 128 * 1024);
-    await onServer(server.port, server.password!, (client) =>
+    await withClient({ port: server.port, password: server.password! }, (client) =>
       seedAllTypes(client, { scale: 0.1, functions: true }),
     );
-    digest = await onServer(server.port, server.password!, datasetDigest);
+    digest = await withClient({ port: server.port, password: server.password! }, datasetDigest);
     drillPort = await findFreePort();
     const drillDirectory = mkdtempSync(join(workspace.path('.'), 'drill-'));
     workspace.writeConfig(`
@@ -84,7 +71,7 @@ drills:
     const validate = await workspace.run(['validate', '--source', 'cache']);
     expect(validate.code, validate.stdout + validate.stderr).toBe(0);
 
-    await onServer(server.port, server.password!, async (client) => {
+    await withClient({ port: server.port, password: server.password! }, async (client) => {
       await command(client, ['DEL', 'list:big', 'str:5']);
       await command(client, ['SET', 'intruder', 'yes']);
     });
@@ -98,11 +85,13 @@ drills:
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('LB_TARGET_NOT_EMPTY');
     expect(
-      await onServer(server.port, server.password!, (client) => command(client, ['EXISTS', 'intruder'])),
+      await withClient({ port: server.port, password: server.password! }, (client) =>
+        command(client, ['EXISTS', 'intruder']),
+      ),
     ).toBe(1);
     const forced = await workspace.run(['restore', 'latest', '--source', 'cache', '--yes', '--force']);
     expect(forced.code, forced.stderr).toBe(0);
-    expect(await onServer(server.port, server.password!, datasetDigest)).toBe(digest);
+    expect(await withClient({ port: server.port, password: server.password! }, datasetDigest)).toBe(digest);
 
     const wrongKind = await workspace.run([
       'restore',
@@ -146,7 +135,7 @@ drills:
     expect(result).toMatchObject({ source: 'cache', ok: true, mismatches: [] });
     expect(result!.rtoSeconds).toBeGreaterThan(0);
     await expect(
-      onServer(drillPort, 'drill-secret', (client) => command(client, ['PING'])),
+      withClient({ port: drillPort, password: 'drill-secret' }, (client) => command(client, ['PING'])),
     ).rejects.toMatchObject({
       code: 'LB_ENGINE_UNAVAILABLE',
     });

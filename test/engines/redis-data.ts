@@ -3,10 +3,91 @@
 // the compact encodings and large ones in the general ones, for the redis engine tests and the bench.
 import { createHash } from 'node:crypto';
 
-import { command, type Client } from '../../src/engines/redis/connection.js';
+import {
+  redisSourceSchema,
+  redisTargetSchema,
+  type RedisSource,
+  type RedisTarget,
+} from '../../src/engines/redis/config.js';
+import {
+  closeClient,
+  command,
+  connect,
+  endpointOf,
+  type Client,
+} from '../../src/engines/redis/connection.js';
 import { valueDigest } from '../../src/engines/redis/digest.js';
 import type { KeyKind } from '../../src/engines/redis/rdb/types.js';
 import { readValue } from '../../src/engines/redis/stats.js';
+
+/** Where a test server is and how to log in. */
+export interface TestServer {
+  port: number;
+  password?: string | undefined;
+  username?: string;
+  tls?: { caFile: string };
+  scheme?: 'redis' | 'rediss';
+}
+
+const urlOf = (server: TestServer) => `${server.scheme ?? 'redis'}://127.0.0.1:${server.port}`;
+
+/** A source config for a test server (schema defaults filled in). */
+export const sourceOf = (server: TestServer, extra: Record<string, unknown> = {}): RedisSource =>
+  redisSourceSchema.parse({
+    engine: 'redis',
+    url: urlOf(server),
+    password: server.password,
+    username: server.username,
+    tls: server.tls,
+    ...extra,
+  });
+
+/** A restore target config for a test server. */
+export const targetOf = (server: TestServer, extra: Record<string, unknown> = {}): RedisTarget =>
+  redisTargetSchema.parse({
+    url: urlOf(server),
+    password: server.password,
+    username: server.username,
+    tls: server.tls,
+    ...extra,
+  });
+
+/** Runs `run` with a client of the test server, closed afterwards. */
+export async function withClient<T>(server: TestServer, run: (client: Client) => Promise<T>): Promise<T> {
+  const client = await connect(endpointOf(targetOf(server)));
+  try {
+    return await run(client);
+  } finally {
+    await closeClient(client);
+  }
+}
+
+/** Calls `visit` with every key of dbs 0 and 3 (the ones seedAllTypes fills), db by db. */
+export async function forEachKey(
+  client: Client,
+  visit: (db: number, key: Buffer) => Promise<void>,
+): Promise<void> {
+  for (const db of [0, 3]) {
+    await client.select(db);
+    let cursor = '0';
+    do {
+      const [next, keys] = await command<[Buffer, Buffer[]]>(client, ['SCAN', cursor, 'COUNT', '1000']);
+      cursor = next.toString();
+      await Promise.all(keys.map((key) => visit(db, key)));
+    } while (cursor !== '0');
+  }
+  await client.select(0);
+}
+
+/** Absolute expiry (PEXPIRETIME) of every key with one. */
+export async function volatileExpiries(client: Client): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  await forEachKey(client, async (db, key) => {
+    const time = await command<number>(client, ['PEXPIRETIME', key]);
+    if (time > 0) out.set(`${db}/${key.toString('hex')}`, time);
+  });
+  return out;
+}
 
 /** Deterministic pseudo-random bytes that compress like real values (text with repetition). */
 function value(seed: string, length: number): Buffer {
@@ -193,21 +274,12 @@ export async function datasetDigest(client: Client): Promise<string> {
  */
 export async function fullDigest(client: Client): Promise<string> {
   const lines: string[] = [];
-  for (const db of [0, 3]) {
-    await client.select(db);
-    let cursor = '0';
-    do {
-      const [next, keys] = await command<[Buffer, Buffer[]]>(client, ['SCAN', cursor, 'COUNT', '1000']);
-      cursor = next.toString();
-      for (const key of keys) {
-        const type = String(await command(client, ['TYPE', key])) as KeyKind;
-        const expiry = await command<number>(client, ['PEXPIRETIME', key]);
-        lines.push(
-          `${db} ${key.toString('hex')} ${type} ${expiry} ${valueDigest(await readValue(client, key, type))}`,
-        );
-      }
-    } while (cursor !== '0');
-  }
-  await client.select(0);
+  await forEachKey(client, async (db, key) => {
+    const type = String(await command(client, ['TYPE', key])) as KeyKind;
+    const expiry = await command<number>(client, ['PEXPIRETIME', key]);
+    lines.push(
+      `${db} ${key.toString('hex')} ${type} ${expiry} ${valueDigest(await readValue(client, key, type))}`,
+    );
+  });
   return createHash('sha256').update(lines.sort().join('\n')).digest('hex');
 }

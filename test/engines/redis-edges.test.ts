@@ -11,19 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { compareStats, type Stats } from '../../src/engines/index.js';
-import {
-  redisSourceSchema,
-  redisTargetSchema,
-  type RedisSource,
-  type RedisTarget,
-} from '../../src/engines/redis/config.js';
-import {
-  closeClient,
-  command,
-  connect,
-  endpointOf,
-  type Client,
-} from '../../src/engines/redis/connection.js';
+import { command } from '../../src/engines/redis/connection.js';
 import { redisEngine } from '../../src/engines/redis/index.js';
 import { Repository, type Snapshot } from '../../src/repository/index.js';
 import { openStorage } from '../../src/storage/index.js';
@@ -31,46 +19,18 @@ import { findFreePort } from '../harness/ports.js';
 import { redisBinary, redisServerArgs, startRedisServer } from '../harness/redis-service.js';
 import { artifactsOf, backUp } from '../conformance/engine.js';
 import type { RedisLikeHandle } from '../harness/service-kit.js';
-import { datasetDigest, fullDigest, seedAllTypes } from './redis-data.js';
+import {
+  datasetDigest,
+  fullDigest,
+  seedAllTypes,
+  sourceOf,
+  targetOf,
+  withClient,
+  type TestServer,
+} from './redis-data.js';
 
 type Handle = RedisLikeHandle<'redis' | 'valkey'>;
-interface Server {
-  port: number;
-  password?: string | undefined;
-  username?: string;
-  tls?: { caFile: string };
-  scheme?: 'redis' | 'rediss';
-}
-
 const DEBUG = ['--enable-debug-command', 'yes', '--repl-diskless-sync-delay', '0'];
-
-const urlOf = (server: Server) => `${server.scheme ?? 'redis'}://127.0.0.1:${server.port}`;
-const sourceOf = (server: Server, extra: Record<string, unknown> = {}): RedisSource =>
-  redisSourceSchema.parse({
-    engine: 'redis',
-    url: urlOf(server),
-    password: server.password,
-    username: server.username,
-    tls: server.tls,
-    ...extra,
-  });
-const targetOf = (server: Server, extra: Record<string, unknown> = {}): RedisTarget =>
-  redisTargetSchema.parse({
-    url: urlOf(server),
-    password: server.password,
-    username: server.username,
-    tls: server.tls,
-    ...extra,
-  });
-
-async function withClient<T>(server: Server, run: (client: Client) => Promise<T>): Promise<T> {
-  const client = await connect(endpointOf(targetOf(server)));
-  try {
-    return await run(client);
-  } finally {
-    await closeClient(client);
-  }
-}
 
 const scratch = mkdtempSync(join(tmpdir(), 'lifeboat-redis-edges-'));
 let repository: Repository;
@@ -84,7 +44,7 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-async function restoreInto(snapshot: Snapshot, target: Server, force = false): Promise<void> {
+async function restoreInto(snapshot: Snapshot, target: TestServer, force = false): Promise<void> {
   await redisEngine.restore(targetOf(target), artifactsOf(repository, snapshot), snapshot.metadata!, {
     force,
   });
@@ -191,7 +151,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
         sourceOf({ port: source.port, username: 'backup', password: 'backup-secret' }),
       );
       expect(snapshot.artifacts.map((artifact) => artifact.name)).toEqual(['dump.rdb']);
-      const failures: Array<[Server, string, RegExp]> = [
+      const failures: Array<[TestServer, string, RegExp]> = [
         [
           { port: source.port, username: 'nosync', password: 'nosync-secret' },
           'LB_ENGINE_AUTH',
@@ -269,7 +229,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
       const sourcePort = await findFreePort();
       const source = await start(tlsArgs(sourcePort));
       await withClient(source, (client) => seedAllTypes(client, { scale: 0.05 }));
-      const over = (port: number, password: string | undefined): Server => ({
+      const over = (port: number, password: string | undefined): TestServer => ({
         port,
         password,
         scheme: 'rediss',

@@ -9,19 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { compareStats, type Stats } from '../../src/engines/index.js';
-import {
-  redisSourceSchema,
-  redisTargetSchema,
-  type RedisSource,
-  type RedisTarget,
-} from '../../src/engines/redis/config.js';
-import {
-  closeClient,
-  command,
-  connect,
-  endpointOf,
-  type Client,
-} from '../../src/engines/redis/connection.js';
+import type { RedisSource, RedisTarget } from '../../src/engines/redis/config.js';
+import { command } from '../../src/engines/redis/connection.js';
 import { redisEngine } from '../../src/engines/redis/index.js';
 import { Repository, type Snapshot } from '../../src/repository/index.js';
 import { openStorage } from '../../src/storage/index.js';
@@ -30,7 +19,14 @@ import { findFreePort } from '../harness/ports.js';
 import { redisBinary, redisServerArgs, startRedisServer } from '../harness/redis-service.js';
 import type { RedisLikeHandle } from '../harness/service-kit.js';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.js';
-import { datasetDigest, seedAllTypes } from './redis-data.js';
+import {
+  datasetDigest,
+  seedAllTypes,
+  sourceOf,
+  targetOf,
+  volatileExpiries,
+  withClient,
+} from './redis-data.js';
 
 type Flavour = 'redis' | 'valkey';
 type Handle = RedisLikeHandle<Flavour>;
@@ -46,53 +42,6 @@ const serverArgs = (port: number, directory: string, password: string) => [
   '--enable-debug-command',
   'yes',
 ];
-
-/** Absolute expiry (PEXPIRETIME) of every key with one, per db. */
-async function volatileExpiries(client: Client): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const db of [0, 3]) {
-    await client.select(db);
-    let cursor = '0';
-    do {
-      const [next, keys] = await command<[Buffer, Buffer[]]>(client, ['SCAN', cursor, 'COUNT', '1000']);
-      cursor = next.toString();
-      const times = await Promise.all(keys.map((key) => command<number>(client, ['PEXPIRETIME', key])));
-      keys.forEach((key, k) => {
-        if (times[k]! > 0) out.set(`${db}/${key.toString('hex')}`, times[k]!);
-      });
-    } while (cursor !== '0');
-  }
-  await client.select(0);
-  return out;
-}
-
-const sourceOf = (
-  server: { port: number; password?: string | undefined },
-  extra: Record<string, unknown> = {},
-): RedisSource =>
-  redisSourceSchema.parse({
-    engine: 'redis',
-    url: `redis://127.0.0.1:${server.port}`,
-    password: server.password,
-    ...extra,
-  });
-const targetOf = (
-  server: { port: number; password?: string | undefined },
-  extra: Record<string, unknown> = {},
-): RedisTarget =>
-  redisTargetSchema.parse({ url: `redis://127.0.0.1:${server.port}`, password: server.password, ...extra });
-
-async function withClient<T>(
-  server: { port: number; password?: string | undefined },
-  run: (client: Client) => Promise<T>,
-): Promise<T> {
-  const client = await connect(endpointOf(targetOf(server)));
-  try {
-    return await run(client);
-  } finally {
-    await closeClient(client);
-  }
-}
 
 const scratch = mkdtempSync(join(tmpdir(), 'lifeboat-redis-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
