@@ -417,5 +417,28 @@ describe('redis engine across servers', () => {
       message: expect.stringMatching(/maxmemory 2 MiB with noeviction/) as unknown,
     });
     expect(await withClient(small, (client) => command(client, ['DBSIZE']))).toBe(0);
+    // Without the recorded size (an older snapshot) the check cannot run: the server's refusal of a
+    // RESTORE midway ends the restore with the key and the server's words.
+    const { datasetBytes: _unknown, ...older } = snapshot.metadata!;
+    await expect(
+      redisEngine.restore(targetOf(small), artifactsOf(repository, snapshot), older, { force: false }),
+    ).rejects.toMatchObject({
+      code: 'LB_ENGINE_FAILED',
+      message: expect.stringMatching(/RESTORE \S+ failed at 127\.0\.0\.1:\d+: OOM/) as unknown,
+    });
+  }, 120_000);
+
+  it('an ACL user that may not RESTORE fails the restore with LB_ENGINE_AUTH', async () => {
+    const target = await startRedisServer({ flavour: 'redis', args: DEBUG });
+    const source = await startRedisServer({ flavour: 'redis', args: DEBUG });
+    servers.push(target, source);
+    await withClient(source, (client) => seedAllTypes(client, { scale: 0.01 }));
+    await withClient(target, (client) =>
+      command(client, ['ACL', 'SETUSER', 'norestore', 'on', '>secret', '~*', '&*', '+@all', '-restore']),
+    );
+    const snapshot = await backUp(repository, redisEngine, sourceOf(source));
+    await expect(
+      restoreInto(snapshot, { port: target.port, username: 'norestore', password: 'secret' }),
+    ).rejects.toMatchObject({ code: 'LB_ENGINE_AUTH', message: expect.stringMatching(/NOPERM/) as unknown });
   }, 120_000);
 });

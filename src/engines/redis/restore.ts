@@ -35,7 +35,8 @@ import {
   type Endpoint,
 } from './connection.js';
 import type { RedisTarget } from './config.js';
-import { dumpPayload, functionPayload } from './rdb/dump.js';
+import { CommandPipeline } from './pipeline.js';
+import { functionPayload } from './rdb/dump.js';
 import { RdbParser, type RdbRecord } from './rdb/parser.js';
 import { rdbVersionOf } from './rdb/types.js';
 
@@ -57,7 +58,6 @@ export interface RedisMetadata {
 }
 
 const WINDOW_BYTES = 16 * 1024 * 1024;
-const WINDOW_COMMANDS = 4096;
 const START_TIMEOUT_MS = 30 * 60 * 1000;
 
 export async function restoreRedis(
@@ -126,7 +126,7 @@ async function restoreOnline(
       await command(client, ['FLUSHALL', 'SYNC']);
       actions.push(`flushed ${present.map(([db, value]) => `db${db} (${value.keys} keys)`).join(', ')}`);
     }
-    const counts = await replay(client, endpoint, artifacts.open(metadata.rdbArtifact), metadata, options);
+    const counts = await replay(endpoint, artifacts.open(metadata.rdbArtifact), metadata, options);
     actions.push(
       `restored ${counts.keys} keys into ${identity.title} at ${endpoint.label}${counts.expired ? ` (${counts.expired} already expired, skipped)` : ''}${counts.functions ? `, ${counts.functions} function libraries` : ''}`,
     );
@@ -173,101 +173,71 @@ async function checkMemory(
   );
 }
 
-/** Streams the RDB through the parser into RESTORE commands, keeping a bounded window in flight. */
+/**
+ * Streams the RDB through the parser into RESTORE commands on a pipeline (pipeline.ts), keeping at most
+ * WINDOW_BYTES of commands awaiting their replies.
+ */
 async function replay(
-  client: Client,
   endpoint: Endpoint,
   stream: Readable,
   metadata: RedisMetadata,
   options: RestoreOptions,
 ): Promise<{ keys: number; expired: number; functions: number }> {
-  const parser = new RdbParser();
-  const window: Array<{ done: Promise<unknown>; bytes: number }> = [];
-  let head = 0;
-  let windowBytes = 0;
-  let failure: unknown;
+  const parser = new RdbParser({ checksum: false }); // verified by the repository as it reads
+  const pipeline = await CommandPipeline.open(endpoint);
   let db = 0;
   let keys = 0;
   let expired = 0;
   let functions = 0;
-  const send = (args: ReadonlyArray<string | Buffer>, bytes: number): Promise<void> | undefined => {
-    const done = command(client, args).catch((error: unknown) => {
-      failure ??= error;
-    });
-    window.push({ done, bytes });
-    windowBytes += bytes;
-    if (windowBytes <= WINDOW_BYTES && window.length - head <= WINDOW_COMMANDS) return undefined;
-    return (async () => {
-      while (windowBytes > WINDOW_BYTES / 2 || window.length - head > WINDOW_COMMANDS / 2) {
-        const oldest = window[head]!;
-        window[head++] = undefined as never;
-        await oldest.done;
-        windowBytes -= oldest.bytes;
-      }
-      if (head > 65536) {
-        window.splice(0, head);
-        head = 0;
-      }
-    })();
-  };
   const replace = options.force ? ['REPLACE'] : [];
   const handle = async (records: RdbRecord[]) => {
     for (const record of records) {
-      let wait: Promise<void> | undefined;
       if (record.kind === 'key') {
         if (record.expireAt !== undefined && record.expireAt <= Date.now()) {
           expired += 1;
           continue;
         }
-        if (record.db !== db) {
+        if (record.db !== db || keys === 0) {
           db = record.db;
-          wait = send(['SELECT', String(db)], 16);
+          pipeline.send(['SELECT', String(db)], `SELECT ${db}`);
         }
-        const payload = dumpPayload(record.type, record.value, parser.header!.version);
-        const args: Array<string | Buffer> = [
-          'RESTORE',
+        const extra = [...replace];
+        if (record.expireAt !== undefined) extra.push('ABSTTL');
+        if (record.idle !== undefined) extra.push('IDLETIME', String(record.idle));
+        if (record.freq !== undefined) extra.push('FREQ', String(record.freq));
+        pipeline.sendRestore(
           record.key,
           String(record.expireAt ?? 0),
-          payload,
-          ...replace,
-        ];
-        if (record.expireAt !== undefined) args.push('ABSTTL');
-        if (record.idle !== undefined) args.push('IDLETIME', String(record.idle));
-        if (record.freq !== undefined) args.push('FREQ', String(record.freq));
-        wait = send(args, payload.length + record.key.length) ?? wait;
+          record.type,
+          record.value,
+          parser.header!.version,
+          extra,
+        );
         keys += 1;
       } else if (record.kind === 'function') {
-        wait = send(
+        pipeline.send(
           ['FUNCTION', 'RESTORE', functionPayload(record.raw, parser.header!.version), ...replace],
-          record.raw.length,
+          'FUNCTION RESTORE',
         );
         functions += 1;
       }
-      if (wait) await wait;
-      if (failure) throw restoreFailure(failure, endpoint);
+      await pipeline.drain(WINDOW_BYTES);
     }
   };
-  for await (const chunk of stream) {
-    options.signal?.throwIfAborted();
-    await handle(parser.push(chunk as Buffer));
+  try {
+    for await (const chunk of stream) {
+      options.signal?.throwIfAborted();
+      await handle(parser.push(chunk as Buffer));
+    }
+    await handle(parser.finish());
+    await pipeline.flush();
+  } finally {
+    pipeline.close();
   }
-  await handle(parser.finish());
-  for (let k = head; k < window.length; k++) await window[k]!.done;
-  if (failure) throw restoreFailure(failure, endpoint);
-  await client.select(0);
   if (metadata.keys !== undefined && keys + expired !== metadata.keys) {
     options.log?.(`note: the snapshot recorded ${metadata.keys} keys, the RDB held ${keys + expired}`);
   }
   return { keys, expired, functions };
-}
-
-function restoreFailure(error: unknown, endpoint: Endpoint): LifeboatError {
-  const classified = classify(error, endpoint, 'restore into');
-  return classified.code === 'LB_ENGINE_FAILED'
-    ? new LifeboatError('LB_ENGINE_FAILED', `RESTORE failed at ${endpoint.label}: ${classified.message}`, {
-        cause: error,
-      })
-    : classified;
 }
 
 async function exists(path: string): Promise<boolean> {

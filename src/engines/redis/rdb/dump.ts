@@ -3,13 +3,29 @@
 // everything before it. An RDB record therefore becomes a RESTORE argument without being decoded.
 import { Crc64 } from './crc64.js';
 
+/** Bytes of the DUMP payload of a value. */
+export const dumpPayloadLength = (value: Buffer): number => 1 + value.length + 2 + 8;
+
+/** Writes the DUMP payload of a value into `out` at `at` (dumpPayloadLength(value) bytes). */
+export function writeDumpPayload(
+  out: Buffer,
+  at: number,
+  type: number,
+  value: Buffer,
+  rdbVersion: number,
+): void {
+  out[at] = type;
+  value.copy(out, at + 1);
+  out.writeUInt16LE(rdbVersion, at + 1 + value.length);
+  new Crc64()
+    .update(out.subarray(at, at + 1 + value.length + 2))
+    .bytes()
+    .copy(out, at + 1 + value.length + 2);
+}
+
 export function dumpPayload(type: number, value: Buffer, rdbVersion: number): Buffer {
-  const payload = Buffer.allocUnsafe(1 + value.length + 2 + 8);
-  payload[0] = type;
-  value.copy(payload, 1);
-  payload.writeUInt16LE(rdbVersion, 1 + value.length);
-  const crc = new Crc64().update(payload.subarray(0, payload.length - 8)).bytes();
-  crc.copy(payload, payload.length - 8);
+  const payload = Buffer.allocUnsafe(dumpPayloadLength(value));
+  writeDumpPayload(payload, 0, type, value, rdbVersion);
   return payload;
 }
 

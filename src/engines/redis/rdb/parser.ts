@@ -59,7 +59,16 @@ export class RdbParser {
   private pendingBytes = 0;
   private waitFor = 0;
   private db = 0;
-  private crc = new Crc64();
+  private crc: Crc64 | undefined;
+
+  /**
+   * @param options.checksum  verify the trailing CRC-64 (default true). A restore reads bytes the
+   *   repository has already verified (SHA-256 of the artifact, HMAC of every blob) and that were
+   *   CRC-checked when they were backed up, so it may skip the second pass over every byte.
+   */
+  constructor(options: { checksum?: boolean } = {}) {
+    if (options.checksum !== false) this.crc = new Crc64();
+  }
   private sawEof = false;
 
   /** Feeds bytes; returns the records they complete. */
@@ -116,7 +125,7 @@ export class RdbParser {
           const record = this.record(cursor);
           if (record) records.push(record);
         }
-        this.crc.update(this.buf.subarray(consumed, cursor.pos));
+        this.crc?.update(this.buf.subarray(consumed, cursor.pos));
         consumed = cursor.pos;
       }
       this.waitFor = 0;
@@ -134,7 +143,7 @@ export class RdbParser {
   private readChecksum(cursor: Cursor): void {
     if (this.header!.version < 5) return;
     const stored = cursor.bytes(8);
-    if (stored.every((byte) => byte === 0)) return; // rdbchecksum no
+    if (!this.crc || stored.every((byte) => byte === 0)) return; // not asked for, or rdbchecksum no
     const computed = this.crc.bytes();
     if (!computed.equals(stored)) {
       throw new RdbFormatError(
