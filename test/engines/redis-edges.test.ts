@@ -402,6 +402,35 @@ describe('redis engine across servers', () => {
     }
   }, 120_000);
 
+  it('offline restore whose server loads another directory: fails and stops that server', async () => {
+    const source = await startRedisServer({ flavour: 'valkey', args: DEBUG });
+    servers.push(source);
+    await withClient(source, (client) => seedAllTypes(client, { scale: 0.01 }));
+    const snapshot = await backUp(repository, redisEngine, sourceOf(source));
+    const directory = mkdtempSync(join(scratch, 'wrong-dir-'));
+    const elsewhere = mkdtempSync(join(scratch, 'elsewhere-'));
+    const port = await findFreePort();
+    const target = targetOf(
+      { port, password: source.password },
+      {
+        restoreMode: 'offline',
+        dataDirectory: directory,
+        server: { command: redisBinary('valkey'), args: redisServerArgs(port, elsewhere, source.password!) },
+      },
+    );
+    await expect(
+      redisEngine.restore(target, artifactsOf(repository, snapshot), snapshot.metadata!, { force: false }),
+    ).rejects.toMatchObject({
+      code: 'LB_ENGINE_FAILED',
+      message: expect.stringMatching(/holds 0 keys, the restored .* has \d+: .*stopped again/) as unknown,
+    });
+    await expect(
+      withClient({ port, password: source.password }, (client) => command(client, ['PING'])),
+    ).rejects.toMatchObject({
+      code: 'LB_ENGINE_UNAVAILABLE',
+    });
+  }, 120_000);
+
   it('refuses a target whose maxmemory (noeviction) is below the snapshot, before touching it', async () => {
     const source = await startRedisServer({ flavour: 'valkey', args: DEBUG });
     const small = await startRedisServer({

@@ -305,12 +305,18 @@ async function restoreOffline(
   const temporary = `${rdbPath}.lifeboat-tmp`;
   const parser = new RdbParser();
   let keys = 0;
+  let volatile = 0;
   const source = artifacts.open(metadata.rdbArtifact);
   await pipeline(
     source,
     async function* (chunks: AsyncIterable<Buffer>) {
-      const count = (records: RdbRecord[]) =>
-        (keys += records.filter((record) => record.kind === 'key').length);
+      const count = (records: RdbRecord[]) => {
+        for (const record of records) {
+          if (record.kind !== 'key') continue;
+          keys += 1;
+          if (record.expireAt !== undefined) volatile += 1;
+        }
+      };
       for await (const chunk of chunks) {
         count(parser.push(chunk));
         yield chunk;
@@ -340,6 +346,15 @@ async function restoreOffline(
     const started = await startServer(target, directory, directoryStat.uid, directoryStat.gid, options);
     details.started = true;
     details.keysLoaded = started.keys;
+    // Only keys with an expiry may be missing (expired since the backup): fewer means the server
+    // loaded another file (its dir or dbfilename is not this target's).
+    if (started.keys < keys - volatile || started.keys > keys) {
+      await stopStartedServer(target).catch(() => undefined); // back to stopped: it serves the wrong data
+      throw new LifeboatError(
+        'LB_ENGINE_FAILED',
+        `the started server holds ${started.keys} keys, the restored ${rdbPath} has ${keys}: does its configuration (dir, dbfilename) point at ${directory}? (it was stopped again)`,
+      );
+    }
     actions.push(
       `started ${target.server.command}; it loaded ${started.keys} keys${started.keys < keys ? ` (${keys - started.keys} expired since the backup)` : ''}`,
     );
