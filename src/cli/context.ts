@@ -35,8 +35,11 @@ export class CommandContext {
   }
 
   /** Opens the configured repository for `work`, and closes its storage afterwards. */
-  async withRepository<T>(work: (repository: Repository) => Promise<T>): Promise<T> {
-    const repository = await openRepository(await this.config());
+  async withRepository<T>(
+    work: (repository: Repository) => Promise<T>,
+    options: { index?: 'load' | 'skip' } = {},
+  ): Promise<T> {
+    const repository = await openRepository(await this.config(), options);
     try {
       return await work(repository);
     } finally {

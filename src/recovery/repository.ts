@@ -38,8 +38,14 @@ export async function initRepository(
   }
 }
 
-/** Opens the repository the config names (the caller closes repository.storage). */
-export async function openRepository(loaded: LoadedConfig): Promise<Repository> {
+/**
+ * Opens the repository the config names (the caller closes repository.storage). `index: 'skip'` for a
+ * process that only appends (wal-push): see OpenOptions.index.
+ */
+export async function openRepository(
+  loaded: LoadedConfig,
+  options: { index?: 'load' | 'skip' } = {},
+): Promise<Repository> {
   const storage = openConfiguredStorage(loaded);
   try {
     return await Repository.open(storage, {
@@ -47,6 +53,7 @@ export async function openRepository(loaded: LoadedConfig): Promise<Repository> 
       compressionLevel: loaded.config.repository.compression.level,
       // Commands wait for a conflicting lock (a wal-push holds one for about a second) before failing.
       lockWaitMs: 60_000,
+      ...options,
     });
   } catch (error) {
     await storage.close();

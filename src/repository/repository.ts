@@ -88,6 +88,14 @@ export interface OpenOptions extends Credentials {
   readAhead?: number;
   /** How long to keep retrying a lock another client holds. Default 0 (fail at once). */
   lockWaitMs?: number;
+  /**
+   * 'load' (default) reads every index file. 'skip' reads none: for a process that only appends
+   * (wal-push, one process per WAL file), whose blobs then dedupe only within its own session. Every
+   * push adds an index file until the next prune merges them, so loading them all made each push slower
+   * than the last; a copy of a blob another pack also holds is allowed (concurrent backups make them
+   * too) and prune removes it. Reading artifacts from such a repository is refused.
+   */
+  index?: 'load' | 'skip';
 }
 
 /** Byte counts a backup reports as it goes. */
@@ -163,6 +171,7 @@ export class Repository {
    * no reads), else a fresh load of every index file (one may have been removed by a prune).
    */
   async reloadIndex(): Promise<void> {
+    this.assertIndex();
     if (await this.index.isCurrent(this.storage)) return;
     const index = new BlobIndex();
     await index.load(this.storage, this.ring);
@@ -185,12 +194,13 @@ export class Repository {
     const config = await readConfig(storage);
     const { ring, keyId } = await unlock(storage, config, options);
     const index = new BlobIndex();
-    await index.load(storage, ring);
+    if (options.index !== 'skip') await index.load(storage, ring);
     return new Repository(storage, config, ring, keyId, index, {
       compressionLevel: options.compressionLevel ?? 3,
       uploadConcurrency: options.uploadConcurrency ?? 2,
       readAhead: options.readAhead ?? 4,
       lockWaitMs: options.lockWaitMs ?? 0,
+      index: options.index ?? 'load',
     });
   }
 
@@ -204,8 +214,8 @@ export class Repository {
     const lock = await acquireLock(this.storage, 'backup', false, this.options.lockWaitMs);
     try {
       // Dedup only against what exists now that no prune can run: an index loaded before the lock may
-      // name packs a prune has deleted since.
-      await this.reloadIndex();
+      // name packs a prune has deleted since. (Without an index: against this session only.)
+      if (this.options.index !== 'skip') await this.reloadIndex();
     } catch (error) {
       await lock.release();
       throw error;
@@ -348,8 +358,18 @@ export class Repository {
     }
   }
 
+  private assertIndex(): void {
+    if (this.options.index === 'skip') {
+      throw new LifeboatError(
+        'LB_INTERNAL',
+        'this repository was opened without its index: it can only append',
+      );
+    }
+  }
+
   /** The artifact's plaintext, verified blob by blob and as a whole. */
   readArtifact(artifact: ArtifactRecord): Readable {
+    this.assertIndex();
     // One pool for every read: starting two workers per artifact cost ~0.1 s, which dominated reads of
     // many small artifacts (a replay fetching hundreds of WAL files). Idle, it keeps nothing alive.
     if (!this.readPool || this.readPool.broken) this.readPool = new CryptoPool(0).unrefWhenIdle();

@@ -16,6 +16,8 @@ import {
   checkRepository,
   listLocks,
   prune,
+  pushArchiveFiles,
+  readArchiveFile,
   removeLocks,
 } from '../../src/repository/index.js';
 import { packName } from '../../src/repository/pack.js';
@@ -342,6 +344,48 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       await expect(prune(repository)).resolves.toMatchObject({ dryRun: false });
       expect(await removeLocks(repository.storage)).toEqual(['locks/stale']);
       expect(await listLocks(repository.storage)).toEqual([]);
+    });
+
+    it('appends without its index (wal-push): reads no index file, stores a copy of a known blob, which prune removes', async (ctx) => {
+      const storage = await fresh(ctx);
+      await Repository.init(storage, { password: PASSWORD, kdf: CHEAP_KDF });
+      const full = await Repository.open(storage, { password: PASSWORD });
+      const segment = randomData(3 * MiB, 21);
+      await pushArchiveFiles(full, 'db', [{ name: '000000010000000000000001', data: segment }]);
+      // An appender opened without the index: the storage it uses must never read an index file.
+      const reads: string[] = [];
+      const watched = new Proxy(storage, {
+        get(target, property) {
+          const value = Reflect.get(target, property, target) as unknown;
+          if (typeof value !== 'function') return value;
+          const method = value as (...args: unknown[]) => unknown;
+          return (...args: unknown[]) => {
+            if (property === 'read' || property === 'readStream') reads.push(String(args[0]));
+            return method.apply(target, args);
+          };
+        },
+      });
+      const appender = await Repository.open(watched, { password: PASSWORD, index: 'skip' });
+      // The same bytes under a second name: stored again (no index to dedupe against), as a copy.
+      await pushArchiveFiles(appender, 'db', [
+        { name: '000000010000000000000002', data: segment },
+        { name: '000000010000000000000003', data: randomData(MiB, 22) },
+      ]);
+      expect(reads.length).toBeGreaterThan(0); // config, keys, archive records: the proxy sees reads
+      expect(reads.filter((name) => name.startsWith('index/'))).toEqual([]);
+      expect(() => appender.readArtifact({ name: 'x', size: 0, sha256: '', blobs: [] })).toThrow(
+        /without its index/,
+      );
+      const reader = await Repository.open(storage, { password: PASSWORD });
+      expect(await readArchiveFile(reader, 'db', '000000010000000000000002')).toEqual(segment);
+      const before = await storedBytes(storage);
+      await prune(reader);
+      expect(await storedBytes(storage)).toBeLessThan(before);
+      const afterPrune = await Repository.open(storage, { password: PASSWORD });
+      expect(await checkRepository(afterPrune, { readData: true })).toMatchObject({ problems: [] });
+      for (const name of ['000000010000000000000001', '000000010000000000000002']) {
+        expect(await readArchiveFile(afterPrune, 'db', name)).toEqual(segment);
+      }
     });
 
     it('takes two backups into one repository at once', async (ctx) => {

@@ -19,13 +19,17 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
       run(async (context, path, options) => {
         const loaded = await context.config();
         const source = walSource(loaded.config, (options as { source?: string }).source);
-        await context.withRepository(async (repository) => {
-          const result = await walPush(repository, source, path as string);
-          context.output.result(
-            { source, ...result },
-            `${result.name}: ${result.outcome === 'stored' ? 'archived' : 'already archived (same content)'}`,
-          );
-        });
+        // Without loading the index: a push only appends (see OpenOptions.index).
+        await context.withRepository(
+          async (repository) => {
+            const result = await walPush(repository, source, path as string);
+            context.output.result(
+              { source, ...result },
+              `${result.name}: ${result.outcome === 'stored' ? 'archived' : 'already archived (same content)'}`,
+            );
+          },
+          { index: 'skip' },
+        );
       }),
     );
 
