@@ -127,9 +127,9 @@ async function* backup(
   let identity;
   let datasetBytes: number | undefined;
   try {
-    identity = identityOf(await info(client, 'server'));
-    const memory = await info(client, 'memory');
-    datasetBytes = Number(memory.get('used_memory_dataset') ?? memory.get('used_memory') ?? NaN) || undefined;
+    const all = await info(client); // server and memory sections in one round trip
+    identity = identityOf(all);
+    datasetBytes = Number(all.get('used_memory_dataset') ?? all.get('used_memory') ?? NaN) || undefined;
     if (method !== 'replication') {
       options.log?.(`BGSAVE on ${endpoint.label}`);
       const started = Date.now();

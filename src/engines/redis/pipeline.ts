@@ -17,6 +17,11 @@ function bulk(arg: string | Buffer): Buffer[] {
   return [Buffer.from(`$${data.length}\r\n`), data, CRLF];
 }
 
+/** One command in RESP (an array of bulk strings). */
+export function encodeCommand(args: ReadonlyArray<string | Buffer>): Buffer {
+  return Buffer.concat([Buffer.from(`*${args.length}\r\n`), ...args.flatMap(bulk)]);
+}
+
 interface Pending {
   bytes: number;
   what: string;
@@ -63,7 +68,7 @@ export class CommandPipeline {
 
   /** Queues a command (its reply is checked later; the first error fails the pipeline). */
   send(args: ReadonlyArray<string | Buffer>, what: string): void {
-    this.write(Buffer.concat([Buffer.from(`*${args.length}\r\n`), ...args.flatMap(bulk)]), what);
+    this.write(encodeCommand(args), what);
   }
 
   /**

@@ -18,6 +18,7 @@ import { Readable } from 'node:stream';
 
 import { LifeboatError } from '../../errors.js';
 import { classify, openSocket, type Endpoint } from './connection.js';
+import { encodeCommand } from './pipeline.js';
 
 export interface ReplicationInfo {
   replicationId?: string;
@@ -33,12 +34,6 @@ export interface ReplicationSnapshot {
 
 const IDLE_TIMEOUT_MS = 60_000;
 const EOF_MARK_LENGTH = 40;
-
-function encode(args: readonly string[]): Buffer {
-  return Buffer.from(
-    `*${args.length}\r\n${args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join('')}`,
-  );
-}
 
 /** Reads line replies off the socket during the handshake; keeps what comes after for the payload. */
 class LineReader {
@@ -116,7 +111,7 @@ export async function openReplicationSnapshot(
   signal?.addEventListener('abort', onAbort, { once: true });
   const reader = new LineReader(socket, endpoint);
   const ask = async (args: string[]): Promise<string> => {
-    socket.write(encode(args));
+    socket.write(encodeCommand(args));
     return reader.line();
   };
   try {

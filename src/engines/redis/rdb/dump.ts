@@ -16,11 +16,7 @@ export function writeDumpPayload(
 ): void {
   out[at] = type;
   value.copy(out, at + 1);
-  out.writeUInt16LE(rdbVersion, at + 1 + value.length);
-  new Crc64()
-    .update(out.subarray(at, at + 1 + value.length + 2))
-    .bytes()
-    .copy(out, at + 1 + value.length + 2);
+  writeTrailer(out, at, at + 1 + value.length, rdbVersion);
 }
 
 export function dumpPayload(type: number, value: Buffer, rdbVersion: number): Buffer {
@@ -33,10 +29,15 @@ export function dumpPayload(type: number, value: Buffer, rdbVersion: number): Bu
 export function functionPayload(record: Buffer, rdbVersion: number): Buffer {
   const payload = Buffer.allocUnsafe(record.length + 10);
   record.copy(payload, 0);
-  payload.writeUInt16LE(rdbVersion, record.length);
-  new Crc64()
-    .update(payload.subarray(0, record.length + 2))
-    .bytes()
-    .copy(payload, record.length + 2);
+  writeTrailer(payload, 0, record.length, rdbVersion);
   return payload;
+}
+
+/** The trailer after a payload's body [start, end): RDB version (2 bytes LE), then CRC-64 of all before. */
+function writeTrailer(out: Buffer, start: number, end: number, rdbVersion: number): void {
+  out.writeUInt16LE(rdbVersion, end);
+  new Crc64()
+    .update(out.subarray(start, end + 2))
+    .bytes()
+    .copy(out, end + 2);
 }
