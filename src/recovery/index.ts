@@ -21,7 +21,11 @@ export {
   walFetch,
   walPush,
   walSource,
+  pushAheadOf,
+  pushAheadArchiveCommand,
+  type PushAhead,
   type WalContinuity,
+  type WalPushReport,
 } from './wal.js';
 export { chooseSources } from './sources.js';
 export { forget, type ForgetResult } from './retention.js';

@@ -7,12 +7,14 @@
 //   needed WAL  a base backup needs every segment from its start segment to its stop segment, and a
 //               restore to a later moment every segment after it up to that moment. Retention never
 //               deletes a segment at or after the start of the oldest kept base backup.
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { access, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 
 import type { LifeboatConfig } from '../config/index.js';
 import { postgres } from '../engines/index.js';
 import { LifeboatError } from '../errors.js';
+import { shellQuote } from '../util/process.js';
 import {
   type PushResult,
   type Repository,
@@ -52,8 +54,65 @@ export function walSource(config: LifeboatConfig, name?: string): string {
   return physical[0]![0];
 }
 
-/** archive_command: stores the file at `path` (relative to the data directory) durably. */
-export async function walPush(repository: Repository, source: string, path: string): Promise<PushResult> {
+/** Push-ahead (pgBackRest's archive-async, without a resident process): see pushAheadOf. */
+export interface PushAhead {
+  /** How many other ready files one push takes along. */
+  count: number;
+  /** Where their markers wait for their own archive_command. */
+  spool: string;
+}
+
+/** What a wal-push did: the file asked for, and the ready files it took along. */
+export interface WalPushReport extends PushResult {
+  /** The file was pushed ahead by an earlier wal-push: its marker was taken, the repository not opened. */
+  fromSpool?: boolean;
+  ahead: { stored: number; present: number; skipped: Array<{ name: string; reason: string }> };
+}
+
+/**
+ * A postgres source's push-ahead settings, or undefined when it is off. The spool defaults to
+ * <dataDirectory>.lifeboat-spool, the data directory being the config's or else the working directory
+ * (PostgreSQL runs archive_command in the data directory).
+ */
+export function pushAheadOf(config: LifeboatConfig, source: string): PushAhead | undefined {
+  const settings = config.sources[source];
+  if (settings?.engine !== 'postgres' || settings.archive.pushAhead === 0) return undefined;
+  const dataDirectory = resolve(settings.dataDirectory ?? process.cwd()).replace(/\/+$/, '');
+  return {
+    count: settings.archive.pushAhead,
+    spool: resolve(settings.archive.spoolDirectory ?? `${dataDirectory}.lifeboat-spool`),
+  };
+}
+
+/**
+ * The archive_command that skips starting lifeboat for a file pushed ahead: a marker newer than the
+ * file means it is archived (the shell test); anything else runs wal-push, which checks the marker's
+ * SHA-256 against the file before trusting it.
+ */
+export function pushAheadArchiveCommand(spool: string, walPushCommand: string): string {
+  const marker = `${shellQuote(spool)}/%f.ok`;
+  return `[ ${marker} -nt %p ] && rm -f ${marker} || ${walPushCommand}`;
+}
+
+interface Marker {
+  source: string;
+  size: number;
+  sha256: string;
+}
+
+const markerPath = (spool: string, name: string): string => join(spool, `${name}.ok`);
+
+/**
+ * archive_command: stores the file at `path` (relative to the data directory) durably. With push-ahead,
+ * a valid marker acknowledges the file without the repository (`openRepository` is not called), and
+ * otherwise up to `ahead.count` other ready files go along in the same push.
+ */
+export async function walPush(
+  openRepository: <T>(work: (repository: Repository) => Promise<T>) => Promise<T>,
+  source: string,
+  path: string,
+  ahead?: PushAhead,
+): Promise<WalPushReport> {
   const name = basename(path);
   if (!walNames.isArchivableName(name)) {
     throw new LifeboatError(
@@ -66,9 +125,118 @@ export async function walPush(repository: Repository, source: string, path: stri
       cause: error,
     });
   });
-  const [result] = await pushArchiveFiles(repository, source, [{ name, data }]);
-  return result!;
+  const none = { stored: 0, present: 0, skipped: [] };
+  if (ahead === undefined) {
+    const [result] = await openRepository((repository) =>
+      pushArchiveFiles(repository, source, [{ name, data }]),
+    );
+    return { ...result!, ahead: none };
+  }
+  const taken = await takeMarker(ahead.spool, source, name, data);
+  if (taken)
+    return { name, outcome: 'present', size: data.length, sha256: taken, fromSpool: true, ahead: none };
+
+  const directory = dirname(path);
+  const ready = await readyFiles(directory);
+  await removeStaleMarkers(ahead.spool, ready);
+  const others: string[] = [];
+  for (const other of ready) {
+    if (others.length >= ahead.count) break;
+    if (other === name || !walNames.isArchivableName(other)) continue;
+    if (await exists(markerPath(ahead.spool, other))) continue;
+    others.push(other);
+  }
+  const results = await openRepository((repository) =>
+    pushArchiveFiles(repository, source, [
+      { name, data },
+      ...others.map((other) => ({
+        name: other,
+        data: () => readFile(join(directory, other)),
+        optional: true,
+      })),
+    ]),
+  );
+  const [own, ...along] = results as [PushResult, ...PushResult[]];
+  const report: WalPushReport = { ...own, ahead: { stored: 0, present: 0, skipped: [] } };
+  if (along.length > 0) await mkdir(ahead.spool, { recursive: true, mode: 0o700 });
+  for (const result of along) {
+    if (result.outcome === 'skipped') {
+      report.ahead.skipped.push({ name: result.name, reason: result.reason ?? 'skipped' });
+      continue;
+    }
+    report.ahead[result.outcome]++;
+    await writeMarker(ahead.spool, result.name, { source, size: result.size!, sha256: result.sha256! });
+  }
+  return report;
 }
+
+/** Ready files in PostgreSQL's archive order: timeline history files first, then by name. */
+async function readyFiles(walDirectory: string): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(join(walDirectory, 'archive_status'));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []; // not in a pg_wal directory
+    throw error;
+  }
+  const rank = (file: string) => (walNames.isHistoryName(file) ? 0 : 1);
+  return entries
+    .filter((entry) => entry.endsWith('.ready'))
+    .map((entry) => entry.slice(0, -'.ready'.length))
+    .sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * Takes the marker of a file pushed ahead: valid when it is this source's and its size and SHA-256 are
+ * the file's (then it is removed and the SHA-256 returned). A marker that does not match is removed.
+ */
+async function takeMarker(
+  spool: string,
+  source: string,
+  name: string,
+  data: Buffer,
+): Promise<string | undefined> {
+  const path = markerPath(spool, name);
+  let marker: Marker;
+  try {
+    marker = JSON.parse(await readFile(path, 'utf8')) as Marker;
+  } catch {
+    return undefined; // absent, or torn: the push decides
+  }
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  await rm(path, { force: true });
+  return marker.source === source && marker.size === data.length && marker.sha256 === sha256
+    ? sha256
+    : undefined;
+}
+
+async function writeMarker(spool: string, name: string, marker: Marker): Promise<void> {
+  const temporary = join(spool, `.${name}.ok.${process.pid}`);
+  await writeFile(temporary, JSON.stringify(marker), { mode: 0o600 });
+  await rename(temporary, markerPath(spool, name));
+}
+
+/** Markers whose file is no longer ready (archived another way, or from an earlier cluster). */
+async function removeStaleMarkers(spool: string, ready: readonly string[]): Promise<void> {
+  const readySet = new Set(ready);
+  let entries: string[];
+  try {
+    entries = await readdir(spool);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    if (entry.endsWith('.ok') && !readySet.has(entry.slice(0, -'.ok'.length))) {
+      await rm(join(spool, entry), { force: true });
+    }
+  }
+}
+
+const exists = (path: string): Promise<boolean> =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 /** restore_command: writes the archived file `name` to `destination` (atomically). */
 export async function walFetch(

@@ -19,8 +19,8 @@ import { LifeboatError, isLifeboatError } from '../errors.js';
 import { checkName } from '../storage/index.js';
 import { openFile, sealFile } from './envelope.js';
 import { checkVersion } from './format.js';
+import type { BackupSession } from './backup-session.js';
 import type { Repository } from './repository.js';
-import type { ArtifactRecord } from './snapshots.js';
 
 export const ARCHIVE_VERSION = 1;
 
@@ -38,13 +38,23 @@ export interface ArchiveRecord {
 
 export interface ArchiveInput {
   name: string;
-  data: Buffer;
+  /** The file's bytes, or how to read them (read when its turn comes: a batch is never all in memory). */
+  data: Buffer | (() => Promise<Buffer>);
+  /**
+   * Taken along, not asked for (push-ahead): a conflict or a read error skips the file (outcome
+   * "skipped", with the reason) instead of failing the push. Its own push later reports the error.
+   */
+  optional?: boolean;
 }
 
 export interface PushResult {
   name: string;
-  /** "stored", or "present" when an identical file was archived before. */
-  outcome: 'stored' | 'present';
+  /** "stored", "present" when an identical file was archived before, "skipped" (optional inputs only). */
+  outcome: 'stored' | 'present' | 'skipped';
+  size?: number;
+  sha256?: string;
+  /** Why an optional file was skipped. */
+  reason?: string;
 }
 
 export const archivePrefix = (source: string): string => `wal/${source}/`;
@@ -85,8 +95,9 @@ export async function listArchiveSources(repository: Repository): Promise<string
 }
 
 /**
- * Archives files (one backup session for all of them: one pack and index per batch). Files whose record
- * exists with the same content are not stored again. Resolves only when every record is durable.
+ * Archives files in one backup session (one pack and index per batch), in order, each read when its turn
+ * comes. Files whose record exists with the same content are not stored again. Resolves only when every
+ * record is durable; a failure before then acknowledges none of them.
  */
 export async function pushArchiveFiles(
   repository: Repository,
@@ -94,43 +105,61 @@ export async function pushArchiveFiles(
   files: readonly ArchiveInput[],
 ): Promise<PushResult[]> {
   const results = new Map<string, PushResult>();
-  const toStore: ArchiveInput[] = [];
-  for (const file of files) {
-    const sha256 = createHash('sha256').update(file.data).digest('hex');
-    const existing = await loadExisting(repository, source, file.name);
-    if (existing === undefined) toStore.push(file);
-    else if (existing.sha256 === sha256 && existing.size === file.data.length)
-      results.set(file.name, { name: file.name, outcome: 'present' });
-    else throw conflict(source, file.name);
-  }
-  if (toStore.length > 0) {
-    const session = await repository.startBackup();
-    let records: ArtifactRecord[];
-    try {
-      for (const file of toStore) await session.writeArtifact(file.name, Readable.from([file.data]));
-      records = await session.persistArtifacts();
-    } catch (error) {
-      await session.abort().catch(() => undefined);
-      throw error;
-    }
-    try {
-      const time = new Date().toISOString();
-      for (const artifact of records) {
-        const record: ArchiveRecord = {
-          version: ARCHIVE_VERSION,
-          source,
-          name: artifact.name,
-          size: artifact.size,
-          sha256: artifact.sha256,
-          blobs: artifact.blobs,
-          time,
-          hostname: hostname(),
-        };
-        results.set(artifact.name, { name: artifact.name, outcome: await writeRecord(repository, record) });
+  let session: BackupSession | undefined;
+  try {
+    for (const file of files) {
+      const skip = (reason: string) =>
+        results.set(file.name, { name: file.name, outcome: 'skipped', reason });
+      let data: Buffer;
+      try {
+        data = typeof file.data === 'function' ? await file.data() : file.data;
+      } catch (error) {
+        if (!file.optional) throw error;
+        skip(`cannot read it: ${(error as Error).message}`);
+        continue;
       }
-    } finally {
-      await session.release();
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      const existing = await loadExisting(repository, source, file.name);
+      if (existing !== undefined) {
+        if (existing.sha256 === sha256 && existing.size === data.length) {
+          results.set(file.name, { name: file.name, outcome: 'present', size: data.length, sha256 });
+        } else if (file.optional) skip(conflict(source, file.name).message);
+        else throw conflict(source, file.name);
+        continue;
+      }
+      session ??= await repository.startBackup();
+      await session.writeArtifact(file.name, Readable.from([data]));
     }
+    if (session === undefined) return files.map((file) => results.get(file.name)!);
+    const records = await session.persistArtifacts();
+    const time = new Date().toISOString();
+    for (const artifact of records) {
+      const record: ArchiveRecord = {
+        version: ARCHIVE_VERSION,
+        source,
+        name: artifact.name,
+        size: artifact.size,
+        sha256: artifact.sha256,
+        blobs: artifact.blobs,
+        time,
+        hostname: hostname(),
+      };
+      const optional = files.find((file) => file.name === artifact.name)?.optional === true;
+      try {
+        const outcome = await writeRecord(repository, record);
+        results.set(record.name, { name: record.name, outcome, size: record.size, sha256: record.sha256 });
+      } catch (error) {
+        // A racing pusher stored other content under an optional file's name: not ours to report.
+        if (!optional || !isLifeboatError(error, 'LB_WAL_CONFLICT')) throw error;
+        results.set(record.name, { name: record.name, outcome: 'skipped', reason: (error as Error).message });
+      }
+    }
+  } catch (error) {
+    if (session !== undefined) await session.abort().catch(() => undefined);
+    session = undefined;
+    throw error;
+  } finally {
+    if (session !== undefined) await session.release();
   }
   return files.map((file) => results.get(file.name)!);
 }

@@ -5,7 +5,7 @@
 // transaction; wal-push is idempotent and refuses conflicts; drills replay the archive; forget keeps
 // the WAL the kept base backups need.
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 
@@ -16,7 +16,8 @@ import { pgQuery } from '../harness/pg.js';
 import { findFreePort } from '../harness/ports.js';
 import { POSTGRES_BIN_DIRECTORY, startPostgresCluster } from '../harness/postgres-service.js';
 import type { PostgresHandle } from '../harness/service-kit.js';
-import { Workspace } from '../harness/lifeboat.js';
+import { BIN, NODE, Workspace, postgresIds } from '../harness/lifeboat.js';
+import { pushAheadArchiveCommand } from '../../src/recovery/index.js';
 
 const isRoot = process.getuid?.() === 0;
 const asPostgres = (command: string, args: string[]) =>
@@ -71,12 +72,22 @@ describe('postgres physical backups, WAL archiving and point-in-time restore', (
     }
   };
 
+  /** archive_command by ALTER SYSTEM (not -c: the command line would win over it), then a reload. */
+  const setArchiveCommand = async (command: string) => {
+    await query(
+      `ALTER SYSTEM SET archive_command = '${command.replaceAll("'", "''")}'`,
+      server.port,
+      'postgres',
+    );
+    await query('SELECT pg_reload_conf()', server.port, 'postgres');
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // the archiver rereads it on the SIGHUP
+  };
+
   beforeAll(async () => {
     server = await startPostgresCluster({
       settings: {
         wal_level: 'replica',
         archive_mode: 'on',
-        archive_command: workspace.walPushCommand('main'),
         max_wal_size: '1GB',
         full_page_writes: 'on', // as in production: WAL volume under load is realistic
       },
@@ -97,6 +108,7 @@ drills:
 `);
     const init = await lifeboat(['init']);
     expect(init.code, init.stderr).toBe(0);
+    await setArchiveCommand(workspace.walPushCommand('main'));
     await query('CREATE DATABASE app', server.port, 'postgres');
     await query('CREATE TABLE marks (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
   }, 120_000);
@@ -247,6 +259,74 @@ drills:
     expect(wal).toHaveLength(1);
     expect(wal[0]!.ok).toBe(true);
     expect(wal[0]!.timelines.every((run) => run.missingCount === 0)).toBe(true);
+    await restoreAt('latest');
+    const [restoredCount] = await query<{ n: string }>(
+      'SELECT count(*) AS n FROM pgbench_history',
+      restorePort,
+    );
+    expect(Number(restoredCount!.n)).toBe(Number(end!.committed));
+    stopRestored();
+  }, 600_000);
+
+  it('push-ahead drains a backlog in a few processes: check proves no segment is missing; latest has every committed transaction', async () => {
+    // A second config for the same source with push-ahead, and the shell form of archive_command; each
+    // start of lifeboat is logged, to count the batches.
+    const spool = workspace.path('spool');
+    const calls = workspace.path('push-calls.log');
+    const aheadConfig = workspace.path('lifeboat-ahead.yaml');
+    const config = readFileSync(workspace.configPath, 'utf8').replace(
+      'archive: { checkTimeout: 120s }',
+      `archive: { checkTimeout: 120s, pushAhead: 16, spoolDirectory: ${spool} }`,
+    );
+    expect(config).toContain('pushAhead: 16');
+    writeFileSync(aheadConfig, config);
+    writeFileSync(calls, '');
+    if (isRoot) {
+      const { uid, gid } = postgresIds();
+      chownSync(aheadConfig, uid, gid);
+      chownSync(calls, uid, gid);
+    }
+    await switchAndDrain();
+    const [start] = await query<{ archived: string }>(
+      `SELECT archived_count AS archived FROM pg_stat_archiver`,
+    );
+    // The backlog: archiving paused (PostgreSQL 15 keeps the WAL, marked .ready), then pgbench
+    // transactions and eight switched segments of bulk rows.
+    await setArchiveCommand('');
+    const pgbench = join(POSTGRES_BIN_DIRECTORY, 'pgbench');
+    const env = { ...process.env, PGPASSWORD: server.password };
+    const connection = ['-h', server.host, '-p', String(server.port), '-U', server.user];
+    execFileSync(pgbench, [...connection, '-c', '2', '-j', '2', '-t', '2000', '-n', 'app'], {
+      env,
+      stdio: 'ignore',
+    });
+    await query('CREATE TABLE filler (id serial PRIMARY KEY, pad text)');
+    for (let i = 0; i < 8; i++) {
+      await query(`INSERT INTO filler (pad) SELECT repeat(md5(g::text), 30) FROM generate_series(1, 5000) g`);
+      await query('SELECT pg_switch_wal()');
+    }
+    const [end] = await query<{ committed: string }>(`SELECT count(*) AS committed FROM pgbench_history`);
+    const push = `${NODE} ${BIN} --config ${aheadConfig} wal-push --source main %p`;
+    const enabled = Date.now();
+    await setArchiveCommand(pushAheadArchiveCommand(spool, `{ echo %f >> ${calls} && ${push}; }`));
+    await switchAndDrain();
+    const drain = (Date.now() - enabled) / 1000;
+    const [archiver] = await query<{ archived: string; failed: string }>(
+      `SELECT archived_count AS archived, failed_count AS failed FROM pg_stat_archiver`,
+    );
+    const files = Number(archiver!.archived) - Number(start!.archived);
+    const processes = readFileSync(calls, 'utf8').trim().split('\n').filter(Boolean).length;
+    console.log(
+      `[measure] push-ahead 16: a backlog of ${files} files archived within ${drain.toFixed(1)} s of setting archive_command (1 s of it the reload wait) by ${processes} lifeboat processes`,
+    );
+    await setArchiveCommand(workspace.walPushCommand('main'));
+    expect(Number(archiver!.failed)).toBe(0);
+    expect(files).toBeGreaterThanOrEqual(8);
+    expect(processes).toBeLessThanOrEqual(Math.ceil(files / 17) + 1); // every process takes 16 along
+    expect(readdirSync(spool).filter((file) => file.endsWith('.ok'))).toEqual([]); // every marker taken
+    const check = await lifeboat(['check', '--json']);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect(check.json<{ wal: Array<{ ok: boolean }> }>().wal[0]!.ok).toBe(true);
     await restoreAt('latest');
     const [restoredCount] = await query<{ n: string }>(
       'SELECT count(*) AS n FROM pgbench_history',

@@ -40,7 +40,7 @@ describe('postgres engine', () => {
       url: urlFor(server, database, user, password),
       mode: 'logical',
       exactRowLimit: 2_000_000,
-      archive: { checkTimeout: '60s' },
+      archive: { checkTimeout: '60s', pushAhead: 0 },
     });
     return {
       engine: postgresEngine,

@@ -28,6 +28,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   input?: string;
   asPostgres?: boolean;
+  /** Working directory (default: the workspace). */
+  cwd?: string;
   timeoutMs?: number;
   /** Called with the child process right after spawn (to kill it mid-way). */
   onSpawn?: (pid: number) => void;
@@ -85,7 +87,7 @@ export class Workspace {
     ];
     return new Promise((resolve, reject) => {
       const child = spawn(command, argv, {
-        cwd: this.directory,
+        cwd: options.cwd ?? this.directory,
         env: { PATH: process.env.PATH, HOME: this.directory, ...options.env },
         stdio: ['pipe', 'pipe', 'pipe'],
       });

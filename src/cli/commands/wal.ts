@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 
 import { isLifeboatError } from '../../errors.js';
-import { walFetch, walPush, walSource } from '../../recovery/index.js';
+import { type WalPushReport, pushAheadOf, walFetch, walPush, walSource } from '../../recovery/index.js';
 import type { CommandRunner } from '../command.js';
 
 export function registerWalCommands(program: Command, run: CommandRunner): void {
@@ -20,16 +20,13 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
         const loaded = await context.config();
         const source = walSource(loaded.config, (options as { source?: string }).source);
         // Without loading the index: a push only appends (see OpenOptions.index).
-        await context.withRepository(
-          async (repository) => {
-            const result = await walPush(repository, source, path as string);
-            context.output.result(
-              { source, ...result },
-              `${result.name}: ${result.outcome === 'stored' ? 'archived' : 'already archived (same content)'}`,
-            );
-          },
-          { index: 'skip' },
+        const report = await walPush(
+          (work) => context.withRepository(work, { index: 'skip' }),
+          source,
+          path as string,
+          pushAheadOf(loaded.config, source),
         );
+        context.output.result({ source, ...report }, describePush(report));
       }),
     );
 
@@ -55,4 +52,16 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
         });
       }),
     );
+}
+
+function describePush(report: WalPushReport): string {
+  const own = report.fromSpool
+    ? 'archived (pushed ahead earlier)'
+    : report.outcome === 'stored'
+      ? 'archived'
+      : 'already archived (same content)';
+  const { stored, present, skipped } = report.ahead;
+  const along = stored + present > 0 ? `; ${stored + present} ready file(s) pushed ahead` : '';
+  const left = skipped.map((file) => `\n  ${file.name} not pushed ahead: ${file.reason}`).join('');
+  return `${report.name}: ${own}${along}${left}`;
 }

@@ -28,11 +28,21 @@ export const postgresSourceSchema = z
     dataDirectory: text().optional(),
     /** Tables with more (estimated) rows than this are counted from statistics, flagged as estimates. */
     exactRowLimit: integer(0).default(2_000_000),
-    /** Physical backups: how long to wait for the backup's last WAL segment to reach the archive. */
     archive: z
-      .object({ checkTimeout: duration().default('60s') })
+      .object({
+        /** Physical backups: how long to wait for the backup's last WAL segment to reach the archive. */
+        checkTimeout: duration().default('60s'),
+        /**
+         * wal-push takes up to this many other ready WAL files along in the same push (one process,
+         * one repository session) and leaves a marker for each in the spool, so that their own
+         * archive_command returns at once (pgBackRest's archive-async). 0: one file per push.
+         */
+        pushAhead: integer(0, 1024).default(0),
+        /** Where push-ahead markers wait (default: <dataDirectory>.lifeboat-spool, beside the data directory). */
+        spoolDirectory: text().optional(),
+      })
       .strict()
-      .default({ checkTimeout: '60s' }),
+      .default({ checkTimeout: '60s', pushAhead: 0 }),
   })
   .strict();
 
