@@ -33,6 +33,11 @@
 #        archive (restore_command = lifeboat wal-fetch / pgbackrest archive-get, one process per file).
 #        Afterwards, untimed: pgbench_accounts and documents counts, pgbench_history count and
 #        sum(abalance) are compared with the source's at the end of the drain, and a write is tried.
+#      - WAL archiving again, after the restore, asynchronous: lifeboat with archive.pushAhead (one
+#        wal-push takes up to BENCH_PG_PUSH_AHEAD ready files along; archive_command begins with the
+#        shell test of its marker) vs pgBackRest archive-async=y (its archive-push answers from its spool;
+#        a detached process pushes ahead with process-max=2). Same backlog size, same timing. CPU is
+#        that of the whole machine over the drain (pgBackRest's async process is not the archiver's child).
 #   3. Per-segment push latency: $BENCH_PG_PUSH_SEGMENTS copies of real 16 MiB segments from the first
 #      pgbench run, each pushed by hand (`lifeboat wal-push`, `pgbackrest archive-push`) into a fresh
 #      repository / stanza, each push timed with GNU time; mean wall and CPU, max RSS.
@@ -75,6 +80,7 @@
 #   BENCH_PG_TEXT_ROWS      rows of the text-heavy table `documents` (default scale × 2000, ~600 B each)
 #   BENCH_PG_SEGMENTS       WAL segments (16 MiB) pgbench writes for each tool's archiving step (default 64)
 #   BENCH_PG_PUSH_SEGMENTS  segments pushed by hand per tool for the push latency (default 10)
+#   BENCH_PG_PUSH_AHEAD     lifeboat's archive.pushAhead in the asynchronous WAL step (default 32)
 #   BENCH_PG_ORDER          order of the physical phases (default "lifeboat pgbackrest")
 #   BENCH_DIR               scratch directory (default /tmp/lifeboat-bench-pg); emptied at the start,
 #                           clusters, repositories and dumps removed at the end (logs and the report kept)
@@ -87,6 +93,7 @@ SCALE="${BENCH_PG_SCALE:-100}"
 TEXT_ROWS="${BENCH_PG_TEXT_ROWS:-$((SCALE * 2000))}"
 SEGMENTS="${BENCH_PG_SEGMENTS:-64}"
 PUSH_SEGMENTS="${BENCH_PG_PUSH_SEGMENTS:-10}"
+PUSH_AHEAD="${BENCH_PG_PUSH_AHEAD:-32}"
 ORDER="${BENCH_PG_ORDER:-lifeboat pgbackrest}"
 SCRATCH="${BENCH_DIR:-/tmp/lifeboat-bench-pg}"
 KEEP="${BENCH_KEEP:-0}"
@@ -96,7 +103,7 @@ BUILD="$SCRATCH/build"
 SOURCE_DATA="$SCRATCH/source"
 SOCKETS="$SCRATCH/run"
 PASSWORD="lifeboat-bench-password"
-COMMAND_LINE="$(for name in BENCH_PG_SCALE BENCH_PG_TEXT_ROWS BENCH_PG_SEGMENTS BENCH_PG_PUSH_SEGMENTS BENCH_PG_ORDER BENCH_DIR BENCH_KEEP BENCH_LIFEBOAT_REF; do
+COMMAND_LINE="$(for name in BENCH_PG_SCALE BENCH_PG_TEXT_ROWS BENCH_PG_SEGMENTS BENCH_PG_PUSH_SEGMENTS BENCH_PG_PUSH_AHEAD BENCH_PG_ORDER BENCH_DIR BENCH_KEEP BENCH_LIFEBOAT_REF; do
   if [ -n "${!name:-}" ]; then printf '%s=%q ' "$name" "${!name}"; fi
 done)bench/postgres.sh${*:+ $*}"
 
@@ -107,7 +114,7 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-for value in "$SCALE" "$TEXT_ROWS" "$SEGMENTS" "$PUSH_SEGMENTS"; do
+for value in "$SCALE" "$TEXT_ROWS" "$SEGMENTS" "$PUSH_SEGMENTS" "$PUSH_AHEAD"; do
   [[ "$value" =~ ^[0-9]+$ ]] || { log "BENCH_PG_* values must be whole numbers (got $value)"; exit 2; }
 done
 [ "$SCALE" -gt 0 ] && [ "$SEGMENTS" -gt 0 ] || { log "BENCH_PG_SCALE and BENCH_PG_SEGMENTS must be positive"; exit 2; }
@@ -133,7 +140,7 @@ cleanup() {
   if [ -n "$PGBENCH_PID" ]; then kill "$PGBENCH_PID" 2>/dev/null || true; fi
   for dir in "$SCRATCH/restore-lifeboat" "$SCRATCH/restore-pgbackrest" "$SOURCE_DATA"; do stop_server "$dir"; done
   if [ "$KEEP" != 1 ]; then
-    rm -rf "$SOURCE_DATA" "$SCRATCH"/restore-* "$SCRATCH"/repo-* "$SCRATCH/segments" "$SCRATCH/bench.dump"
+    rm -rf "$SOURCE_DATA" "$SCRATCH"/restore-* "$SCRATCH"/repo-* "$SCRATCH"/*-spool "$SCRATCH/segments" "$SCRATCH/bench.dump"
   fi
 }
 if [ -d "$SCRATCH" ]; then cleanup; fi
@@ -259,10 +266,12 @@ timed() {
 fail_note() { FAILED=1; notes[$1]+="$2"$'\n'; log "$1: $2"; }
 du_bytes() { du -sb "$1" | cut -f1; }
 
-set_archive_command() {
+set_archive_command() { # set_archive_command COMMAND [nowait]
   sql "ALTER SYSTEM SET archive_command = '${1//\'/\'\'}'"
   sql "SELECT pg_reload_conf()" >/dev/null
-  sleep 1 # the archiver rereads its configuration on the SIGHUP the reload sends
+  # The archiver rereads its configuration on the SIGHUP the reload sends; a timed drain starts at the
+  # reload instead (its clock runs until the archiver is done, whenever it took the new command).
+  if [ "${2:-}" != nowait ]; then sleep 1; fi
 }
 # wait_archived SEGMENT TIMEOUT_S: until pg_stat_archiver's last archived file is at or past SEGMENT.
 wait_archived() {
@@ -280,6 +289,7 @@ archiver_children_ticks() { # cutime + cstime of the archiver: CPU of the archiv
   pid=$(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'archiver'")
   sed 's/^.*) //' "/proc/$pid/stat" | awk '{ print $14 + $15 }'
 }
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; } # user nice system irq softirq
 source_state() { # what a restore to the end of the archive must have
   sql "SELECT (SELECT count(*) FROM pgbench_accounts) || ' ' || (SELECT count(*) FROM pgbench_history) || ' ' ||
               (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || (SELECT count(*) FROM documents)" bench
@@ -368,6 +378,12 @@ drills:
       port: $LIFEBOAT_PORT
 EOF
 LIFEBOAT_ARCHIVE_COMMAND="$NODE $BUILD/bin/lifeboat.js --config $LIFEBOAT_CONFIG wal-push --source main %p"
+LIFEBOAT_ASYNC_CONFIG="$SCRATCH/lifeboat-async.yaml"
+LIFEBOAT_SPOOL="$SCRATCH/lifeboat-spool"
+sed -e "s#^      checkTimeout: 600s\$#      checkTimeout: 600s\n      pushAhead: $PUSH_AHEAD\n      spoolDirectory: $LIFEBOAT_SPOOL#" "$LIFEBOAT_CONFIG" >"$LIFEBOAT_ASYNC_CONFIG"
+grep -q "pushAhead: $PUSH_AHEAD" "$LIFEBOAT_ASYNC_CONFIG" || { log "could not write $LIFEBOAT_ASYNC_CONFIG"; exit 1; }
+chown postgres:postgres "$LIFEBOAT_ASYNC_CONFIG" && chmod 600 "$LIFEBOAT_ASYNC_CONFIG"
+LIFEBOAT_ASYNC_ARCHIVE_COMMAND="[ $LIFEBOAT_SPOOL/%f.ok -nt %p ] && rm -f $LIFEBOAT_SPOOL/%f.ok || $NODE $BUILD/bin/lifeboat.js --config $LIFEBOAT_ASYNC_CONFIG wal-push --source main %p"
 
 PGBACKREST_CONFIG="$SCRATCH/pgbackrest.conf"
 pgbackrest_config() { # pgbackrest_config FILE REPO
@@ -398,6 +414,10 @@ EOF
 }
 pgbackrest_config "$PGBACKREST_CONFIG" "$SCRATCH/repo-pgbackrest"
 PGBACKREST_ARCHIVE_COMMAND="$PGBACKREST --config=$PGBACKREST_CONFIG --stanza=bench archive-push %p"
+PGBACKREST_ASYNC_CONFIG="$SCRATCH/pgbackrest-async.conf"
+pgbackrest_config "$PGBACKREST_ASYNC_CONFIG" "$SCRATCH/repo-pgbackrest"
+sed -i 's/^archive-async=n$/archive-async=y/' "$PGBACKREST_ASYNC_CONFIG"
+PGBACKREST_ASYNC_ARCHIVE_COMMAND="$PGBACKREST --config=$PGBACKREST_ASYNC_CONFIG --stanza=bench archive-push %p"
 chown postgres:postgres "$LIFEBOAT_CONFIG" && chmod 600 "$LIFEBOAT_CONFIG"
 
 # The pgBackRest restore as one timed command: restore, start (as lifeboat starts its server), wait.
@@ -420,6 +440,52 @@ EOF
 chmod 755 "$SCRATCH/pgbackrest-restore.sh"
 
 mib() { awk -v b="${1:-}" 'BEGIN { if (b == "") print "–"; else printf "%.1f", b / 1048576 }'; }
+
+# wal_backlog TOOL KEY ARCHIVE_COMMAND REPO FIRST: a backlog of SEGMENTS segments written by pgbench while
+# archive_command is empty, then the time until ARCHIVE_COMMAND has drained it; values under TOOL.KEY.*.
+# CPU: of the archive_command processes (children of the archiver), and of the whole machine over the
+# drain (pgBackRest's async process runs detached, outside the archiver's children).
+wal_backlog() {
+  local tool=$1 key=$2 archive_command=$3 repo=$4 first=$5 segment ready
+  set_archive_command ''
+  log "$tool: pgbench until $SEGMENTS segments of WAL are written (archiving paused)"
+  pgbench_segments "$tool.$key"
+  segment=$(switch_wal)
+  ready=$(find "$SOURCE_DATA/pg_wal/archive_status" -name '*.ready' | grep -cE '/[0-9A-F]{24}\.ready$' || true)
+  values[$tool.$key.segments]=$ready
+  if [ "$first" = 1 ]; then # copies of real segments for the hand-pushed latency step
+    local names name
+    mapfile -t names < <(find "$SOURCE_DATA/pg_wal/archive_status" -name '*.ready' -printf '%f\n' |
+      sed -n 's/^\([0-9A-F]\{24\}\)\.ready$/\1/p' | sort)
+    for name in "${names[@]:0:$PUSH_SEGMENTS}"; do cp "$SOURCE_DATA/pg_wal/$name" "$SCRATCH/segments/$name"; done
+    chown -R postgres:postgres "$SCRATCH/segments"
+  fi
+  values[$tool.$key.before]=$(du_bytes "$repo")
+  local failed_before ticks_before machine_before t0 t1 ticks_after machine_after
+  failed_before=$(sql "SELECT failed_count FROM pg_stat_archiver")
+  ticks_before=$(archiver_children_ticks)
+  sync
+  log "$tool: archiving $ready segments ($key; timed: archive_command set until the archiver reaches $segment)"
+  machine_before=$(machine_ticks)
+  t0=$(date +%s.%N)
+  set_archive_command "$archive_command" nowait
+  if ! wait_archived "$segment" 3600; then
+    fail_note "$tool" "the archiver did not drain the backlog up to $segment within 3600 s"
+    return 1
+  fi
+  t1=$(date +%s.%N)
+  machine_after=$(machine_ticks)
+  ticks_after=$(archiver_children_ticks)
+  local hz
+  hz=$(getconf CLK_TCK)
+  values[$tool.$key.seconds]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+  values[$tool.$key.cpu]=$(awk -v a="$ticks_before" -v b="$ticks_after" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
+  values[$tool.$key.machine]=$(awk -v a="$machine_before" -v b="$machine_after" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
+  values[$tool.$key.after]=$(du_bytes "$repo")
+  local failures=$(($(sql "SELECT failed_count FROM pg_stat_archiver") - failed_before))
+  if [ "$failures" -gt 0 ]; then notes[$tool]+="$key: archive_command failed $failures times during the drain (PostgreSQL retried; see $SCRATCH/logs/source.log)"$'\n'; fi
+  log "$tool: archived $ready segments in ${values[$tool.$key.seconds]} s, archive_command CPU ${values[$tool.$key.cpu]} s, machine CPU ${values[$tool.$key.machine]} s"
+}
 
 physical_phase() { # physical_phase TOOL
   local tool=$1 repo archive_command restore_dir restore_port segment ready first=$2
@@ -471,40 +537,8 @@ physical_phase() { # physical_phase TOOL
       ;;
   esac
 
-  # WAL archiving: a backlog of SEGMENTS segments written by pgbench while archive_command is empty.
-  set_archive_command ''
-  log "$tool: pgbench until $SEGMENTS segments of WAL are written (archiving paused)"
-  pgbench_segments "$tool"
-  segment=$(switch_wal)
-  ready=$(find "$SOURCE_DATA/pg_wal/archive_status" -name '*.ready' | grep -cE '/[0-9A-F]{24}\.ready$' || true)
-  values[$tool.wal.segments]=$ready
-  if [ "$first" = 1 ]; then # copies of real segments for the hand-pushed latency step
-    local names name
-    mapfile -t names < <(find "$SOURCE_DATA/pg_wal/archive_status" -name '*.ready' -printf '%f\n' |
-      sed -n 's/^\([0-9A-F]\{24\}\)\.ready$/\1/p' | sort)
-    for name in "${names[@]:0:$PUSH_SEGMENTS}"; do cp "$SOURCE_DATA/pg_wal/$name" "$SCRATCH/segments/$name"; done
-    chown -R postgres:postgres "$SCRATCH/segments"
-  fi
-  values[$tool.wal.before]=$(du_bytes "$repo")
-  local failed_before ticks_before t0 t1 ticks_after
-  failed_before=$(sql "SELECT failed_count FROM pg_stat_archiver")
-  ticks_before=$(archiver_children_ticks)
-  sync
-  log "$tool: archiving $ready segments (timed: archive_command set until the archiver reaches $segment)"
-  t0=$(date +%s.%N)
-  set_archive_command "$archive_command"
-  if ! wait_archived "$segment" 3600; then
-    fail_note "$tool" "the archiver did not drain the backlog up to $segment within 3600 s"
-    return 0
-  fi
-  t1=$(date +%s.%N)
-  ticks_after=$(archiver_children_ticks)
-  values[$tool.wal.seconds]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-  values[$tool.wal.cpu]=$(awk -v a="$ticks_before" -v b="$ticks_after" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')
-  values[$tool.wal.after]=$(du_bytes "$repo")
-  local failures=$(($(sql "SELECT failed_count FROM pg_stat_archiver") - failed_before))
-  if [ "$failures" -gt 0 ]; then notes[$tool]+="archive_command failed $failures times during the drain (PostgreSQL retried; see $SCRATCH/logs/source.log)"$'\n'; fi
-  log "$tool: archived $ready segments in ${values[$tool.wal.seconds]} s, archive_command CPU ${values[$tool.wal.cpu]} s"
+  # WAL archiving, one archive_command process per file (pgBackRest archive-async=n, lifeboat without push-ahead).
+  wal_backlog "$tool" wal "$archive_command" "$repo" "$first" || return 0
   local expected
   expected=$(source_state)
 
@@ -545,6 +579,13 @@ physical_phase() { # physical_phase TOOL
   fi
   stop_server "$restore_dir"
   rm -rf "$restore_dir"
+
+  # WAL archiving, asynchronous: lifeboat push-ahead (archive.pushAhead, the shell test before
+  # wal-push) vs pgBackRest archive-async=y (spool, detached archive-push-async process).
+  case $tool in
+    lifeboat) wal_backlog lifeboat async "$LIFEBOAT_ASYNC_ARCHIVE_COMMAND" "$repo" 0 || return 0 ;;
+    pgbackrest) wal_backlog pgbackrest async "$PGBACKREST_ASYNC_ARCHIVE_COMMAND" "$repo" 0 || return 0 ;;
+  esac
 }
 
 first=1
@@ -620,6 +661,8 @@ RESULTS="$ROOT/bench/results/postgres-$DATE-scale$SCALE.md"
 REPORT="$SCRATCH/report.md"
 LB_SEGMENTS=${values[lifeboat.wal.segments]:-0}
 PB_SEGMENTS=${values[pgbackrest.wal.segments]:-0}
+LB_ASYNC=${values[lifeboat.async.segments]:-0}
+PB_ASYNC=${values[pgbackrest.async.segments]:-0}
 {
   echo "# lifeboat PostgreSQL engine vs pg_dump -Fc and pgBackRest, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
@@ -633,7 +676,8 @@ PB_SEGMENTS=${values[pgbackrest.wal.segments]:-0}
   echo "Data: database \`bench\` of $(mib "$DB_BYTES") MiB (pg_database_size): \`pgbench -i -s $SCALE\`" \
     "($ACCOUNTS_EXPECTED accounts) and \`documents\`, $TEXT_ROWS rows of ~80 words from a 64-word vocabulary." \
     "WAL step: pgbench -c 2 -j 2 (TPC-B-like) until $SEGMENTS segments of 16 MiB are written, archiving paused," \
-    "then the backlog archived (lifeboat: $LB_SEGMENTS segments, pgBackRest: $PB_SEGMENTS, incl. the switched one)." \
+    "then the backlog archived (lifeboat: $LB_SEGMENTS segments, pgBackRest: $PB_SEGMENTS, incl. the switched one);" \
+    "after the restore the same again in asynchronous mode ($LB_ASYNC / $PB_ASYNC segments)." \
     "Physical phases in the order: $ORDER."
   echo
   echo "Ratio = lifeboat / peer (above 1: lifeboat slower, hungrier or bigger). CPU = user + sys seconds; RSS = peak resident set (GNU time)."
@@ -656,7 +700,12 @@ PB_SEGMENTS=${values[pgbackrest.wal.segments]:-0}
   row "WAL backlog archived by the archiver, wall s" "${values[lifeboat.wal.seconds]:-–}" "${values[pgbackrest.wal.seconds]:-–}"
   row "… per segment, wall s" "$(per "${values[lifeboat.wal.seconds]:-}" "$LB_SEGMENTS")" "$(per "${values[pgbackrest.wal.seconds]:-}" "$PB_SEGMENTS")"
   row "… archive_command CPU s, all segments" "${values[lifeboat.wal.cpu]:-–}" "${values[pgbackrest.wal.cpu]:-–}"
+  row "… machine CPU s during the drain (all processes)" "${values[lifeboat.wal.machine]:-–}" "${values[pgbackrest.wal.machine]:-–}"
   row "… stored MiB per segment" "$(per "$(delta_mib "${values[lifeboat.wal.after]:-}" "${values[lifeboat.wal.before]:-}")" "$LB_SEGMENTS")" "$(per "$(delta_mib "${values[pgbackrest.wal.after]:-}" "${values[pgbackrest.wal.before]:-}")" "$PB_SEGMENTS")"
+  row "WAL backlog, asynchronous (lifeboat pushAhead $PUSH_AHEAD / pgBackRest archive-async=y), wall s" "${values[lifeboat.async.seconds]:-–}" "${values[pgbackrest.async.seconds]:-–}"
+  row "… per segment, wall s" "$(per "${values[lifeboat.async.seconds]:-}" "$LB_ASYNC")" "$(per "${values[pgbackrest.async.seconds]:-}" "$PB_ASYNC")"
+  row "… machine CPU s during the drain (all processes)" "${values[lifeboat.async.machine]:-–}" "${values[pgbackrest.async.machine]:-–}"
+  row "… stored MiB per segment" "$(per "$(delta_mib "${values[lifeboat.async.after]:-}" "${values[lifeboat.async.before]:-}")" "$LB_ASYNC")" "$(per "$(delta_mib "${values[pgbackrest.async.after]:-}" "${values[pgbackrest.async.before]:-}")" "$PB_ASYNC")"
   row "push by hand (${#PUSH_NAMES[@]} segments), mean wall s" "$(push_stat lifeboat wall)" "$(push_stat pgbackrest wall)"
   row "… mean CPU s" "$(push_stat lifeboat cpu)" "$(push_stat pgbackrest cpu)"
   row "… peak RSS MiB" "$(push_stat lifeboat rss)" "$(push_stat pgbackrest rss)"
@@ -668,7 +717,7 @@ PB_SEGMENTS=${values[pgbackrest.wal.segments]:-0}
   row "restore, peak RSS MiB" "$(field lifeboat.restore rss)" "$(field pgbackrest.restore rss)"
   echo
   echo "pgBackRest settings: compress-type=zst, compress-level=3, process-max=2, repo1-cipher-type=aes-256-cbc (passphrase)," \
-    "start-fast=y, archive-async=n, log-level-file=info, local repo1-path; restore with --archive-mode=off." \
+    "start-fast=y, archive-async=n (=y in the asynchronous WAL step, with spool-path), log-level-file=info, local repo1-path; restore with --archive-mode=off." \
     "lifeboat: defaults (zstd 3, two worker threads, AES-256-GCM, local repository)."
   echo
   echo "Commands timed (\$BENCH_DIR = $SCRATCH; all as \`setpriv --reuid=postgres --regid=postgres --init-groups env HOME=\$BENCH_DIR/home …\`):"
@@ -678,6 +727,8 @@ PB_SEGMENTS=${values[pgbackrest.wal.segments]:-0}
   done
   echo "- archive_command, lifeboat: \`${LIFEBOAT_ARCHIVE_COMMAND//$SCRATCH/\$BENCH_DIR}\`"
   echo "- archive_command, pgBackRest: \`${PGBACKREST_ARCHIVE_COMMAND//$SCRATCH/\$BENCH_DIR}\`"
+  echo "- archive_command, lifeboat, asynchronous: \`${LIFEBOAT_ASYNC_ARCHIVE_COMMAND//$SCRATCH/\$BENCH_DIR}\`"
+  echo "- archive_command, pgBackRest, asynchronous: \`${PGBACKREST_ASYNC_ARCHIVE_COMMAND//$SCRATCH/\$BENCH_DIR}\`"
   if [ -f "$SCRATCH/pgbackrest-restore.sh" ]; then
     echo "- pgbackrest-restore.sh:"
     echo
