@@ -2,7 +2,7 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 
 import { describe, expect, it } from 'vitest';
 
-import { Chunker } from './chunker.js';
+import { Chunker, gearTable } from './chunker.js';
 import { DEFAULT_CHUNKER } from './format.js';
 
 const SMALL = { minSize: 2048, averageSize: 8192, maxSize: 65536 };
@@ -19,6 +19,28 @@ function chunk(key: Buffer, data: Buffer, pieceSize: number, parameters = SMALL)
     out.push(...chunker.push(data.subarray(offset, offset + pieceSize)));
   out.push(...chunker.finish());
   return out;
+}
+
+/** FastCDC one byte at a time, as the paper states it: the unrolled scan must cut exactly here. */
+function referenceSizes(key: Buffer, data: Buffer, parameters = SMALL): number[] {
+  const gear = gearTable(key);
+  const bits = Math.round(Math.log2(parameters.averageSize));
+  const hard = (0xffffffff << (32 - bits - 2)) | 0;
+  const easy = (0xffffffff << (32 - bits + 2)) | 0;
+  const sizes: number[] = [];
+  let start = 0;
+  while (start < data.length) {
+    let hash = 0;
+    let size = Math.min(parameters.minSize, data.length - start);
+    for (; start + size < data.length && size < parameters.maxSize;) {
+      hash = ((hash << 1) + gear[data[start + size]!]!) | 0;
+      size++;
+      if ((hash & (size <= parameters.averageSize ? hard : easy)) === 0) break;
+    }
+    sizes.push(size);
+    start += size;
+  }
+  return sizes;
 }
 
 describe('Chunker', () => {
@@ -54,6 +76,20 @@ describe('Chunker', () => {
     const after = chunk(key, edited, 65_536);
     const shared = after.filter((piece) => before.has(piece.toString('hex'))).length;
     expect(shared / after.length).toBeGreaterThan(0.9);
+  });
+
+  it('cuts exactly where a one-byte-at-a-time FastCDC cuts, on random and on repetitive data', () => {
+    const repetitive = Buffer.concat(
+      Array.from({ length: 400 }, (_, index) =>
+        index % 3 === 0 ? Buffer.alloc(5000 + index, index % 7) : Buffer.from(`row ${index};`.repeat(300)),
+      ),
+    );
+    for (const input of [data, repetitive, Buffer.alloc(200_000)]) {
+      const expected = referenceSizes(key, input);
+      for (const pieceSize of [1_000, 4_099, 65_536, input.length]) {
+        expect(chunk(key, input, pieceSize).map((piece) => piece.length)).toEqual(expected);
+      }
+    }
   });
 
   it('depends on the key: another key cuts elsewhere', () => {
