@@ -1,11 +1,12 @@
 // The RDB reader on files Redis 7.0 and Valkey 8.0 wrote (test/fixtures/redis, made by make.sh there):
 // every record and value, the same records whatever the chunking, CRC-64 and LZF against known values,
 // DUMP payloads, and a fuzz: mutated and truncated files only ever fail with RdbFormatError.
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 import { describe, expect, it } from 'vitest';
 
-import { crc64 } from './crc64.js';
+import { Crc64, crc64 } from './crc64.js';
 import { RdbFormatError } from './cursor.js';
 import { decodeValue } from './decode.js';
 import { dumpPayload } from './dump.js';
@@ -36,9 +37,30 @@ describe('CRC-64/Jones and LZF', () => {
   it('computes the check value of the Redis CRC-64 variant', () => {
     // Redis src/crc64.c test: crc64(0, "123456789") == 0xe9c6d914c4b8d9ca
     expect(crc64(Buffer.from('123456789')).readBigUInt64LE(0)).toBe(0xe9c6d914c4b8d9can);
-    const long = Buffer.alloc(1000, 7);
-    const whole = crc64(long);
-    expect(whole.equals(crc64(long))).toBe(true);
+  });
+
+  it('agrees with a bit-at-a-time CRC-64/Jones, whole and fed in pieces of any size', () => {
+    const reference = (data: Uint8Array): bigint => {
+      let crc = 0n;
+      for (const byte of data) {
+        crc ^= BigInt(byte);
+        for (let bit = 0; bit < 8; bit++) crc = crc & 1n ? (crc >> 1n) ^ 0x95ac9329ac4bc9b5n : crc >> 1n;
+      }
+      return crc;
+    };
+    const data = randomBytes(20_011);
+    const expected = reference(data);
+    expect(crc64(data).readBigUInt64LE(0)).toBe(expected);
+    for (const piece of [1, 3, 8, 13, 4096]) {
+      const crc = new Crc64();
+      for (let offset = 0; offset < data.length; offset += piece)
+        crc.update(data.subarray(offset, offset + piece));
+      expect(crc.bytes().readBigUInt64LE(0)).toBe(expected);
+      expect(crc.hex()).toBe(expected.toString(16).padStart(16, '0'));
+    }
+    // An unaligned view (DataView reads at any offset).
+    const shifted = Buffer.concat([Buffer.from([1, 2, 3]), data]).subarray(3);
+    expect(crc64(shifted).readBigUInt64LE(0)).toBe(expected);
   });
 
   it('decompresses literal runs and back references, and rejects bad data', () => {
