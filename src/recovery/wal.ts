@@ -8,7 +8,7 @@
 //               restore to a later moment every segment after it up to that moment. Retention never
 //               deletes a segment at or after the start of the oldest kept base backup.
 import { createHash } from 'node:crypto';
-import { access, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 
 import type { LifeboatConfig } from '../config/index.js';
@@ -216,7 +216,10 @@ async function writeMarker(spool: string, name: string, marker: Marker): Promise
   await rename(temporary, markerPath(spool, name));
 }
 
-/** Markers whose file is no longer ready (archived another way, or from an earlier cluster). */
+/**
+ * Markers whose file is no longer ready (archived another way, or from an earlier cluster), and
+ * temporary marker files a killed push left (an hour old: a running push renames its own at once).
+ */
 async function removeStaleMarkers(spool: string, ready: readonly string[]): Promise<void> {
   const readySet = new Set(ready);
   let entries: string[];
@@ -226,8 +229,12 @@ async function removeStaleMarkers(spool: string, ready: readonly string[]): Prom
     return;
   }
   for (const entry of entries) {
+    const path = join(spool, entry);
     if (entry.endsWith('.ok') && !readySet.has(entry.slice(0, -'.ok'.length))) {
-      await rm(join(spool, entry), { force: true });
+      await rm(path, { force: true });
+    } else if (/^\..+\.ok\.\d+$/.test(entry)) {
+      const age = Date.now() - (await stat(path).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+      if (age > 3_600_000) await rm(path, { force: true });
     }
   }
 }

@@ -139,6 +139,10 @@ sources:
     finish(segment(12));
     const stale = `${segment(0x30)}.ok`; // no such ready file: left by an earlier cluster
     writeFileSync(join(spool, stale), '{}');
+    const torn = join(spool, `.${segment(0x31)}.ok.4242`); // a killed push's temporary file
+    writeFileSync(torn, '{"so');
+    const hourAgo = new Date(Date.now() - 3_700_000);
+    utimesSync(torn, hourAgo, hourAgo);
     const foreign = JSON.stringify({
       source: 'other',
       size: contents.get(segment(11))!.length,
@@ -152,6 +156,7 @@ sources:
     expect(archive(segment(11))).toBe(0); // older than the file: the shell test falls through to lifeboat
     expect(nodeCalls().at(-1)).toBe(segment(11));
     expect(markers()).toEqual([`${segment(12)}.ok`]); // the stale and the foreign marker went
+    expect(existsSync(torn)).toBe(false);
     expect((await fetch(segment(11))).equals(contents.get(segment(11))!)).toBe(true);
   }, 120_000);
 
