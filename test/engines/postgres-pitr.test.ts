@@ -83,6 +83,14 @@ describe('postgres physical backups, WAL archiving and point-in-time restore', (
     await new Promise((resolve) => setTimeout(resolve, 1000)); // the archiver rereads it on the SIGHUP
   };
 
+  /** A restore to the end of the archive has exactly `committed` pgbench transactions. */
+  const expectLatestHas = async (committed: number) => {
+    await restoreAt('latest');
+    const [restored] = await query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history', restorePort);
+    expect(Number(restored!.n)).toBe(committed);
+    stopRestored();
+  };
+
   beforeAll(async () => {
     server = await startPostgresCluster({
       settings: {
@@ -259,13 +267,7 @@ drills:
     expect(wal).toHaveLength(1);
     expect(wal[0]!.ok).toBe(true);
     expect(wal[0]!.timelines.every((run) => run.missingCount === 0)).toBe(true);
-    await restoreAt('latest');
-    const [restoredCount] = await query<{ n: string }>(
-      'SELECT count(*) AS n FROM pgbench_history',
-      restorePort,
-    );
-    expect(Number(restoredCount!.n)).toBe(Number(end!.committed));
-    stopRestored();
+    await expectLatestHas(Number(end!.committed));
   }, 600_000);
 
   it('push-ahead drains a backlog in a few processes: check proves no segment is missing; latest has every committed transaction', async () => {
@@ -327,13 +329,7 @@ drills:
     const check = await lifeboat(['check', '--json']);
     expect(check.code, check.stdout + check.stderr).toBe(0);
     expect(check.json<{ wal: Array<{ ok: boolean }> }>().wal[0]!.ok).toBe(true);
-    await restoreAt('latest');
-    const [restoredCount] = await query<{ n: string }>(
-      'SELECT count(*) AS n FROM pgbench_history',
-      restorePort,
-    );
-    expect(Number(restoredCount!.n)).toBe(Number(end!.committed));
-    stopRestored();
+    await expectLatestHas(Number(end!.committed));
   }, 600_000);
 
   it('wal-push takes the same file twice and refuses different content under the same name; wal-fetch of a missing file exits 1', async () => {
