@@ -136,15 +136,22 @@ export async function walPush(
   if (taken)
     return { name, outcome: 'present', size: data.length, sha256: taken, fromSpool: true, ahead: none };
 
+  // Push-ahead only ever adds to a push: a spool or archive_status that cannot be read or written
+  // leaves the file asked for archived as without it, with the reason in the report.
   const directory = dirname(path);
-  const ready = await readyFiles(directory);
-  await removeStaleMarkers(ahead.spool, ready);
+  const report: WalPushReport = { name, outcome: 'stored', ahead: { stored: 0, present: 0, skipped: [] } };
   const others: string[] = [];
-  for (const other of ready) {
-    if (others.length >= ahead.count) break;
-    if (other === name || !walNames.isArchivableName(other)) continue;
-    if (await exists(markerPath(ahead.spool, other))) continue;
-    others.push(other);
+  try {
+    const ready = await readyFiles(directory);
+    await removeStaleMarkers(ahead.spool, ready);
+    for (const other of ready) {
+      if (others.length >= ahead.count) break;
+      if (other === name || !walNames.isArchivableName(other)) continue;
+      if (await exists(markerPath(ahead.spool, other))) continue;
+      others.push(other);
+    }
+  } catch (error) {
+    report.ahead.skipped.push({ name: '*', reason: `no push-ahead: ${(error as Error).message}` });
   }
   const results = await openRepository((repository) =>
     pushArchiveFiles(repository, source, [
@@ -157,15 +164,29 @@ export async function walPush(
     ]),
   );
   const [own, ...along] = results as [PushResult, ...PushResult[]];
-  const report: WalPushReport = { ...own, ahead: { stored: 0, present: 0, skipped: [] } };
-  if (along.length > 0) await mkdir(ahead.spool, { recursive: true, mode: 0o700 });
+  Object.assign(report, own);
+  let spoolError: string | undefined;
+  if (along.length > 0) {
+    await mkdir(ahead.spool, { recursive: true, mode: 0o700 }).catch((error: Error) => {
+      spoolError = error.message;
+    });
+  }
   for (const result of along) {
     if (result.outcome === 'skipped') {
       report.ahead.skipped.push({ name: result.name, reason: result.reason ?? 'skipped' });
       continue;
     }
-    report.ahead[result.outcome]++;
-    await writeMarker(ahead.spool, result.name, { source, size: result.size!, sha256: result.sha256! });
+    try {
+      if (spoolError !== undefined) throw new Error(spoolError);
+      await writeMarker(ahead.spool, result.name, { source, size: result.size!, sha256: result.sha256! });
+      report.ahead[result.outcome]++;
+    } catch (error) {
+      // Archived all the same: its own archive_command will find it present.
+      report.ahead.skipped.push({
+        name: result.name,
+        reason: `archived, but no marker: ${(error as Error).message}`,
+      });
+    }
   }
   return report;
 }
@@ -204,7 +225,7 @@ async function takeMarker(
     return undefined; // absent, or torn: the push decides
   }
   const sha256 = createHash('sha256').update(data).digest('hex');
-  await rm(path, { force: true });
+  await rm(path, { force: true }).catch(() => undefined); // one left behind goes as stale later
   return marker.source === source && marker.size === data.length && marker.sha256 === sha256
     ? sha256
     : undefined;

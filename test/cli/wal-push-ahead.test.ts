@@ -12,6 +12,7 @@ import {
   readFileSync,
   readdirSync,
   renameSync,
+  rmSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -174,5 +175,23 @@ sources:
     const own = await push(segment(1));
     expect(own.code).toBe(1);
     expect(own.stderr).toContain('LB_WAL_CONFLICT');
+  }, 120_000);
+
+  it('archives the file asked for when the spool cannot be written; the others then push themselves', async () => {
+    for (const name of readdirSync(status))
+      renameSync(join(status, name), join(status, name.replace('.ready', '.done')));
+    rmSync(spool, { recursive: true, force: true });
+    writeFileSync(spool, 'not a directory'); // mkdir and every marker write fail
+    finish(segment(14));
+    finish(segment(15));
+    const result = await push(segment(14));
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(`${segment(15)}: archived, but no marker`);
+    renameSync(join(status, `${segment(14)}.ready`), join(status, `${segment(14)}.done`));
+    const next = await push(segment(15));
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stdout).toContain('already archived (same content)');
+    rmSync(spool);
+    mkdirSync(spool);
   }, 120_000);
 });

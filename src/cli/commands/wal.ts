@@ -62,6 +62,14 @@ function describePush(report: WalPushReport): string {
       : 'already archived (same content)';
   const { stored, present, skipped } = report.ahead;
   const along = stored + present > 0 ? `; ${stored + present} ready file(s) pushed ahead` : '';
-  const left = skipped.map((file) => `\n  ${file.name} not pushed ahead: ${file.reason}`).join('');
+  const left = skipped
+    .map(({ name, reason }) =>
+      name === '*'
+        ? `\n  ${reason}`
+        : reason.startsWith('archived')
+          ? `\n  ${name}: ${reason}`
+          : `\n  ${name} not pushed ahead: ${reason}`,
+    )
+    .join('');
   return `${report.name}: ${own}${along}${left}`;
 }
