@@ -71,13 +71,16 @@ export interface WalPushReport extends PushResult {
 
 /**
  * A postgres source's push-ahead settings, or undefined when it is off. The spool defaults to
- * <dataDirectory>.lifeboat-spool, the data directory being the config's or else the working directory
- * (PostgreSQL runs archive_command in the data directory).
+ * <dataDirectory>.lifeboat-spool: the config's dataDirectory, else the one the pushed file's pg_wal
+ * directory is in, else the working directory (PostgreSQL runs archive_command in the data directory).
  */
-export function pushAheadOf(config: LifeboatConfig, source: string): PushAhead | undefined {
+export function pushAheadOf(config: LifeboatConfig, source: string, path: string): PushAhead | undefined {
   const settings = config.sources[source];
   if (settings?.engine !== 'postgres' || settings.archive.pushAhead === 0) return undefined;
-  const dataDirectory = resolve(settings.dataDirectory ?? process.cwd()).replace(/\/+$/, '');
+  const walDirectory = dirname(resolve(path));
+  const dataDirectory = resolve(
+    settings.dataDirectory ?? (basename(walDirectory) === 'pg_wal' ? dirname(walDirectory) : process.cwd()),
+  ).replace(/\/+$/, '');
   return {
     count: settings.archive.pushAhead,
     spool: resolve(settings.archive.spoolDirectory ?? `${dataDirectory}.lifeboat-spool`),

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { BIN, NODE, Workspace } from '../harness/lifeboat.js';
-import { pushAheadArchiveCommand } from '../../src/recovery/index.js';
+import { pushAheadArchiveCommand, pushAheadOf } from '../../src/recovery/index.js';
 
 describe('wal-push with push-ahead', () => {
   const workspace = new Workspace('push-ahead');
@@ -194,4 +194,23 @@ sources:
     rmSync(spool);
     mkdirSync(spool);
   }, 120_000);
+
+  it('puts the spool beside the data directory by default', () => {
+    const config = (dataDirectory?: string) =>
+      ({
+        sources: {
+          db: { engine: 'postgres', dataDirectory, archive: { checkTimeout: '60s', pushAhead: 8 } },
+          off: { engine: 'postgres', archive: { checkTimeout: '60s', pushAhead: 0 } },
+        },
+      }) as unknown as Parameters<typeof pushAheadOf>[0];
+    expect(pushAheadOf(config('/srv/pg/main/'), 'db', 'pg_wal/X')).toEqual({
+      count: 8,
+      spool: '/srv/pg/main.lifeboat-spool',
+    });
+    // Without dataDirectory: the pg_wal directory's parent, wherever wal-push runs from.
+    expect(pushAheadOf(config(), 'db', '/var/lib/postgresql/15/main/pg_wal/X')?.spool).toBe(
+      '/var/lib/postgresql/15/main.lifeboat-spool',
+    );
+    expect(pushAheadOf(config(), 'off', 'pg_wal/X')).toBeUndefined();
+  });
 });

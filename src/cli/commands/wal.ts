@@ -24,7 +24,7 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
           (work) => context.withRepository(work, { index: 'skip' }),
           source,
           path as string,
-          pushAheadOf(loaded.config, source),
+          pushAheadOf(loaded.config, source, path as string),
         );
         context.output.result({ source, ...report }, describePush(report));
       }),
