@@ -8,7 +8,7 @@
 //               restore to a later moment every segment after it up to that moment. Retention never
 //               deletes a segment at or after the start of the oldest kept base backup.
 import { createHash } from 'node:crypto';
-import { access, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 
 import type { LifeboatConfig } from '../config/index.js';
@@ -146,11 +146,11 @@ export async function walPush(
   const others: string[] = [];
   try {
     const ready = await readyFiles(directory);
-    await removeStaleMarkers(ahead.spool, ready);
+    const marked = await sweepMarkers(ahead.spool, ready);
     for (const other of ready) {
       if (others.length >= ahead.count) break;
       if (other === name || !walNames.isArchivableName(other)) continue;
-      if (await exists(markerPath(ahead.spool, other))) continue;
+      if (marked.has(other)) continue; // pushed ahead already, its marker waiting
       others.push(other);
     }
   } catch (error) {
@@ -241,33 +241,32 @@ async function writeMarker(spool: string, name: string, marker: Marker): Promise
 }
 
 /**
- * Markers whose file is no longer ready (archived another way, or from an earlier cluster), and
- * temporary marker files a killed push left (an hour old: a running push renames its own at once).
+ * Removes markers whose file is no longer ready (archived another way, or from an earlier cluster),
+ * and temporary marker files a killed push left (an hour old: a running push renames its own at once).
+ * Returns the ready files that have a marker.
  */
-async function removeStaleMarkers(spool: string, ready: readonly string[]): Promise<void> {
+async function sweepMarkers(spool: string, ready: readonly string[]): Promise<Set<string>> {
   const readySet = new Set(ready);
+  const kept = new Set<string>();
   let entries: string[];
   try {
     entries = await readdir(spool);
   } catch {
-    return;
+    return kept;
   }
   for (const entry of entries) {
     const path = join(spool, entry);
-    if (entry.endsWith('.ok') && !readySet.has(entry.slice(0, -'.ok'.length))) {
-      await rm(path, { force: true });
+    if (entry.endsWith('.ok')) {
+      const file = entry.slice(0, -'.ok'.length);
+      if (readySet.has(file)) kept.add(file);
+      else await rm(path, { force: true });
     } else if (/^\..+\.ok\.\d+$/.test(entry)) {
       const age = Date.now() - (await stat(path).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
       if (age > 3_600_000) await rm(path, { force: true });
     }
   }
+  return kept;
 }
-
-const exists = (path: string): Promise<boolean> =>
-  access(path).then(
-    () => true,
-    () => false,
-  );
 
 /** restore_command: writes the archived file `name` to `destination` (atomically). */
 export async function walFetch(

@@ -105,6 +105,7 @@ export async function pushArchiveFiles(
   files: readonly ArchiveInput[],
 ): Promise<PushResult[]> {
   const results = new Map<string, PushResult>();
+  const optionalNames = new Set(files.filter((file) => file.optional).map((file) => file.name));
   let session: BackupSession | undefined;
   try {
     for (const file of files) {
@@ -144,7 +145,7 @@ export async function pushArchiveFiles(
         time,
         hostname: hostname(),
       };
-      const optional = files.find((file) => file.name === artifact.name)?.optional === true;
+      const optional = optionalNames.has(artifact.name);
       try {
         const outcome = await writeRecord(repository, record);
         results.set(record.name, { name: record.name, outcome, size: record.size, sha256: record.sha256 });
