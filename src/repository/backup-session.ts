@@ -2,26 +2,36 @@
 // threads, collected into packs and uploaded a few at a time; commit() makes the snapshot visible.
 //
 // Terms:
+//   slab          shared memory the input is copied into (slabs.ts); chunks are views of it that the
+//                 workers read in place. A chunk cut short by the end of a slab is carried over to the
+//                 start of the next one, so every chunk is contiguous.
 //   identify      the workers compute each chunk's HMAC id and hold the chunk; the main thread only
 //                 decides: a duplicate is dropped in the worker, a new blob is sealed there.
+//   stream hash   the artifact's SHA-256, computed chunk by chunk, in order, in one worker: the main
+//                 thread only copies and chunks.
 //   open pack     the pack new blobs go to. Once its size reaches the pack size, new blobs go to a new
 //                 pack, and the full one is finished and uploaded as soon as its last sealing job lands.
 //   window        sealing jobs in flight (the pool's capacity) and uploads in flight (uploadConcurrency)
 //                 are both bounded: memory stays a few chunks plus a few packs, whatever the input size.
 //   commit order  last pack, every upload, the index file, then the snapshot manifest: a snapshot is
 //                 visible only when everything it needs is durable. A crash earlier leaves garbage packs.
-import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 
 import { LifeboatError } from '../errors.js';
+import type { DirectSource } from '../util/read-fd.js';
 import { BlobIndex } from './blob-index.js';
 import { Chunker } from './chunker.js';
 import type { KeyRing } from './keys.js';
 import type { HeldLock } from './locks.js';
 import { PackWriter, type PackedBlob, packName } from './pack.js';
 import type { BackupProgress, Repository } from './repository.js';
+import { type Slab, SlabPool } from './slabs.js';
 import { type ArtifactRecord, type SnapshotManifest, saveSnapshot } from './snapshots.js';
-import { CryptoPool } from './workers.js';
+import { CryptoPool, type StreamHash } from './workers.js';
+
+/** Slabs per session: enough for the chunks in flight, the stream hash's lag and the one being filled. */
+const SLAB_COUNT = 4;
+const MIN_SLAB_BYTES = 16 * 1024 * 1024;
 
 interface OpenPack {
   writer: PackWriter;
@@ -30,6 +40,13 @@ interface OpenPack {
   /** No new blobs go here; finish when pending reaches 0. */
   full: boolean;
 }
+
+function isDirectSource(value: unknown): value is DirectSource {
+  return typeof (value as Partial<DirectSource>).readInto === 'function';
+}
+
+/** Bytes a DirectSource is asked for at a time: chunking starts early, few calls all the same. */
+const DIRECT_READ_BYTES = 2 * 1024 * 1024;
 
 /** How one artifact is stored. */
 export interface ArtifactOptions {
@@ -44,6 +61,7 @@ export class BackupSession {
   private current: OpenPack | undefined;
   private creating: Promise<OpenPack> | undefined;
   private readonly pool: CryptoPool;
+  private readonly slabs: SlabPool;
   private readonly jobs = new Set<Promise<void>>();
   private readonly uploads = new Set<Promise<void>>();
   private readonly uploaded: Array<{ id: string; blobs: PackedBlob[] }> = [];
@@ -59,6 +77,8 @@ export class BackupSession {
     private readonly onProgress?: (progress: BackupProgress) => void,
   ) {
     this.pool = new CryptoPool(repository.options.compressionLevel);
+    const slabBytes = Math.max(MIN_SLAB_BYTES, 2 * repository.config.chunker.maxSize);
+    this.slabs = new SlabPool(slabBytes, SLAB_COUNT);
   }
 
   /** Byte counts so far. */
@@ -69,7 +89,7 @@ export class BackupSession {
   /** Chunks, deduplicates and stores one artifact; returns its record (also kept for commit). */
   async writeArtifact(
     name: string,
-    input: AsyncIterable<unknown>,
+    input: AsyncIterable<unknown> | DirectSource,
     options: ArtifactOptions = {},
   ): Promise<ArtifactRecord> {
     return this.writeArtifactParts(name, [input], options);
@@ -78,31 +98,86 @@ export class BackupSession {
   /**
    * Stores one artifact given as consecutive parts: the artifact is their concatenation, and a chunk
    * boundary falls at the start of every part. A small unchanged part (a file in a files backup) is
-   * then always the same blob, whatever changed around it.
+   * then always the same blob, whatever changed around it. A part that iterates buffers has each one
+   * copied before the next is asked for (a producer may reuse its buffer); a DirectSource reads
+   * straight into the session's memory.
    */
   async writeArtifactParts(
     name: string,
-    parts: AsyncIterable<AsyncIterable<unknown> | Iterable<unknown>> | Iterable<AsyncIterable<unknown>>,
+    parts:
+      | AsyncIterable<AsyncIterable<unknown> | Iterable<unknown> | DirectSource>
+      | Iterable<AsyncIterable<unknown> | DirectSource>,
     options: ArtifactOptions = {},
   ): Promise<ArtifactRecord> {
     const configured = this.repository.options.compressionLevel;
     const level = options.precompressed && configured > 1 ? 1 : configured;
     const chunker = new Chunker(this.ring.writer.chunkerKey, this.repository.config.chunker);
-    const hash = createHash('sha256');
+    const hash = this.pool.hashStream();
     const ids: Array<Promise<string>> = [];
     let size = 0;
-    for await (const part of parts) {
-      for await (const data of part) {
-        const buffer = typeof data === 'string' ? Buffer.from(data) : (data as Buffer);
-        hash.update(buffer);
-        size += buffer.length;
-        for (const chunk of chunker.push(buffer)) ids.push((await this.addChunk(chunk, level)).id);
-        this.progress.bytesRead += buffer.length;
-        this.onProgress?.(this.progress);
+    // The slab being filled (this call holds a reference to it), where the current chunk starts in
+    // it, and how far it is filled.
+    let slab = await this.slabs.acquire();
+    let start = 0;
+    let filled = 0;
+    /** Room after `filled`; a full slab first carries the unfinished chunk over to a fresh one. */
+    const room = async (): Promise<Buffer> => {
+      if (filled === slab.bytes.length) {
+        const next = await this.slabs.acquire();
+        slab.bytes.copy(next.bytes, 0, start, filled);
+        filled -= start;
+        start = 0;
+        slab.release();
+        slab = next;
       }
-      for (const chunk of chunker.finish()) ids.push((await this.addChunk(chunk, level)).id);
+      return slab.bytes.subarray(filled);
+    };
+    /** Takes `count` bytes just placed after `filled`: dispatches every chunk they complete. */
+    const take = async (count: number): Promise<void> => {
+      const base = filled;
+      filled += count;
+      size += count;
+      for (const cut of chunker.cuts(slab.bytes.subarray(base, filled))) {
+        ids.push((await this.addChunk(slab, start, base + cut, level, hash)).id);
+        start = base + cut;
+      }
+      this.progress.bytesRead += count;
+      this.onProgress?.(this.progress);
+    };
+    try {
+      for await (const part of parts) {
+        if (isDirectSource(part)) {
+          for (;;) {
+            const free = await room();
+            const count = await part.readInto(free.subarray(0, Math.min(free.length, DIRECT_READ_BYTES)));
+            if (count === 0) break;
+            await take(count);
+          }
+        } else {
+          for await (const data of part) {
+            const buffer = typeof data === 'string' ? Buffer.from(data) : (data as Buffer);
+            for (let offset = 0; offset < buffer.length;) {
+              const free = await room();
+              const count = buffer.copy(
+                free,
+                0,
+                offset,
+                offset + Math.min(free.length, buffer.length - offset),
+              );
+              offset += count;
+              await take(count);
+            }
+          }
+        }
+        if (chunker.end() && filled > start) {
+          ids.push((await this.addChunk(slab, start, filled, level, hash)).id);
+          start = filled;
+        }
+      }
+    } finally {
+      slab.release();
     }
-    const record: ArtifactRecord = { name, size, sha256: hash.digest('hex'), blobs: await Promise.all(ids) };
+    const record: ArtifactRecord = { name, size, sha256: await hash.digest(), blobs: await Promise.all(ids) };
     this.artifacts.push(record);
     return record;
   }
@@ -188,13 +263,25 @@ export class BackupSession {
   }
 
   /**
-   * Hands a chunk to the workers: they compute its id; a duplicate is dropped there, a new blob is
-   * sealed into the open pack. Resolves (once there is room in the window) to a box holding the
-   * promise of the id.
+   * Hands the chunk slab[start, end) to the workers: one adds it to the stream hash; one computes its
+   * id, and then drops a duplicate or seals a new blob into the open pack. Each holds a reference to
+   * the slab until it is done with the chunk. Resolves (once there is room in the window) to a box
+   * holding the promise of the id.
    */
-  private async addChunk(chunk: Buffer, level: number): Promise<{ id: Promise<string> }> {
+  private async addChunk(
+    slab: Slab,
+    start: number,
+    end: number,
+    level: number,
+    hash: StreamHash,
+  ): Promise<{ id: Promise<string> }> {
     if (this.failure !== undefined) throw this.failure as Error;
-    const work = this.pool.identify(chunk, this.ring.writer.idKey).then(async (held) => {
+    const chunk = slab.bytes.subarray(start, end);
+    slab.retain();
+    const hashed = hash.update(chunk).finally(() => slab.release());
+    slab.retain();
+    const identified = this.pool.identify(chunk, this.ring.writer.idKey);
+    const work = identified.then(async (held) => {
       if (this.repository.index.has(held.id) || this.sessionBlobs.has(held.id)) {
         this.pool.drop(held);
         return held.id;
@@ -214,7 +301,10 @@ export class BackupSession {
       this.finishIfDone(pack);
       return held.id;
     });
-    const tracked = work.then(
+    // The chunk is read by then: by the HMAC for a duplicate, by the seal for a new blob; after a
+    // failure the worker holds it unread (the session fails anyway).
+    const sealedOrDropped = work.finally(() => slab.release());
+    const tracked = Promise.all([sealedOrDropped, hashed]).then(
       () => undefined,
       (error: unknown) => {
         this.failure ??= error;

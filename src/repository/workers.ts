@@ -33,7 +33,7 @@ export interface SealedBlobEntry {
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { createCipheriv, createDecipheriv, createHmac, randomBytes } = require('node:crypto');
+const { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } = require('node:crypto');
 const zstd = require(workerData.zstdPath);
 const compressors = new Map();
 function compressorFor(level) {
@@ -110,11 +110,24 @@ function openSegmentJob(job) {
   }
   return { job: job.job, plains };
 }
+const streams = new Map();
+function hashJob(job) {
+  let hash = streams.get(job.stream);
+  if (!hash) { hash = createHash('sha256'); streams.set(job.stream, hash); }
+  hash.update(job.data);
+  return { job: job.job };
+}
+function digestJob(job) {
+  const hash = streams.get(job.stream) || createHash('sha256');
+  streams.delete(job.stream);
+  return { job: job.job, digest: hash.digest('hex') };
+}
 parentPort.on('message', (job) => {
   if (job.type === 'drop') { held.delete(job.heldJob); return; }
   let answer;
   try {
     answer = job.type === 'open' ? openJob(job) : job.type === 'openSegment' ? openSegmentJob(job)
+      : job.type === 'hash' ? hashJob(job) : job.type === 'digest' ? digestJob(job)
       : job.type === 'identify' ? identifyJob(job)
       : job.type === 'sealHeld' ? sealHeldJob(job) : sealJob(job);
   } catch (error) {
@@ -135,17 +148,33 @@ interface WorkerAnswer {
   plains?: Uint8Array[];
   at?: number;
   corrupt?: string;
+  digest?: string;
   error?: string;
 }
 
 interface Pending {
   resolve: (answer: WorkerAnswer) => void;
   reject: (error: Error) => void;
+  worker: number;
 }
 
-/** A view that owns its whole ArrayBuffer can be transferred; anything else is copied first. */
-function transferable(data: Buffer): Uint8Array {
-  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : new Uint8Array(data);
+/**
+ * How a view travels to a worker: a view of shared memory is shared as it is (nothing to transfer); a
+ * view that owns its whole ArrayBuffer is transferred; anything else is copied first, then transferred.
+ */
+function transferable(data: Buffer): { view: Uint8Array; transfer?: ArrayBuffer } {
+  if (data.buffer instanceof SharedArrayBuffer) return { view: data };
+  const view =
+    data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : new Uint8Array(data);
+  return { view, transfer: view.buffer as ArrayBuffer };
+}
+
+/** A SHA-256 over consecutive views, computed in order in one worker. */
+export interface StreamHash {
+  /** Hashes the view next; resolves once the worker is done reading it. */
+  update(view: Buffer): Promise<void>;
+  /** The hex digest of everything updated; ends the stream. */
+  digest(): Promise<string>;
 }
 
 /** A blob a worker holds after identifying it, until it is sealed or dropped. */
@@ -159,8 +188,11 @@ export interface HeldBlob {
 export class CryptoPool {
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, Pending>();
+  /** Jobs in flight per worker (identify goes to the least busy). */
+  private readonly busy: number[] = [];
   private next = 0;
   private counter = 0;
+  private streams = 0;
   private failure: Error | undefined;
   /** Jobs worth keeping in flight to keep every worker busy. */
   readonly capacity: number;
@@ -181,6 +213,7 @@ export class CryptoPool {
         this.pending.delete(message.job);
         this.settled();
         if (!waiter) return;
+        this.busy[waiter.worker]!--;
         if (message.error !== undefined)
           waiter.reject(new LifeboatError('LB_INTERNAL', `crypto worker failed: ${message.error}`));
         else waiter.resolve(message);
@@ -190,6 +223,7 @@ export class CryptoPool {
         if (code !== 0) this.fail(new Error(`crypto worker exited with code ${code}`));
       });
       this.workers.push(worker);
+      this.busy.push(0);
     }
     this.capacity = workerCount * jobsPerWorker;
   }
@@ -199,10 +233,10 @@ export class CryptoPool {
    * memory is transferred: the caller must not use `data` afterwards.
    */
   async seal(id: string, data: Buffer, packKey: Buffer): Promise<SealedBlob> {
-    const payload = transferable(data);
+    const { view, transfer } = transferable(data);
     const answer = await this.submit(
-      { type: 'seal', id, key: new Uint8Array(packKey), data: payload },
-      payload,
+      { type: 'seal', id, key: new Uint8Array(packKey), data: view },
+      transfer,
     );
     return {
       sealed: Buffer.from(answer.sealed!.buffer),
@@ -212,19 +246,36 @@ export class CryptoPool {
   }
 
   /**
-   * Computes a blob's id (HMAC-SHA256 under idKey) in a worker, which keeps the blob until sealHeld()
-   * or drop(): the main thread decides about dedup without hashing. `data` is transferred.
+   * Computes a blob's id (HMAC-SHA256 under idKey) in the least busy worker, which keeps the blob until
+   * sealHeld() or drop(): the main thread decides about dedup without hashing. `data` is shared when it
+   * views shared memory (the caller keeps it intact until the blob is sealed or dropped), else
+   * transferred.
    */
   async identify(data: Buffer, idKey: Buffer): Promise<HeldBlob> {
-    const payload = transferable(data);
-    const worker = this.next++ % this.workers.length;
+    const { view, transfer } = transferable(data);
+    const worker = this.leastBusy();
     const job = this.counter;
     const answer = await this.submit(
-      { type: 'identify', idKey: new Uint8Array(idKey), data: payload },
-      payload,
+      { type: 'identify', idKey: new Uint8Array(idKey), data: view },
+      transfer,
       worker,
     );
     return { id: answer.id!, rawLength: answer.rawLength!, worker, job };
+  }
+
+  /**
+   * A stream SHA-256 computed in one worker, off the main thread. Views of shared memory are read in
+   * place (keep them intact until update() resolves); others are copied.
+   */
+  hashStream(): StreamHash {
+    const stream = this.streams++;
+    const worker = stream % this.workers.length;
+    return {
+      update: async (view) => {
+        await this.submit({ type: 'hash', stream, data: view }, undefined, worker);
+      },
+      digest: async () => (await this.submit({ type: 'digest', stream }, undefined, worker)).digest!,
+    };
   }
 
   /** Compresses (at `level`, default the pool's) and seals a blob the worker holds from identify(). */
@@ -258,18 +309,18 @@ export class CryptoPool {
     idKey: Buffer,
     what: string,
   ): Promise<Buffer> {
-    const payload = transferable(sealed);
+    const { view, transfer } = transferable(sealed);
     const answer = await this.submit(
       {
         type: 'open',
         id: blob.id,
         compression: blob.compression,
         rawLength: blob.rawLength,
-        sealed: payload,
+        sealed: view,
         key: new Uint8Array(packKey),
         idKey: new Uint8Array(idKey),
       },
-      payload,
+      transfer,
     );
     if (answer.corrupt !== undefined) {
       throw new LifeboatError('LB_REPO_CORRUPT', `${what} blob ${blob.id.slice(0, 16)}: ${answer.corrupt}`);
@@ -289,11 +340,11 @@ export class CryptoPool {
     idKey: Buffer,
     what: string,
   ): Promise<{ plains: Buffer[]; error?: LifeboatError }> {
-    const payload = transferable(bytes);
+    const { view, transfer } = transferable(bytes);
     const answer = await this.submit(
       {
         type: 'openSegment',
-        bytes: payload,
+        bytes: view,
         blobs: blobs.map(({ id, compression, rawLength, offset, length }) => ({
           id,
           compression,
@@ -304,7 +355,7 @@ export class CryptoPool {
         key: new Uint8Array(packKey),
         idKey: new Uint8Array(idKey),
       },
-      payload,
+      transfer,
     );
     const plains = (answer.plains ?? []).map((view) =>
       Buffer.from(view.buffer, view.byteOffset, view.byteLength),
@@ -323,17 +374,29 @@ export class CryptoPool {
 
   private submit(
     message: Record<string, unknown>,
-    payload?: Uint8Array,
+    transfer?: ArrayBuffer,
     workerIndex?: number,
   ): Promise<WorkerAnswer> {
     if (this.failure) return Promise.reject(this.failure);
     const job = this.counter++;
-    const worker = this.workers[workerIndex ?? this.next++ % this.workers.length]!;
+    const index = workerIndex ?? this.next++ % this.workers.length;
     return new Promise<WorkerAnswer>((resolve, reject) => {
       if (this.pending.size === 0 && this.idleUnref) for (const each of this.workers) each.ref();
-      this.pending.set(job, { resolve, reject });
-      worker.postMessage({ ...message, job }, payload ? [payload.buffer as ArrayBuffer] : []);
+      this.pending.set(job, { resolve, reject, worker: index });
+      this.busy[index]!++;
+      this.workers[index]!.postMessage({ ...message, job }, transfer ? [transfer] : []);
     });
+  }
+
+  /** The worker with the fewest jobs in flight (ties in turn). */
+  private leastBusy(): number {
+    const start = this.next++;
+    let best = start % this.workers.length;
+    for (let step = 1; step < this.workers.length; step++) {
+      const index = (start + step) % this.workers.length;
+      if (this.busy[index]! < this.busy[best]!) best = index;
+    }
+    return best;
   }
 
   /** A worker failed: every job fails from now on (a shared pool is then replaced). */

@@ -21,6 +21,7 @@ import {
   removeLocks,
 } from '../../src/repository/index.js';
 import { packName } from '../../src/repository/pack.js';
+import type { DirectSource } from '../../src/util/read-fd.js';
 import { type StorageBackend, openStorage } from '../../src/storage/index.js';
 import { needs } from '../harness/needs.js';
 import { collect, dumpLike, randomData, sha } from './data.js';
@@ -122,6 +123,50 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       }
       expect(restored).toBe(size);
       expect(outputHash.digest('hex')).toBe(expected);
+    });
+
+    it('stores the same blobs from a direct source with short reads and from a producer that reuses its buffer', async (ctx) => {
+      const repository = await open(ctx);
+      // 40 MiB: chunks are cut from 16 MiB slabs, so some are carried over from one slab to the next.
+      const data = Buffer.concat([dumpLike(24 * MiB, 21), randomData(16 * MiB, 22)]);
+      const { id } = await backup(repository, 'db', data);
+      const expected = (await repository.loadSnapshot(id)).artifacts[0]!;
+      expect(expected.sha256).toBe(sha(data));
+
+      let offset = 0;
+      let reads = 0;
+      const readInto = (target: Buffer): Promise<number> => {
+        // Never what was asked for: 1 byte to 3 MiB, like a pipe.
+        const want = [1, 3 * MiB, 4093, 700 * 1024, 2 * MiB + 1][reads++ % 5]!;
+        const count = data.copy(target, 0, offset, offset + Math.min(want, target.length));
+        offset += count;
+        return Promise.resolve(count);
+      };
+      const direct: DirectSource = { readInto };
+      const reused = Buffer.alloc(300 * 1024);
+      async function* reusing(): AsyncGenerator<Buffer> {
+        for (let at = 0; at < data.length; at += reused.length) {
+          const count = data.copy(reused, 0, at, at + reused.length);
+          yield await Promise.resolve(reused.subarray(0, count));
+          reused.fill(0xee); // whatever the session did not copy is now wrong
+        }
+      }
+      const session = await repository.startBackup();
+      const fromDirect = await session.writeArtifact('direct', direct);
+      const fromReused = await session.writeArtifact('reused', reusing());
+      // Parts: a boundary at the start of each, whatever they are made of.
+      const half = 20 * MiB + 12345;
+      offset = half;
+      const fromParts = await session.writeArtifactParts('parts', [
+        Readable.from([data.subarray(0, half)]),
+        { readInto },
+      ]);
+      await session.commit({ source: 'db', engine: 'stream', tags: [], stats: {}, lifeboatVersion: 'test' });
+      for (const artifact of [fromDirect, fromReused]) {
+        expect(artifact).toMatchObject({ size: data.length, sha256: expected.sha256, blobs: expected.blobs });
+      }
+      expect(fromParts).toMatchObject({ size: data.length, sha256: expected.sha256 });
+      expect(sha(await collect(repository.readArtifact(fromParts)))).toBe(expected.sha256);
     });
 
     it('stores about the changed share for a second backup with 5% scattered changes', async (ctx) => {

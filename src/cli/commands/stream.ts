@@ -1,11 +1,11 @@
 // The break-glass raw-stream commands: `lifeboat backup-stream --name NAME` stores stdin as a snapshot;
 // `lifeboat dump SNAPSHOT [ARTIFACT]` writes an artifact back to stdout, verified.
-import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 
 import type { Command } from 'commander';
 
 import { LifeboatError } from '../../errors.js';
+import { fdSource } from '../../util/read-fd.js';
 import { VERSION } from '../../util/version.js';
 import type { CommandRunner } from '../command.js';
 
@@ -24,11 +24,8 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
           let id: string;
           let artifact;
           try {
-            // 1 MiB reads: far fewer calls than process.stdin's 64 KiB for a multi-GiB dump.
-            artifact = await session.writeArtifact(
-              name,
-              createReadStream('', { fd: 0, highWaterMark: 1024 * 1024, autoClose: false }),
-            );
+            // Read straight into the session's memory: no buffer per read, no copy.
+            artifact = await session.writeArtifact(name, fdSource(0));
             id = await session.commit({
               source: name,
               engine: 'stream',
