@@ -30,7 +30,7 @@ import { type ArtifactRecord, type SnapshotManifest, saveSnapshot } from './snap
 import { CryptoPool, type StreamHash } from './workers.js';
 
 /** Slabs per session: enough for the chunks in flight, the stream hash's lag and the one being filled. */
-const SLAB_COUNT = 4;
+const SLAB_COUNT = 3;
 const MIN_SLAB_BYTES = 16 * 1024 * 1024;
 
 interface OpenPack {
