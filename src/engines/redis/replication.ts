@@ -157,6 +157,43 @@ export async function openReplicationSnapshot(
   }
 }
 
+/**
+ * Finds a diskless transfer's end mark in the chunks as they arrive, and releases the payload before
+ * it. The last mark-length - 1 bytes are held back (they may be the start of the mark); the payload
+ * itself is passed on as views of the chunks, not copied (a copy of every chunk, joined to the held
+ * back bytes, cost a memory copy and an allocation per socket read).
+ */
+export class EndMarkScanner {
+  private tail: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly mark: Buffer) {}
+
+  /** The payload bytes this chunk releases, in order, and whether the mark has been found. */
+  push(chunk: Buffer): { data: Buffer[]; done: boolean } {
+    const length = this.mark.length;
+    if (this.tail.length + chunk.length < 2 * length) {
+      // Short: join (a few dozen bytes) and search the whole.
+      const joined = Buffer.concat([this.tail, chunk]);
+      const at = joined.indexOf(this.mark);
+      if (at >= 0) return { data: [joined.subarray(0, at)], done: true };
+      const keep = Math.min(length - 1, joined.length);
+      this.tail = joined.subarray(joined.length - keep);
+      return { data: [joined.subarray(0, joined.length - keep)], done: false };
+    }
+    if (this.tail.length > 0) {
+      // A mark that starts in the held-back bytes ends in the chunk's first length - 1 bytes.
+      const joint = Buffer.concat([this.tail, chunk.subarray(0, length - 1)]);
+      const at = joint.indexOf(this.mark);
+      if (at >= 0) return { data: [joint.subarray(0, at)], done: true };
+    }
+    const at = chunk.indexOf(this.mark);
+    if (at >= 0) return { data: [this.tail, chunk.subarray(0, at)], done: true };
+    const data = [this.tail, chunk.subarray(0, chunk.length - (length - 1))];
+    this.tail = Buffer.from(chunk.subarray(chunk.length - (length - 1))); // a copy: the chunk may go
+    return { data, done: false };
+  }
+}
+
 function payloadStream(
   socket: net.Socket,
   endpoint: Endpoint,
@@ -168,7 +205,7 @@ function payloadStream(
 ): Readable {
   let received = 0;
   let finished = false;
-  let tail: Buffer = Buffer.alloc(0); // diskless: the last bytes, held back until we know they are not the mark
+  const scanner = mark ? new EndMarkScanner(mark) : undefined;
   const stream = new Readable({
     highWaterMark: 4 * 1024 * 1024,
     read() {
@@ -203,16 +240,9 @@ function payloadStream(
       if (received === length) finish();
       return;
     }
-    const combined = tail.length === 0 ? chunk : Buffer.concat([tail, chunk]);
-    const at = combined.indexOf(mark!);
-    if (at >= 0) {
-      emit(combined.subarray(0, at));
-      finish();
-      return;
-    }
-    const keep = Math.min(EOF_MARK_LENGTH - 1, combined.length);
-    emit(combined.subarray(0, combined.length - keep));
-    tail = Buffer.from(combined.subarray(combined.length - keep));
+    const { data, done } = scanner!.push(chunk);
+    for (const piece of data) emit(piece);
+    if (done) finish();
   };
   socket.on('data', onData);
   socket.on('error', (error) => {
