@@ -6,6 +6,7 @@
 // with a full mark-compact every ~64 MB (over a hundred per 2 GiB, 1-2 CPU seconds on two cores),
 // plus a copy of every byte. Reading in place costs neither.
 import { read } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Input that fills its consumer's memory itself (a file descriptor): no buffer of its own, no copy.
@@ -15,11 +16,25 @@ export interface DirectSource {
   readInto(target: Buffer): Promise<number>;
 }
 
+/** How long to wait before reading again a non-blocking descriptor that had nothing (EAGAIN). */
+const RETRY_MS = 2;
+
 export function fdSource(fd: number): DirectSource {
+  const once = (target: Buffer) =>
+    new Promise<number>((resolve, reject) => {
+      read(fd, target, 0, target.length, null, (error, bytes) => (error ? reject(error) : resolve(bytes)));
+    });
   return {
-    readInto: (target) =>
-      new Promise<number>((resolve, reject) => {
-        read(fd, target, 0, target.length, null, (error, bytes) => (error ? reject(error) : resolve(bytes)));
-      }),
+    async readInto(target) {
+      for (;;) {
+        try {
+          return await once(target);
+        } catch (error) {
+          // A pipe inherited in non-blocking mode (its other end set it): nothing yet, not the end.
+          if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+          await sleep(RETRY_MS);
+        }
+      }
+    },
   };
 }

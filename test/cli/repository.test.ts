@@ -2,7 +2,7 @@
 // a wrong password and a second init; and backups killed with SIGKILL that leave no visible snapshot.
 import { spawn, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +66,50 @@ describe('lifeboat init, backup-stream, snapshots, dump', () => {
     id = parsed.id;
     const plain = lifeboat(['backup-stream', '--name', 'blob'], input);
     expect(plain.stdout.toString().trim()).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('reads stdin from a regular file, and from a slow pipe left in non-blocking mode', () => {
+    const file = join(directory, 'input.bin');
+    writeFileSync(file, input);
+    const env = { PATH: process.env.PATH, LIFEBOAT_PASSWORD: 'cli-test-password' };
+    const command = [process.execPath, BIN, 'backup-stream', '--name', 'stdin', '--json'];
+    const fd = openSync(file, 'r');
+    try {
+      const run = spawnSync(command[0]!, command.slice(1), {
+        cwd: directory,
+        stdio: [fd, 'pipe', 'pipe'],
+        env,
+      });
+      expect(run.status, run.stderr.toString()).toBe(0);
+      expect(JSON.parse(run.stdout.toString())).toMatchObject({ size: input.length, sha256: sha(input) });
+    } finally {
+      closeSync(fd);
+    }
+    // A pipe whose read end is non-blocking (as another program may leave it): reads that find it
+    // empty fail with EAGAIN, which must mean "wait", not an error or the end.
+    const feeder = [
+      'import os, subprocess, sys, time',
+      'r, w = os.pipe()',
+      'os.set_blocking(r, False)',
+      'child = subprocess.Popen(sys.argv[2:], stdin=r, stdout=subprocess.PIPE)',
+      'os.close(r)',
+      'data = memoryview(open(sys.argv[1], "rb").read())',
+      'for at in range(0, len(data), 1 << 20):',
+      '    piece = data[at:at + (1 << 20)]',
+      '    while piece:',
+      '        piece = piece[os.write(w, piece):]',
+      '    time.sleep(0.05)',
+      'os.close(w)',
+      'sys.stdout.buffer.write(child.communicate()[0])',
+      'sys.exit(child.returncode)',
+    ].join('\n');
+    const run = spawnSync('python3', ['-c', feeder, file, ...command], {
+      cwd: directory,
+      env,
+      timeout: 120_000,
+    });
+    expect(run.status, run.stderr.toString()).toBe(0);
+    expect(JSON.parse(run.stdout.toString())).toMatchObject({ size: input.length, sha256: sha(input) });
   });
 
   it('lists snapshots and dumps an artifact bit-exactly by id prefix', () => {
