@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -29,6 +29,29 @@ describe('CryptoPool', () => {
     expect(() => open(key, raw.sealed, 'noise', Buffer.from(blobId(idKey, text), 'hex'))).toThrow(
       /authentication failed/,
     );
+  });
+
+  it('hashes streams in order in a worker: shared views in place, others copied; streams stay apart', async () => {
+    const shared = Buffer.from(new SharedArrayBuffer(300_000));
+    randomBytes(300_000).copy(shared);
+    const plain = randomBytes(123_457);
+    const first = pool.hashStream();
+    const second = pool.hashStream();
+    const updates = [
+      first.update(shared.subarray(0, 100_000)),
+      second.update(plain),
+      first.update(plain.subarray(7, 50_000)), // a view into a bigger buffer: only its bytes count
+      first.update(shared.subarray(100_000)),
+    ];
+    await Promise.all(updates);
+    const expected = createHash('sha256')
+      .update(shared.subarray(0, 100_000))
+      .update(plain.subarray(7, 50_000))
+      .update(shared.subarray(100_000))
+      .digest('hex');
+    expect(await first.digest()).toBe(expected);
+    expect(await second.digest()).toBe(createHash('sha256').update(plain).digest('hex'));
+    expect(await pool.hashStream().digest()).toBe(createHash('sha256').digest('hex'));
   });
 
   it('keeps many jobs apart', async () => {

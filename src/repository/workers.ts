@@ -1,7 +1,9 @@
 // A pool of worker threads that seal blobs for backups and open them for restores, so both use both
-// cores: the main thread chunks, hashes and does I/O; the workers run zstd and AES-256-GCM.
+// cores: the main thread chunks and does I/O; the workers hash, run zstd and AES-256-GCM.
 //
 // Terms:
+//   hash job  one view added to a stream's SHA-256 (a backup's artifact, or a pack), in order, in the
+//             one worker that holds that stream's state; views of shared memory are read in place.
 //   seal job  one blob's plaintext, id and pack key → the sealed payload, whether it was compressed, and
 //             its plaintext length.
 //   open job  one sealed blob, its id, pack key, compression, plaintext length and the idKey → the
