@@ -202,7 +202,7 @@ export class CryptoPool {
   constructor(
     compressionLevel: number,
     workerCount = Math.max(1, Math.min(2, availableParallelism())),
-    jobsPerWorker = 2,
+    jobsPerWorker = 3,
   ) {
     const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
     for (let index = 0; index < workerCount; index++) {
