@@ -1,5 +1,6 @@
 // A pool of worker threads that seal blobs for backups and open them for restores, so both use both
-// cores: the main thread chunks and does I/O; the workers hash, run zstd and AES-256-GCM.
+// cores: the main thread chunks and does I/O; the workers run the HMAC ids, zstd and AES-256-GCM, and
+// a backup's stream SHA-256 (a restore still checks its stream's SHA-256 on the main thread).
 //
 // Terms:
 //   hash job  one view added to a stream's SHA-256 (a backup's artifact, or a pack), in order, in the
