@@ -12,7 +12,10 @@ import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/p
 import { basename, dirname, join, resolve } from 'node:path';
 
 import type { LifeboatConfig } from '../config/index.js';
-import { postgres } from '../engines/index.js';
+import type { postgres } from '../engines/index.js';
+// The name arithmetic alone: the engines' index loads every engine's code (wal-push runs once per WAL
+// file, and needs none of it).
+import * as walNames from '../engines/postgres/wal-names.js';
 import { LifeboatError } from '../errors.js';
 import { shellQuote } from '../util/process.js';
 import {
@@ -25,8 +28,6 @@ import {
   pushArchiveFiles,
   readArchiveFile,
 } from '../repository/index.js';
-
-const { walNames } = postgres;
 
 /** The postgres source a WAL command is for: the named one, or the only physical one. */
 export function walSource(config: LifeboatConfig, name?: string): string {
@@ -290,7 +291,7 @@ export async function walFetch(
 export interface WalContinuity {
   source: string;
   files: number;
-  timelines: postgres.walNames.TimelineRun[];
+  timelines: walNames.TimelineRun[];
   /** Base backups (snapshot ids) whose WAL from start to stop is incomplete, with what is missing. */
   brokenBackups: Array<{ snapshot: string; missing: string[] }>;
   ok: boolean;
