@@ -2,9 +2,10 @@
 //
 // Terms:
 //   global flags  --config, --json, --debug; accepted before or after the command name.
-import { type LoadedConfig, loadConfig } from '../config/index.js';
+//
+// The config layer and the repository are imported when first used (see main.ts on lazy loading).
+import type { LoadedConfig } from '../config/index.js';
 import type { Repository } from '../repository/index.js';
-import { openRepository } from '../recovery/index.js';
 import type { Output } from './output.js';
 import { Progress } from './progress.js';
 
@@ -39,7 +40,9 @@ export class CommandContext {
     work: (repository: Repository) => Promise<T>,
     options: { index?: 'load' | 'skip' } = {},
   ): Promise<T> {
-    const repository = await openRepository(await this.config(), options);
+    const loaded = await this.config();
+    const { openRepository } = await import('../recovery/repository.js');
+    const repository = await openRepository(loaded, options);
     try {
       return await work(repository);
     } finally {
@@ -50,6 +53,7 @@ export class CommandContext {
   /** Loads and validates the config once; from then on its secrets are scrubbed from all output. */
   async config(): Promise<LoadedConfig> {
     if (!this.loaded) {
+      const { loadConfig } = await import('../config/index.js');
       this.loaded = await loadConfig({
         ...(this.flags.config ? { path: this.flags.config } : {}),
         env: this.env,

@@ -6,7 +6,9 @@
 //   json mode   exactly one JSON document on stdout per command, whether it succeeded or failed.
 //   debug       adds the stack and the chain of causes to a human error.
 import { causeChain, toLifeboatError } from '../errors.js';
-import { redactText } from '../config/index.js';
+// The redaction module itself, not the config layer's index: that would load the YAML parser and zod
+// into every command, --version and --help included (see main.ts on lazy loading).
+import { redactText } from '../config/redact.js';
 
 export interface OutputOptions {
   json: boolean;

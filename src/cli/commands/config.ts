@@ -1,9 +1,9 @@
 // `lifeboat config check` and `lifeboat config show`: validate the configuration without touching any
 // store or repository, and print the effective configuration (defaults filled in, secrets redacted).
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
 
-import { type LifeboatConfig, redactConfig, redactUrl } from '../../config/index.js';
+import type { LifeboatConfig } from '../../config/index.js';
+import { redactConfig, redactUrl } from '../../config/redact.js';
 import type { CommandRunner } from '../command.js';
 
 export function registerConfigCommands(program: Command, run: CommandRunner): void {
@@ -26,6 +26,7 @@ export function registerConfigCommands(program: Command, run: CommandRunner): vo
     .action(
       run(async (context) => {
         const { config: loaded } = await context.config();
+        const { stringify } = await import('yaml');
         const redacted = redactConfig(loaded);
         context.output.result(redacted, () => stringify(redacted).trimEnd());
       }),

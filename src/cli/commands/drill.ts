@@ -1,7 +1,6 @@
 // `lifeboat validate` and `lifeboat drill`: prove the latest recovery point restores and matches.
 import type { Command } from 'commander';
 
-import { runDrill, validateSources } from '../../recovery/index.js';
 import type { CommandRunner } from '../command.js';
 import { walFetchCommand } from './recovery.js';
 
@@ -20,6 +19,7 @@ export function registerDrillCommands(program: Command, run: CommandRunner): voi
     .action(
       run(async (context, options) => {
         const { source } = options as { source?: string[] };
+        const { validateSources } = await import('../../recovery/index.js');
         const loaded = await context.config();
         await context.withRepository(async (repository) => {
           const results = await validateSources(loaded.config, repository, source);
@@ -47,6 +47,7 @@ export function registerDrillCommands(program: Command, run: CommandRunner): voi
     .action(
       run(async (context, options) => {
         const { source } = options as { source?: string[] };
+        const { runDrill } = await import('../../recovery/index.js');
         const loaded = await context.config();
         await context.withRepository(async (repository) => {
           const results = await runDrill(loaded.config, repository, {

@@ -4,7 +4,6 @@ import { appendFile, chmod, readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 
 import { LifeboatError } from '../../errors.js';
-import { addPassword, listKeys, removeKey, rotateKeys } from '../../repository/index.js';
 import type { CommandRunner } from '../command.js';
 
 async function newPassword(file: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
@@ -26,6 +25,7 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
     .description('list key files')
     .action(
       run(async (context) => {
+        const { listKeys } = await import('../../repository/index.js');
         await context.withRepository(async (repository) => {
           const keys = await listKeys(repository);
           context.output.result(keys, () =>
@@ -50,6 +50,7 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
           (options as { newPasswordFile?: string }).newPasswordFile,
           context.env,
         );
+        const { addPassword } = await import('../../repository/index.js');
         await context.withRepository(async (repository) => {
           const id = await addPassword(repository, password);
           context.output.result({ id }, `added key ${id.slice(0, 8)}`);
@@ -63,6 +64,7 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
     .argument('<id>', 'key id or unique prefix')
     .action(
       run(async (context, id) => {
+        const { removeKey } = await import('../../repository/index.js');
         await context.withRepository(async (repository) => {
           await removeKey(repository, id as string);
           context.output.result({ removed: id }, `removed key ${id as string}`);
@@ -80,6 +82,7 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
     .action(
       run(async (context, options) => {
         const { identityOutput } = options as { identityOutput?: string };
+        const { rotateKeys } = await import('../../repository/index.js');
         const loaded = await context.config();
         await context.withRepository(async (repository) => {
           if (repository.keyRing.mode === 'public-key' && identityOutput === undefined) {

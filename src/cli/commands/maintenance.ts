@@ -3,8 +3,6 @@ import type { Command } from 'commander';
 import prettyBytes from 'pretty-bytes';
 
 import { LifeboatError } from '../../errors.js';
-import { prune, removeLocks } from '../../repository/index.js';
-import { forget, openConfiguredStorage, retentionPolicyFrom } from '../../recovery/index.js';
 import { parseDuration } from '../../util/duration.js';
 import type { CommandRunner } from '../command.js';
 
@@ -58,6 +56,10 @@ export function registerMaintenanceCommands(program: Command, run: CommandRunner
     .action(
       run(async (context, options) => {
         const flags = options as ForgetFlags;
+        const [{ prune }, { forget, retentionPolicyFrom }] = await Promise.all([
+          import('../../repository/index.js'),
+          import('../../recovery/index.js'),
+        ]);
         const loaded = await context.config();
         const fromFlags =
           COUNT_FLAGS.some((flag) => flags[flag] !== undefined) || flags.keepWithin !== undefined;
@@ -138,6 +140,7 @@ export function registerMaintenanceCommands(program: Command, run: CommandRunner
         const share = Number(maxUnused) / 100;
         if (!(share >= 0 && share <= 1))
           throw new LifeboatError('LB_USAGE', `--max-unused takes a percentage 0-100, got ${maxUnused}`);
+        const { prune } = await import('../../repository/index.js');
         await context.withRepository(async (repository) => {
           const report = await prune(repository, { dryRun: dryRun === true, maxUnusedShare: share });
           context.output.result(
@@ -156,6 +159,10 @@ export function registerMaintenanceCommands(program: Command, run: CommandRunner
     .option('--all', 'remove every lock, not only stale ones')
     .action(
       run(async (context, options) => {
+        const [{ removeLocks }, { openConfiguredStorage }] = await Promise.all([
+          import('../../repository/index.js'),
+          import('../../recovery/index.js'),
+        ]);
         const storage = openConfiguredStorage(await context.config());
         try {
           const removed = await removeLocks(storage, (options as { all?: boolean }).all === true);

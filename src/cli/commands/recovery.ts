@@ -7,7 +7,7 @@ import prettyBytes from 'pretty-bytes';
 
 import { LifeboatError } from '../../errors.js';
 import { shellQuote } from '../../util/process.js';
-import { executeRestore, planRestore, runBackup, type RestorePlan } from '../../recovery/index.js';
+import type { RestorePlan } from '../../recovery/index.js';
 import type { CommandRunner } from '../command.js';
 import type { CommandContext } from '../context.js';
 
@@ -55,6 +55,7 @@ export function registerRecoveryCommands(program: Command, run: CommandRunner): 
     .action(
       run(async (context, options) => {
         const { source, tag } = options as { source?: string[]; tag?: string[] };
+        const { runBackup } = await import('../../recovery/index.js');
         const loaded = await context.config();
         await context.withRepository(async (repository) => {
           let progress = context.progress('backup');
@@ -189,6 +190,7 @@ export function registerRecoveryCommands(program: Command, run: CommandRunner): 
           flags.schema || flags.table || flags.database
             ? { schemas: flags.schema, tables: flags.table, databases: flags.database }
             : undefined;
+        const { executeRestore, planRestore } = await import('../../recovery/index.js');
         const loaded = await context.config();
         await context.withRepository(async (repository) => {
           const plan = await planRestore(loaded.config, repository, {

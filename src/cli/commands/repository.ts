@@ -3,8 +3,6 @@ import type { Command } from 'commander';
 import prettyBytes from 'pretty-bytes';
 
 import { LifeboatError } from '../../errors.js';
-import { checkRepository } from '../../repository/index.js';
-import { initRepository, walChecks } from '../../recovery/index.js';
 import type { CommandRunner } from '../command.js';
 
 export function registerRepositoryCommands(program: Command, run: CommandRunner): void {
@@ -13,6 +11,7 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
     .description('create the repository the configuration names (refuses if one exists)')
     .action(
       run(async (context) => {
+        const { initRepository } = await import('../../recovery/index.js');
         const { config, location } = await initRepository(await context.config());
         context.output.result(
           { id: config.id, location, version: config.version },
@@ -28,6 +27,10 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
     .action(
       run(async (context, options) => {
         const { readData } = options as { readData?: boolean };
+        const [{ checkRepository }, { walChecks }] = await Promise.all([
+          import('../../repository/index.js'),
+          import('../../recovery/index.js'),
+        ]);
         await context.withRepository(async (repository) => {
           const progress = context.progress('check --read-data');
           const report = await repository.withSharedLock('check', () =>

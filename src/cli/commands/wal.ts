@@ -6,8 +6,12 @@
 import type { Command } from 'commander';
 
 import { isLifeboatError } from '../../errors.js';
-import { type WalPushReport, pushAheadOf, walFetch, walPush, walSource } from '../../recovery/index.js';
+import type { WalPushReport } from '../../recovery/index.js';
 import type { CommandRunner } from '../command.js';
+
+// One process per WAL file: the actions import the WAL module itself, not recovery's index (which
+// loads every engine's code). See main.ts on lazy loading.
+const walModule = () => import('../../recovery/wal.js');
 
 export function registerWalCommands(program: Command, run: CommandRunner): void {
   program
@@ -17,6 +21,7 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
     .option('--source <name>', 'the postgres source (default: the only one archiving WAL)')
     .action(
       run(async (context, path, options) => {
+        const { pushAheadOf, walPush, walSource } = await walModule();
         const loaded = await context.config();
         const source = walSource(loaded.config, (options as { source?: string }).source);
         // Without loading the index: a push only appends (see OpenOptions.index).
@@ -38,6 +43,7 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
     .option('--source <name>', 'the postgres source (default: the only one archiving WAL)')
     .action(
       run(async (context, name, destination, options) => {
+        const { walFetch, walSource } = await walModule();
         const loaded = await context.config();
         const source = walSource(loaded.config, (options as { source?: string }).source);
         await context.withRepository(async (repository) => {
