@@ -12,6 +12,8 @@
 //               databases dumped, WAL positions). Opaque to everyone else; never holds a secret.
 import type { Readable } from 'node:stream';
 
+import type { DirectSource } from '../util/read-fd.js';
+
 /** One thing an engine counts: a table's rows, a db's keys, an index's documents, a label's nodes. */
 export interface StatItem {
   /** Stable key within the engine ("main/public.orders", "db0", "files"). */
@@ -66,6 +68,15 @@ export type ArtifactStream =
       stream: Readable;
       /** The bytes are already compressed by the store (an RDB's LZF strings): the repository
        * compresses them with a fast setting instead of its configured level. */
+      precompressed?: boolean;
+    }
+  | {
+      name: string;
+      /**
+       * The bytes, read straight into the repository's memory (see util/read-fd.ts). readInto()
+       * resolves to 0 only at the true end; a failed or cut transfer rejects.
+       */
+      source: DirectSource;
       precompressed?: boolean;
     }
   | { name: string; parts: AsyncIterable<AsyncIterable<unknown> | Iterable<unknown>> };

@@ -123,6 +123,15 @@ async function backupSource(
       const artifact = step.value;
       if ('parts' in artifact) {
         await session.writeArtifactParts(artifact.name, artifact.parts);
+      } else if ('source' in artifact) {
+        try {
+          await session.writeArtifact(artifact.name, artifact.source, {
+            precompressed: artifact.precompressed === true,
+          });
+        } catch (error) {
+          artifact.source.destroy?.();
+          throw error;
+        }
       } else {
         try {
           await session.writeArtifact(artifact.name, artifact.stream, {

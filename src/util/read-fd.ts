@@ -14,6 +14,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
  */
 export interface DirectSource {
   readInto(target: Buffer): Promise<number>;
+  /** Stops the producer (the consumer gave up); a pending readInto() rejects with `error`. */
+  destroy?(error?: Error): void;
 }
 
 /** How long to wait before reading again a non-blocking descriptor that had nothing (EAGAIN). */

@@ -53,6 +53,7 @@ export async function backUp<Source>(
     while (!step.done) {
       const artifact = step.value;
       if ('parts' in artifact) await session.writeArtifactParts(artifact.name, artifact.parts);
+      else if ('source' in artifact) await session.writeArtifact(artifact.name, artifact.source);
       else await session.writeArtifact(artifact.name, artifact.stream);
       step = await generator.next();
     }

@@ -152,11 +152,12 @@ export function classify(error: unknown, endpoint: Endpoint, doing = 'connect to
 }
 
 /** A raw socket (plain or TLS) to the endpoint, connected; used for the replication handshake. */
-export function openSocket(endpoint: Endpoint): Promise<net.Socket> {
+/** A connected socket; `onread` (plain TCP only) makes its reads land in the caller's buffers. */
+export function openSocket(endpoint: Endpoint, onread?: net.OnReadOpts): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = endpoint.tls
       ? tls.connect({ host: endpoint.host, port: endpoint.port, ...endpoint.tls })
-      : net.connect({ host: endpoint.host, port: endpoint.port });
+      : net.connect({ host: endpoint.host, port: endpoint.port, ...(onread ? { onread } : {}) });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(

@@ -39,6 +39,7 @@ import { RdbParser, type RdbRecord } from './rdb/parser.js';
 import { openReplicationSnapshot } from './replication.js';
 import { type RedisMetadata, restoreRedis, stopStartedServer } from './restore.js';
 import { KeyspaceTally, liveStats, tallyRecord } from './stats.js';
+import type { DirectSource } from '../../util/read-fd.js';
 
 export { RdbParser } from './rdb/parser.js';
 export { decodeValue } from './rdb/decode.js';
@@ -66,34 +67,73 @@ async function probe(source: RedisSource): Promise<ProbeResult> {
   }
 }
 
+interface Found {
+  rdbVersion?: number;
+  databases: Set<number>;
+  functions: number;
+  keys: number;
+}
+
+/** Parses an RDB as it goes by, into the tally and `found`; errors come out as LifeboatErrors. */
+function rdbWatcher(endpoint: Endpoint, tally: KeyspaceTally | undefined, found: Found) {
+  const parser = new RdbParser();
+  const wrap = (error: unknown) =>
+    error instanceof RdbFormatError
+      ? new LifeboatError(
+          'LB_ENGINE_FAILED',
+          `the RDB from ${endpoint.label} is not valid: ${error.message}`,
+          {
+            cause: error,
+          },
+        )
+      : error;
+  const handle = (records: RdbRecord[]) => {
+    // Synchronous: the records may point into memory the caller reuses (tallyRecord copies).
+    for (const record of records) {
+      if (record.kind === 'key') {
+        found.keys += 1;
+        found.databases.add(record.db);
+        if (tally) tallyRecord(tally, record);
+      } else if (record.kind === 'function') {
+        found.functions += 1;
+      }
+    }
+    found.rdbVersion ??= parser.header?.version;
+  };
+  return { parser, wrap, handle };
+}
+
+/** The replication transfer, parsed in place as the repository reads it into its memory. */
+function tapSource(
+  endpoint: Endpoint,
+  tally: KeyspaceTally,
+  found: Found,
+  input: DirectSource,
+): DirectSource {
+  const { parser, wrap, handle } = rdbWatcher(endpoint, tally, found);
+  return {
+    async readInto(target) {
+      const bytes = await input.readInto(target);
+      try {
+        handle(bytes === 0 ? parser.finish() : parser.pushTransient(target.subarray(0, bytes)));
+      } catch (error) {
+        input.destroy?.();
+        throw wrap(error);
+      }
+      return bytes;
+    },
+    destroy: (error) => input.destroy?.(error),
+  };
+}
+
 /** Passes an RDB through unchanged while parsing it into the tally; a bad RDB fails the stream. */
 function tap(
   endpoint: Endpoint,
   tally: KeyspaceTally | undefined,
-  found: { rdbVersion?: number; databases: Set<number>; functions: number; keys: number },
+  found: Found,
 ): (input: Readable) => Readable {
   return (input) => {
-    const parser = new RdbParser();
-    const wrap = (error: unknown) =>
-      error instanceof RdbFormatError
-        ? new LifeboatError(
-            'LB_ENGINE_FAILED',
-            `the RDB from ${endpoint.label} is not valid: ${error.message}`,
-            { cause: error },
-          )
-        : error;
-    const handle = (records: RdbRecord[]) => {
-      for (const record of records) {
-        if (record.kind === 'key') {
-          found.keys += 1;
-          found.databases.add(record.db);
-          if (tally) tallyRecord(tally, record);
-        } else if (record.kind === 'function') {
-          found.functions += 1;
-        }
-      }
-      found.rdbVersion ??= parser.header?.version;
-    };
+    const { parser, wrap, handle } = rdbWatcher(endpoint, tally, found);
     const transform = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         try {
@@ -140,12 +180,7 @@ async function* backup(
     await closeClient(client);
   }
   const tally = new KeyspaceTally();
-  const found = { databases: new Set<number>(), functions: 0, keys: 0 } as {
-    rdbVersion?: number;
-    databases: Set<number>;
-    functions: number;
-    keys: number;
-  };
+  const found: Found = { databases: new Set<number>(), functions: 0, keys: 0 };
   const metadata: Partial<RedisMetadata> = {
     product: identity.product,
     version: identity.version,
@@ -159,7 +194,11 @@ async function* backup(
     metadata.transfer = snapshot.info.transfer;
     if (snapshot.info.replicationId) metadata.replicationId = snapshot.info.replicationId;
     if (snapshot.info.offset !== undefined) metadata.replicationOffset = snapshot.info.offset;
-    yield { name: 'dump.rdb', stream: tap(endpoint, tally, found)(snapshot.stream), precompressed: true };
+    yield {
+      name: 'dump.rdb',
+      source: tapSource(endpoint, tally, found, snapshot.source),
+      precompressed: true,
+    };
   }
   if (method !== 'replication') {
     const primary = method === 'disk';

@@ -11,12 +11,18 @@
 //     $<length>\r\n<length bytes>            (repl-diskless-sync no: the file BGSAVE wrote)
 //     $EOF:<40 random chars>\r\n<bytes><the same 40 chars>   (diskless: streamed from the fork)
 //
-// The returned stream carries exactly the RDB bytes, ending with an error if the connection drops or
-// goes silent (LB_ENGINE_UNAVAILABLE), never with a clean end on a partial transfer.
+// The returned source gives exactly the RDB bytes, and fails if the connection drops or goes silent
+// (LB_ENGINE_UNAVAILABLE), never ending cleanly on a partial transfer.
+//
+// Reads land in the caller's memory. On a plain TCP connection the socket reads straight into it
+// (net's `onread` with a user buffer): the backup session's shared memory, with no buffer allocated per
+// read and no copy. A 1 GiB RDB read as 'data' events was a GiB of short-lived buffers, which V8 answers
+// with full mark-compacts (over half of a backup's garbage-collection time). TLS sockets deliver
+// decrypted 'data' events, which are copied.
 import type net from 'node:net';
-import { Readable } from 'node:stream';
 
 import { LifeboatError } from '../../errors.js';
+import type { DirectSource } from '../../util/read-fd.js';
 import { classify, openSocket, type Endpoint } from './connection.js';
 import { encodeCommand } from './pipeline.js';
 
@@ -28,43 +34,186 @@ export interface ReplicationInfo {
 }
 
 export interface ReplicationSnapshot {
-  stream: Readable;
+  /** Exactly the RDB bytes; fails (never ends cleanly) if the connection drops or goes silent. */
+  source: SnapshotSource;
   info: ReplicationInfo;
 }
 
 const IDLE_TIMEOUT_MS = 60_000;
 const EOF_MARK_LENGTH = 40;
+/** The feed's own buffer: early bytes, and the handshake's replies. */
+const LANDING_BYTES = 64 * 1024;
+/** Targets smaller than this are filled through the snapshot's own buffer (see SnapshotSource). */
+const SMALL_TARGET_BYTES = 4096;
+/** A TLS feed stops reading from the socket while this much is queued. */
+const QUEUE_BYTES = 4 * 1024 * 1024;
 
-/** Reads line replies off the socket during the handshake; keeps what comes after for the payload. */
-class LineReader {
-  private buffer: Buffer = Buffer.alloc(0);
-  private waiter: (() => void) | undefined;
-  private failure: Error | undefined;
+/** Bytes of a connection, read into the caller's memory. */
+export interface ByteFeed {
+  /** Bytes placed at the start of `target` (at least 1), 0 once the peer has closed the connection;
+   * rejects with the connection's error. One read at a time. */
+  read(target: Buffer): Promise<number>;
+  destroy(error?: Error): void;
+}
 
-  constructor(
-    private readonly socket: net.Socket,
-    private readonly endpoint: Endpoint,
-  ) {
-    socket.on('data', this.onData);
-    socket.on('error', this.onError);
-    socket.on('close', this.onClose);
+/** What both feeds share: one waiting read, the connection's end or failure, the idle timeout. */
+abstract class SocketFeed implements ByteFeed {
+  protected waiter: { resolve: (bytes: number) => void; reject: (error: Error) => void } | undefined;
+  protected failure: Error | undefined;
+  protected closed = false;
+  protected socket: net.Socket | undefined;
+  /** When the waiting read started (the server owes us bytes), for the idle timeout. */
+  private waitingSince = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(protected readonly endpoint: Endpoint) {}
+
+  attach(socket: net.Socket): void {
+    this.socket = socket;
+    socket.on('error', (error) => this.fail(classify(error, this.endpoint, 'read from')));
+    socket.on('end', () => this.end());
+    socket.on('close', () => this.end());
+    // One timer for the connection rather than a socket timeout re-armed on every read: time spent
+    // waiting on our own consumer (the repository) is not the server's silence.
+    this.idleTimer = setInterval(() => {
+      if (this.waiter && Date.now() - this.waitingSince > IDLE_TIMEOUT_MS) {
+        this.destroy(
+          new LifeboatError(
+            'LB_ENGINE_UNAVAILABLE',
+            `Redis at ${this.endpoint.label} sent nothing for ${IDLE_TIMEOUT_MS / 1000} s during the transfer`,
+          ),
+        );
+      }
+    }, 1000).unref();
   }
 
-  private onData = (chunk: Buffer) => {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-    this.waiter?.();
+  abstract read(target: Buffer): Promise<number>;
+
+  protected wait(): Promise<number> {
+    this.waitingSince = Date.now();
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  protected settle(bytes: number): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.resolve(bytes);
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error instanceof LifeboatError ? error : classify(error, this.endpoint, 'read from');
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.reject(this.failure);
+  }
+
+  private end(): void {
+    this.closed = true;
+    clearInterval(this.idleTimer);
+    if (this.failure) this.fail(this.failure);
+    else this.settle(0);
+  }
+
+  destroy(error?: Error): void {
+    clearInterval(this.idleTimer);
+    if (error) this.fail(error);
+    this.socket?.destroy();
+  }
+}
+
+/**
+ * A plain TCP connection created with net's `onread` option: every read lands in the target of the
+ * waiting read(), and reading stops until the next read() (the callback returns false). Between
+ * reads, the socket's buffer is the feed's own landing buffer; bytes that arrive there (none are
+ * expected: the server speaks only when asked) are copied and handed out first.
+ */
+export class UserBufferFeed extends SocketFeed {
+  private readonly landing = Buffer.allocUnsafe(LANDING_BYTES);
+  private current: Buffer = this.landing;
+  private early: Buffer[] = [];
+
+  /** For net.connect(): reads land in `current`. */
+  readonly onread = {
+    buffer: (): Buffer => (this.current = this.landing),
+    callback: (bytes: number): boolean => {
+      if (this.waiter && this.current !== this.landing) this.settle(bytes);
+      else this.early.push(Buffer.from(this.current.subarray(0, bytes)));
+      return false;
+    },
   };
-  private onError = (error: Error) => {
-    this.failure = classify(error, this.endpoint, 'read from');
-    this.waiter?.();
-  };
-  private onClose = () => {
-    this.failure ??= new LifeboatError(
-      'LB_ENGINE_UNAVAILABLE',
-      `Redis at ${this.endpoint.label} closed the connection during the replication handshake`,
-    );
-    this.waiter?.();
-  };
+
+  read(target: Buffer): Promise<number> {
+    if (this.early.length > 0) {
+      const first = this.early[0]!;
+      const bytes = first.copy(target);
+      if (bytes === first.length) this.early.shift();
+      else this.early[0] = first.subarray(bytes);
+      return Promise.resolve(bytes);
+    }
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.resolve(0);
+    const socket = this.socket!;
+    // The socket's handle takes the buffer for its next read: net only sets it from the onread
+    // generator after a read, and there is no public method to set it before one.
+    const handle = (socket as unknown as { _handle?: { useUserBuffer(buffer: Uint8Array): void } })._handle;
+    if (!handle) return Promise.resolve(0);
+    const promise = this.wait();
+    this.current = target;
+    handle.useUserBuffer(target);
+    socket.resume();
+    return promise;
+  }
+}
+
+/** A TLS connection: its decrypted 'data' chunks are queued and copied into the targets. */
+export class StreamFeed extends SocketFeed {
+  private queue: Buffer[] = [];
+  private queued = 0;
+
+  override attach(socket: net.Socket): void {
+    super.attach(socket);
+    socket.on('data', (chunk: Buffer) => {
+      this.queue.push(chunk);
+      this.queued += chunk.length;
+      if (this.queued >= QUEUE_BYTES) socket.pause();
+      if (this.waiter) this.settle(this.take(this.pendingTarget!));
+    });
+  }
+
+  private pendingTarget: Buffer | undefined;
+
+  private take(target: Buffer): number {
+    let bytes = 0;
+    while (bytes < target.length && this.queue.length > 0) {
+      const first = this.queue[0]!;
+      const count = first.copy(target, bytes);
+      bytes += count;
+      if (count === first.length) this.queue.shift();
+      else this.queue[0] = first.subarray(count);
+    }
+    this.queued -= bytes;
+    if (this.queued < QUEUE_BYTES) this.socket?.resume();
+    return bytes;
+  }
+
+  read(target: Buffer): Promise<number> {
+    if (this.queued > 0) return Promise.resolve(this.take(target));
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.resolve(0);
+    this.pendingTarget = target;
+    return this.wait();
+  }
+}
+
+/** Reads line replies during the handshake; keeps what comes after the last one for the payload. */
+class LineReader {
+  private buffer: Buffer = Buffer.alloc(0);
+  private readonly scratch = Buffer.allocUnsafe(LANDING_BYTES);
+
+  constructor(
+    private readonly feed: ByteFeed,
+    private readonly endpoint: Endpoint,
+  ) {}
 
   /** The next line, without "\r\n"; empty keepalive lines ("\n") are skipped. */
   async line(): Promise<string> {
@@ -76,19 +225,21 @@ class LineReader {
         this.buffer = this.buffer.subarray(end + 2);
         return line;
       }
-      if (this.failure) throw this.failure;
       if (this.buffer.length > 64 * 1024)
         throw new LifeboatError('LB_ENGINE_FAILED', 'unexpected reply to the replication handshake');
-      await new Promise<void>((resolve) => (this.waiter = resolve));
-      this.waiter = undefined;
+      const bytes = await this.feed.read(this.scratch);
+      if (bytes === 0) {
+        throw new LifeboatError(
+          'LB_ENGINE_UNAVAILABLE',
+          `Redis at ${this.endpoint.label} closed the connection during the replication handshake`,
+        );
+      }
+      this.buffer = Buffer.concat([this.buffer, this.scratch.subarray(0, bytes)]);
     }
   }
 
-  /** Stops reading lines; returns the bytes already received after the last line. */
-  detach(): Buffer {
-    this.socket.off('data', this.onData);
-    this.socket.off('error', this.onError);
-    this.socket.off('close', this.onClose);
+  /** The bytes already received after the last line. */
+  rest(): Buffer {
     return this.buffer;
   }
 }
@@ -97,19 +248,13 @@ export async function openReplicationSnapshot(
   endpoint: Endpoint,
   signal?: AbortSignal,
 ): Promise<ReplicationSnapshot> {
-  const socket = await openSocket(endpoint);
+  const feed = endpoint.tls ? new StreamFeed(endpoint) : new UserBufferFeed(endpoint);
+  const socket = await openSocket(endpoint, feed instanceof UserBufferFeed ? feed.onread : undefined);
   socket.setNoDelay(true);
-  socket.setTimeout(IDLE_TIMEOUT_MS, () =>
-    socket.destroy(
-      new LifeboatError(
-        'LB_ENGINE_UNAVAILABLE',
-        `Redis at ${endpoint.label} sent nothing for ${IDLE_TIMEOUT_MS / 1000} s during the transfer`,
-      ),
-    ),
-  );
-  const onAbort = () => socket.destroy(new LifeboatError('LB_ENGINE_FAILED', 'backup aborted'));
+  feed.attach(socket);
+  const onAbort = () => feed.destroy(new LifeboatError('LB_ENGINE_FAILED', 'backup aborted'));
   signal?.addEventListener('abort', onAbort, { once: true });
-  const reader = new LineReader(socket, endpoint);
+  const reader = new LineReader(feed, endpoint);
   const ask = async (args: string[]): Promise<string> => {
     socket.write(encodeCommand(args));
     return reader.line();
@@ -135,131 +280,123 @@ export async function openReplicationSnapshot(
       info.offset = Number(fullResync[2]);
     }
     const header = await reader.line();
-    let length: number | undefined;
-    let mark: Buffer | undefined;
+    let end: { length: number } | { mark: Buffer };
     if (header.startsWith('$EOF:')) {
-      mark = Buffer.from(header.slice(5), 'latin1');
+      const mark = Buffer.from(header.slice(5), 'latin1');
       if (mark.length !== EOF_MARK_LENGTH)
         throw new LifeboatError('LB_ENGINE_FAILED', `bad diskless transfer marker "${header}"`);
+      end = { mark };
       info.transfer = 'diskless';
     } else if (/^\$\d+$/.test(header)) {
-      length = Number(header.slice(1));
+      end = { length: Number(header.slice(1)) };
     } else {
       throw classify(new Error(header.replace(/^-/, '')), endpoint, 'start a replication transfer from');
     }
-    const first = reader.detach();
-    return { stream: payloadStream(socket, endpoint, first, length, mark, signal, onAbort), info };
+    const source = new SnapshotSource(feed, endpoint, reader.rest(), end, () =>
+      signal?.removeEventListener('abort', onAbort),
+    );
+    return { source, info };
   } catch (error) {
     signal?.removeEventListener('abort', onAbort);
-    reader.detach();
-    socket.destroy();
+    feed.destroy();
     throw error;
   }
 }
 
 /**
- * Finds a diskless transfer's end mark in the chunks as they arrive, and releases the payload before
- * it. The last mark-length - 1 bytes are held back (they may be the start of the mark); the payload
- * itself is passed on as views of the chunks, not copied (a copy of every chunk, joined to the held
- * back bytes, cost a memory copy and an allocation per socket read).
+ * The payload of a transfer, as a DirectSource: `$<length>` bytes, or everything before the diskless
+ * end mark. For the mark, the last mark-length - 1 bytes of every read are held back (they may be the
+ * start of the mark) and put in front of the next read's bytes, in the target itself: the mark is
+ * searched in one contiguous region however the reads split it.
  */
-export class EndMarkScanner {
-  private tail: Buffer = Buffer.alloc(0);
+export class SnapshotSource implements DirectSource {
+  /** Bytes received and not yet passed on: the handshake's excess, then the held-back tail. */
+  private carry: Buffer;
+  /** Payload already read through `spare` (for a small target), not yet passed on. */
+  private ready: Buffer = Buffer.alloc(0);
+  private spare: Buffer | undefined;
+  private received = 0;
+  private finished = false;
 
-  constructor(private readonly mark: Buffer) {}
-
-  /** The payload bytes this chunk releases, in order, and whether the mark has been found. */
-  push(chunk: Buffer): { data: Buffer[]; done: boolean } {
-    const length = this.mark.length;
-    if (this.tail.length + chunk.length < 2 * length) {
-      // Short: join (a few dozen bytes) and search the whole.
-      const joined = Buffer.concat([this.tail, chunk]);
-      const at = joined.indexOf(this.mark);
-      if (at >= 0) return { data: [joined.subarray(0, at)], done: true };
-      const keep = Math.min(length - 1, joined.length);
-      this.tail = joined.subarray(joined.length - keep);
-      return { data: [joined.subarray(0, joined.length - keep)], done: false };
-    }
-    if (this.tail.length > 0) {
-      // A mark that starts in the held-back bytes ends in the chunk's first length - 1 bytes.
-      const joint = Buffer.concat([this.tail, chunk.subarray(0, length - 1)]);
-      const at = joint.indexOf(this.mark);
-      if (at >= 0) return { data: [joint.subarray(0, at)], done: true };
-    }
-    const at = chunk.indexOf(this.mark);
-    if (at >= 0) return { data: [this.tail, chunk.subarray(0, at)], done: true };
-    const data = [this.tail, chunk.subarray(0, chunk.length - (length - 1))];
-    this.tail = Buffer.from(chunk.subarray(chunk.length - (length - 1))); // a copy: the chunk may go
-    return { data, done: false };
+  constructor(
+    private readonly feed: ByteFeed,
+    private readonly endpoint: Endpoint,
+    first: Buffer,
+    private readonly end: { length: number } | { mark: Buffer },
+    private readonly onFinish: () => void = () => undefined,
+  ) {
+    this.carry = first;
+    if ('length' in end && end.length === 0) this.finish();
   }
-}
 
-function payloadStream(
-  socket: net.Socket,
-  endpoint: Endpoint,
-  first: Buffer,
-  length: number | undefined,
-  mark: Buffer | undefined,
-  signal: AbortSignal | undefined,
-  onAbort: () => void,
-): Readable {
-  let received = 0;
-  let finished = false;
-  const scanner = mark ? new EndMarkScanner(mark) : undefined;
-  const stream = new Readable({
-    highWaterMark: 4 * 1024 * 1024,
-    read() {
-      socket.setTimeout(IDLE_TIMEOUT_MS); // waiting on the server again
-      socket.resume();
-    },
-    destroy(error, callback) {
-      signal?.removeEventListener('abort', onAbort);
-      socket.destroy();
-      callback(error);
-    },
-  });
-  const finish = () => {
-    finished = true;
-    signal?.removeEventListener('abort', onAbort);
-    stream.push(null);
-    socket.destroy();
-  };
-  const emit = (data: Buffer) => {
-    if (data.length === 0) return;
-    received += data.length;
-    if (!stream.push(data)) {
-      socket.setTimeout(0); // waiting on our consumer (the repository), not on the server
-      socket.pause();
+  /** Bytes received so far (payload and held-back bytes passed on). */
+  get bytesReceived(): number {
+    return this.received;
+  }
+
+  async readInto(target: Buffer): Promise<number> {
+    // A target too small to hold the held-back tail plus new bytes (the end of a slab) is served
+    // from the source's own buffer.
+    if (this.ready.length === 0 && !this.finished && target.length < SMALL_TARGET_BYTES) {
+      this.spare ??= Buffer.allocUnsafe(LANDING_BYTES);
+      this.ready = this.spare.subarray(0, await this.fill(this.spare));
     }
-  };
-  const onData = (chunk: Buffer) => {
-    if (finished) return;
-    if (length !== undefined) {
-      const take = Math.min(chunk.length, length - received);
-      emit(chunk.subarray(0, take));
-      if (received === length) finish();
-      return;
+    if (this.ready.length > 0) {
+      const bytes = this.ready.copy(target);
+      this.ready = this.ready.subarray(bytes);
+      return bytes;
     }
-    const { data, done } = scanner!.push(chunk);
-    for (const piece of data) emit(piece);
-    if (done) finish();
-  };
-  socket.on('data', onData);
-  socket.on('error', (error) => {
-    if (!finished)
-      stream.destroy(error instanceof LifeboatError ? error : classify(error, endpoint, 'read from'));
-  });
-  socket.on('close', () => {
-    if (finished) return;
-    const expected = length !== undefined ? ` of ${length}` : '';
-    stream.destroy(
-      new LifeboatError(
-        'LB_ENGINE_UNAVAILABLE',
-        `the connection to Redis at ${endpoint.label} was lost after ${received}${expected} bytes of the snapshot`,
-      ),
+    if (this.finished) return 0;
+    return this.fill(target);
+  }
+
+  destroy(error?: Error): void {
+    this.finished = true;
+    this.onFinish();
+    this.feed.destroy(error);
+  }
+
+  /** Places payload bytes at the start of `buffer` (longer than the mark): at least 1, or 0 at the end. */
+  private async fill(buffer: Buffer): Promise<number> {
+    for (;;) {
+      let have = this.carry.copy(buffer);
+      this.carry = this.carry.subarray(have);
+      if (this.carry.length === 0 && have < buffer.length) have += await this.read(buffer.subarray(have));
+      if ('length' in this.end) {
+        const take = Math.min(have, this.end.length - this.received);
+        this.received += take;
+        if (this.received === this.end.length) this.finish();
+        return take;
+      }
+      const region = buffer.subarray(0, have);
+      const at = region.indexOf(this.end.mark);
+      if (at >= 0) {
+        this.received += at;
+        this.finish();
+        return at;
+      }
+      const release = have - Math.min(have, EOF_MARK_LENGTH - 1);
+      const tail = region.subarray(release);
+      this.carry = this.carry.length > 0 ? Buffer.concat([tail, this.carry]) : Buffer.from(tail);
+      this.received += release;
+      if (release > 0) return release;
+    }
+  }
+
+  private async read(target: Buffer): Promise<number> {
+    if (this.finished) throw new LifeboatError('LB_ENGINE_FAILED', 'the snapshot transfer was stopped');
+    const bytes = await this.feed.read(target);
+    if (bytes > 0) return bytes;
+    const expected = 'length' in this.end ? ` of ${this.end.length}` : '';
+    throw new LifeboatError(
+      'LB_ENGINE_UNAVAILABLE',
+      `the connection to Redis at ${this.endpoint.label} was lost after ${this.received}${expected} bytes of the snapshot`,
     );
-  });
-  if (first.length > 0) onData(first);
-  if (length === 0) finish();
-  return stream;
+  }
+
+  private finish(): void {
+    this.finished = true;
+    this.onFinish();
+    this.feed.destroy();
+  }
 }

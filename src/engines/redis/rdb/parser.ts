@@ -42,6 +42,9 @@ export type RdbRecord =
 
 /** Bytes gathered before a parse attempt. */
 const BATCH_BYTES = 1024 * 1024;
+/** pushTransient(): new bytes joined to an unfinished record at first (more if it needs more). */
+const JOIN_BYTES = 4096;
+const EMPTY = Buffer.alloc(0);
 
 export interface RdbHeader {
   magic: 'REDIS' | 'VALKEY';
@@ -89,6 +92,55 @@ export class RdbParser {
     this.pending = [];
     this.pendingBytes = 0;
     return this.drain();
+  }
+
+  /**
+   * Feeds bytes that are valid only during this call (a view of memory the caller reuses, such as the
+   * backup session's shared slabs). They are parsed in place; only the bytes of a record that does
+   * not end in `view` are copied, with as few of the next call's bytes as complete it. The records
+   * returned point into `view`: use them before the next call.
+   */
+  pushTransient(view: Buffer): RdbRecord[] {
+    if (this.done) {
+      if (view.length > 0) throw new RdbFormatError('data after the end of the RDB');
+      return [];
+    }
+    const records: RdbRecord[] = [];
+    let offset = 0;
+    // An unfinished record from the last call: join its bytes with as few new ones as it needs.
+    while ((this.buf.length > 0 || this.pendingBytes > 0) && offset < view.length) {
+      const kept = this.buf.length + this.pendingBytes;
+      const take = Math.min(view.length - offset, Math.max(this.waitFor, kept + JOIN_BYTES) - kept);
+      if (kept + take < this.waitFor) {
+        // Still short of what the record was seen to need (a large value): keep a copy, join later.
+        this.pending.push(Buffer.from(view.subarray(offset, offset + take)));
+        this.pendingBytes += take;
+        offset += take;
+        break;
+      }
+      this.buf = Buffer.concat([this.buf, ...this.pending, view.subarray(offset, offset + take)]);
+      this.pending = [];
+      this.pendingBytes = 0;
+      offset += take;
+      const before = this.offset;
+      for (const record of this.drain()) records.push(record);
+      if (this.offset - before >= kept) {
+        // That record is complete: the joined bytes left over are in `view` too; go on from there.
+        offset -= this.buf.length;
+        this.buf = EMPTY;
+        break;
+      }
+    }
+    if (this.done) {
+      if (offset < view.length) throw new RdbFormatError('data after the end of the RDB');
+      return records;
+    }
+    if (offset < view.length && this.buf.length === 0 && this.pendingBytes === 0) {
+      this.buf = view.subarray(offset);
+      for (const record of this.drain()) records.push(record);
+      this.buf = this.buf.length > 0 ? Buffer.from(this.buf) : EMPTY; // our own copy of the unfinished record
+    }
+    return records;
   }
 
   /** Called at the end of the input: throws if the RDB is incomplete. */

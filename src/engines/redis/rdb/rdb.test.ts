@@ -26,6 +26,48 @@ function parseAll(data: Buffer, chunk = data.length): RdbRecord[] {
   return records;
 }
 
+/** A record as text, taken at once: a transient record's bytes are overwritten after the call. */
+const describeRecord = (record: RdbRecord): string =>
+  JSON.stringify(record, (_key, value: unknown) =>
+    value && typeof value === 'object' && (value as { type?: string }).type === 'Buffer'
+      ? Buffer.from((value as { data: number[] }).data).toString('hex')
+      : value,
+  );
+
+/**
+ * Parses with pushTransient() the way the backup does: every piece is copied into one reused buffer,
+ * which is overwritten (garbage) after each call, so a record or parser state still pointing into it
+ * shows up as a difference.
+ */
+function parseTransient(data: Buffer, chunk: number): string[] {
+  const parser = new RdbParser();
+  const scratch = Buffer.alloc(chunk);
+  const out: string[] = [];
+  for (let at = 0; at < data.length; at += chunk) {
+    const count = data.copy(scratch, 0, at, at + chunk);
+    for (const record of parser.pushTransient(scratch.subarray(0, count))) out.push(describeRecord(record));
+    scratch.fill(0xa5);
+  }
+  for (const record of parser.finish()) out.push(describeRecord(record));
+  return out;
+}
+
+/** An RDB of one string key with a value of `size` random bytes (checksum 0: not checked). */
+function bigValueRdb(size: number): Buffer {
+  const length = Buffer.alloc(5);
+  length[0] = 0x80;
+  length.writeUInt32BE(size, 1);
+  return Buffer.concat([
+    Buffer.from('REDIS0010', 'latin1'),
+    Buffer.from([0x00, 0x03]),
+    Buffer.from('big'),
+    length,
+    randomBytes(size),
+    Buffer.from([0xff]),
+    Buffer.alloc(8),
+  ]);
+}
+
 const keysOf = (records: RdbRecord[]) =>
   new Map(
     records
@@ -100,6 +142,24 @@ for (const flavour of ['redis', 'valkey'] as const) {
         expect(split.length).toBe(whole.length);
         expect(keysOf(split)).toEqual(keysOf(whole));
       }
+    });
+
+    it('parses views of reused memory in place (pushTransient): the same records as push()', () => {
+      const whole = parseAll(data).map(describeRecord);
+      for (const chunk of [1, 2, 9, 10, 63, 500, 4096, 5000, data.length]) {
+        expect(parseTransient(data, chunk), `views of ${chunk} bytes`).toEqual(whole);
+      }
+      // A value much longer than a view is gathered in copies and parsed once, not re-joined per view.
+      const big = bigValueRdb(300_000);
+      const expected = parseAll(big).map(describeRecord);
+      expect(expected.some((record) => record.includes('"key":"626967"'))).toBe(true);
+      for (const chunk of [4096, 65536, 1 << 20]) expect(parseTransient(big, chunk)).toEqual(expected);
+      // The checksum is verified, a truncated RDB still fails, and so do bytes after its end.
+      const flipped = Buffer.from(data);
+      flipped[Math.floor(data.length / 2)]! ^= 0x01;
+      expect(() => parseTransient(flipped, 100)).toThrow(RdbFormatError);
+      expect(() => parseTransient(data.subarray(0, data.length - 3), 100)).toThrow(/ends early/);
+      expect(() => parseTransient(Buffer.concat([data, Buffer.from('x')]), 64)).toThrow(/after the end/);
     });
 
     it('decodes every value of every type and encoding', () => {
