@@ -136,7 +136,8 @@ ${withIdentity ? `  identity: ${identity}\n` : ''}sources:
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain('already archived (same content)');
     const fetch = await workspace.run(['wal-fetch', '000000010000000000000007', workspace.path('out')]);
-    expect(fetch.code).toBe(1);
+    // Not "missing" (1, which would end PostgreSQL's recovery early): fatal, recovery stops.
+    expect(fetch.code).toBe(126);
     expect(fetch.stderr).toContain('LB_REPO_WRITE_ONLY');
     workspace.writeConfig(config(true));
     const restored = await workspace.run(['wal-fetch', '000000010000000000000007', workspace.path('out')]);

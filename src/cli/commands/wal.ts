@@ -1,8 +1,11 @@
 // `lifeboat wal-push %p` (PostgreSQL's archive_command) and `lifeboat wal-fetch %f %p` (restore_command).
 //
 // Exit codes matter to PostgreSQL: 0 means the file is archived (durable) or fetched; anything else
-// makes it retry (push) or end recovery (fetch). A file missing from the archive is an ordinary event
-// during recovery, so wal-fetch reports it in one quiet line and exits 1.
+// makes it retry (push). For restore_command, PostgreSQL takes exit statuses up to 125 as "not in the
+// archive" and ends recovery there (with no target, it promotes: a silently earlier restore point), and
+// statuses above 125 as fatal: recovery stops and can be resumed. So wal-fetch exits 1, in one quiet
+// line, only when the file is truly not in the archive (an ordinary event at the end of recovery), and
+// WAL_FETCH_FATAL on any other failure (repository unreachable, wrong key, damaged data, bad config).
 import type { Command } from 'commander';
 
 import { isLifeboatError } from '../../errors.js';
@@ -12,6 +15,9 @@ import type { CommandRunner } from '../command.js';
 // One process per WAL file: the actions import the WAL module itself, not recovery's index (which
 // loads every engine's code). See main.ts on lazy loading.
 const walModule = () => import('../../recovery/wal.js');
+
+/** wal-fetch's exit status for a failure that must stop PostgreSQL's recovery (above 125). */
+export const WAL_FETCH_FATAL = 126;
 
 export function registerWalCommands(program: Command, run: CommandRunner): void {
   program
@@ -43,19 +49,24 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
     .option('--source <name>', 'the postgres source (default: the only one archiving WAL)')
     .action(
       run(async (context, name, destination, options) => {
-        const { walFetch, walSource } = await walModule();
-        const loaded = await context.config();
-        const source = walSource(loaded.config, (options as { source?: string }).source);
-        await context.withRepository(async (repository) => {
-          try {
-            const size = await walFetch(repository, source, name as string, destination as string);
-            context.output.result({ source, name, size }, `${name as string}: fetched (${size} bytes)`);
-          } catch (error) {
-            if (!isLifeboatError(error, 'LB_WAL_NOT_FOUND')) throw error;
-            context.exitCode = 1;
-            context.output.result({ source, name, found: false }, `${name as string}: not in the archive`);
-          }
-        });
+        try {
+          const { walFetch, walSource } = await walModule();
+          const loaded = await context.config();
+          const source = walSource(loaded.config, (options as { source?: string }).source);
+          await context.withRepository(async (repository) => {
+            try {
+              const size = await walFetch(repository, source, name as string, destination as string);
+              context.output.result({ source, name, size }, `${name as string}: fetched (${size} bytes)`);
+            } catch (error) {
+              if (!isLifeboatError(error, 'LB_WAL_NOT_FOUND')) throw error;
+              context.exitCode = 1;
+              context.output.result({ source, name, found: false }, `${name as string}: not in the archive`);
+            }
+          });
+        } catch (error) {
+          context.output.error(error); // the usual line with its code, on stderr (the server's log)
+          context.exitCode = WAL_FETCH_FATAL;
+        }
       }),
     );
 }
