@@ -329,11 +329,6 @@ export class SnapshotSource implements DirectSource {
     if ('length' in end && end.length === 0) this.finish();
   }
 
-  /** Bytes received so far (payload and held-back bytes passed on). */
-  get bytesReceived(): number {
-    return this.received;
-  }
-
   async readInto(target: Buffer): Promise<number> {
     // A target too small to hold the held-back tail plus new bytes (the end of a slab) is served
     // from the source's own buffer.
