@@ -123,22 +123,15 @@ async function backupSource(
       const artifact = step.value;
       if ('parts' in artifact) {
         await session.writeArtifactParts(artifact.name, artifact.parts);
-      } else if ('source' in artifact) {
-        try {
-          await session.writeArtifact(artifact.name, artifact.source, {
-            precompressed: artifact.precompressed === true,
-          });
-        } catch (error) {
-          artifact.source.destroy?.();
-          throw error;
-        }
       } else {
+        // The consumer gave up (repository error): stop the producer too.
+        const input = 'source' in artifact ? artifact.source : artifact.stream;
         try {
-          await session.writeArtifact(artifact.name, artifact.stream, {
+          await session.writeArtifact(artifact.name, input, {
             precompressed: artifact.precompressed === true,
           });
         } catch (error) {
-          artifact.stream.destroy();
+          input.destroy?.();
           throw error;
         }
       }

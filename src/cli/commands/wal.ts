@@ -49,21 +49,22 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
     .option('--source <name>', 'the postgres source (default: the only one archiving WAL)')
     .action(
       run(async (context, name, destination, options) => {
+        let source: string | undefined;
         try {
           const { walFetch, walSource } = await walModule();
           const loaded = await context.config();
-          const source = walSource(loaded.config, (options as { source?: string }).source);
-          await context.withRepository(async (repository) => {
-            try {
-              const size = await walFetch(repository, source, name as string, destination as string);
-              context.output.result({ source, name, size }, `${name as string}: fetched (${size} bytes)`);
-            } catch (error) {
-              if (!isLifeboatError(error, 'LB_WAL_NOT_FOUND')) throw error;
-              context.exitCode = 1;
-              context.output.result({ source, name, found: false }, `${name as string}: not in the archive`);
-            }
-          });
+          source = walSource(loaded.config, (options as { source?: string }).source);
+          const chosen = source;
+          const size = await context.withRepository((repository) =>
+            walFetch(repository, chosen, name as string, destination as string),
+          );
+          context.output.result({ source, name, size }, `${name as string}: fetched (${size} bytes)`);
         } catch (error) {
+          if (isLifeboatError(error, 'LB_WAL_NOT_FOUND')) {
+            context.exitCode = 1;
+            context.output.result({ source, name, found: false }, `${name as string}: not in the archive`);
+            return;
+          }
           context.output.error(error); // the usual line with its code, on stderr (the server's log)
           context.exitCode = WAL_FETCH_FATAL;
         }

@@ -87,7 +87,38 @@ abstract class SocketFeed implements ByteFeed {
     }, 1000).unref();
   }
 
-  abstract read(target: Buffer): Promise<number>;
+  /** Bytes received but not yet read (TLS chunks; on plain TCP, only bytes no read asked for). */
+  private queue: Buffer[] = [];
+  protected queued = 0;
+
+  read(target: Buffer): Promise<number> {
+    if (this.queued > 0) return Promise.resolve(this.take(target));
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.resolve(0);
+    return this.readFromSocket(target);
+  }
+
+  /** Waits for the socket's next bytes in `target` (settle() resolves). */
+  protected abstract readFromSocket(target: Buffer): Promise<number>;
+
+  protected enqueue(chunk: Buffer): void {
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+  }
+
+  /** Copies queued bytes into `target`. */
+  protected take(target: Buffer): number {
+    let bytes = 0;
+    while (bytes < target.length && this.queue.length > 0) {
+      const first = this.queue[0]!;
+      const count = first.copy(target, bytes);
+      bytes += count;
+      if (count === first.length) this.queue.shift();
+      else this.queue[0] = first.subarray(count);
+    }
+    this.queued -= bytes;
+    return bytes;
+  }
 
   protected wait(): Promise<number> {
     this.waitingSince = Date.now();
@@ -130,28 +161,18 @@ abstract class SocketFeed implements ByteFeed {
 export class UserBufferFeed extends SocketFeed {
   private readonly landing = Buffer.allocUnsafe(LANDING_BYTES);
   private current: Buffer = this.landing;
-  private early: Buffer[] = [];
 
   /** For net.connect(): reads land in `current`. */
   readonly onread = {
     buffer: (): Buffer => (this.current = this.landing),
     callback: (bytes: number): boolean => {
       if (this.waiter && this.current !== this.landing) this.settle(bytes);
-      else this.early.push(Buffer.from(this.current.subarray(0, bytes)));
+      else this.enqueue(Buffer.from(this.current.subarray(0, bytes)));
       return false;
     },
   };
 
-  read(target: Buffer): Promise<number> {
-    if (this.early.length > 0) {
-      const first = this.early[0]!;
-      const bytes = first.copy(target);
-      if (bytes === first.length) this.early.shift();
-      else this.early[0] = first.subarray(bytes);
-      return Promise.resolve(bytes);
-    }
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.closed) return Promise.resolve(0);
+  protected readFromSocket(target: Buffer): Promise<number> {
     const socket = this.socket!;
     // The socket's handle takes the buffer for its next read: net only sets it from the onread
     // generator after a read, and there is no public method to set it before one.
@@ -167,39 +188,24 @@ export class UserBufferFeed extends SocketFeed {
 
 /** A TLS connection: its decrypted 'data' chunks are queued and copied into the targets. */
 export class StreamFeed extends SocketFeed {
-  private queue: Buffer[] = [];
-  private queued = 0;
+  private pendingTarget: Buffer | undefined;
 
   override attach(socket: net.Socket): void {
     super.attach(socket);
     socket.on('data', (chunk: Buffer) => {
-      this.queue.push(chunk);
-      this.queued += chunk.length;
+      this.enqueue(chunk);
       if (this.queued >= QUEUE_BYTES) socket.pause();
       if (this.waiter) this.settle(this.take(this.pendingTarget!));
     });
   }
 
-  private pendingTarget: Buffer | undefined;
-
-  private take(target: Buffer): number {
-    let bytes = 0;
-    while (bytes < target.length && this.queue.length > 0) {
-      const first = this.queue[0]!;
-      const count = first.copy(target, bytes);
-      bytes += count;
-      if (count === first.length) this.queue.shift();
-      else this.queue[0] = first.subarray(count);
-    }
-    this.queued -= bytes;
+  protected override take(target: Buffer): number {
+    const bytes = super.take(target);
     if (this.queued < QUEUE_BYTES) this.socket?.resume();
     return bytes;
   }
 
-  read(target: Buffer): Promise<number> {
-    if (this.queued > 0) return Promise.resolve(this.take(target));
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.closed) return Promise.resolve(0);
+  protected readFromSocket(target: Buffer): Promise<number> {
     this.pendingTarget = target;
     return this.wait();
   }
