@@ -11,6 +11,12 @@
 //                  blobs and their index are durable: a crash leaves at most garbage for prune.
 //   names          file names are plain in object names (like pgBackRest's archive): they reveal the
 //                  WAL position, never content.
+//   locations      where the push stored each blob (pack, offset, length...), kept in the record so that
+//                  a fetch needs no index: wal-fetch runs once per file during a recovery, and loading
+//                  every index file (each push adds one until a prune merges them) made every fetch
+//                  slower as the archive grew. A hint only: packs are immutable, so a location is right
+//                  or its pack is gone (a prune repacked the blob). Blobs are verified (tag, id) either
+//                  way, and a fetch whose hint fails loads the index and reads again.
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
@@ -20,6 +26,7 @@ import { checkName } from '../storage/index.js';
 import { openFile, sealFile } from './envelope.js';
 import { checkVersion } from './format.js';
 import type { BackupSession } from './backup-session.js';
+import { BlobIndex, type IndexEntry } from './blob-index.js';
 import type { Repository } from './repository.js';
 
 export const ARCHIVE_VERSION = 1;
@@ -31,10 +38,15 @@ export interface ArchiveRecord {
   size: number;
   sha256: string;
   blobs: string[];
+  /** Where each blob was stored at push time, in the order of `blobs` (absent in older records). */
+  locations?: ArchiveLocation[];
   /** When it was archived (ISO time): a segment holds only records written before this. */
   time: string;
   hostname: string;
 }
+
+/** A blob's place at push time: its pack and the pack's entry for it, less the id. */
+export type ArchiveLocation = Omit<IndexEntry, 'id'>;
 
 export interface ArchiveInput {
   name: string;
@@ -135,6 +147,8 @@ export async function pushArchiveFiles(
     const records = await session.persistArtifacts();
     const time = new Date().toISOString();
     for (const artifact of records) {
+      // The session added its packs to the repository's index: every blob's place is known there.
+      const entries = artifact.blobs.map((id) => repository.index.get(id));
       const record: ArchiveRecord = {
         version: ARCHIVE_VERSION,
         source,
@@ -142,6 +156,9 @@ export async function pushArchiveFiles(
         size: artifact.size,
         sha256: artifact.sha256,
         blobs: artifact.blobs,
+        ...(entries.every((entry) => entry !== undefined)
+          ? { locations: entries.map(({ id: _id, ...location }) => location) }
+          : {}),
         time,
         hostname: hostname(),
       };
@@ -200,7 +217,11 @@ function conflict(source: string, name: string): LifeboatError {
   );
 }
 
-/** The archived file's plaintext, verified (blob tags and ids, then size and SHA-256). */
+/**
+ * The archived file's plaintext, verified (blob tags and ids, then size and SHA-256). A repository
+ * opened without its index reads the blobs where the record says they were stored; if one is not there
+ * any more, it loads the index and reads again.
+ */
 export async function readArchiveFile(repository: Repository, source: string, name: string): Promise<Buffer> {
   let record: ArchiveRecord;
   try {
@@ -212,9 +233,37 @@ export async function readArchiveFile(repository: Repository, source: string, na
       });
     throw error;
   }
+  if (!repository.indexLoaded) {
+    const hinted = locationIndex(record);
+    if (hinted !== undefined) {
+      try {
+        return await readWhole(repository.readArtifact(record, { index: hinted }));
+      } catch (error) {
+        if (!isLifeboatError(error, 'LB_REPO_MISSING_DATA') && !isLifeboatError(error, 'LB_REPO_CORRUPT'))
+          throw error;
+      }
+    }
+    await repository.loadIndex();
+  }
+  return readWhole(repository.readArtifact(record));
+}
+
+async function readWhole(stream: AsyncIterable<unknown>): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of repository.readArtifact(record)) chunks.push(chunk as Buffer);
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** An index of the record's blobs at the places it names, or undefined when it names none. */
+function locationIndex(record: ArchiveRecord): BlobIndex | undefined {
+  const locations = record.locations;
+  if (!Array.isArray(locations) || locations.length !== record.blobs.length) return undefined;
+  const index = new BlobIndex();
+  record.blobs.forEach((id, at) => {
+    const { pack, offset, length, rawLength, compression } = locations[at]!;
+    index.addPack(pack, [{ id, offset, length, rawLength, compression }]);
+  });
+  return index;
 }
 
 /** Deletes archived files' records (their data goes with prune). Caller holds an exclusive lock. */

@@ -93,7 +93,8 @@ export interface OpenOptions extends Credentials {
    * (wal-push, one process per WAL file), whose blobs then dedupe only within its own session. Every
    * push adds an index file until the next prune merges them, so loading them all made each push slower
    * than the last; a copy of a blob another pack also holds is allowed (concurrent backups make them
-   * too) and prune removes it. Reading artifacts from such a repository is refused.
+   * too) and prune removes it. Reading artifacts from such a repository is refused until
+   * loadIndex(), except where the caller says where the blobs are (archive records: wal-fetch).
    */
   index?: 'load' | 'skip';
 }
@@ -121,7 +122,22 @@ export class Repository {
     /** Replaced by a fresh load when a backup takes its lock (a prune may have run since open). */
     public index: BlobIndex,
     readonly options: Required<Omit<OpenOptions, keyof Credentials>>,
-  ) {}
+  ) {
+    this.indexLoaded = options.index !== 'skip';
+  }
+
+  /** Whether the index files were read (at open, or by loadIndex() later). */
+  indexLoaded: boolean;
+
+  /** Reads every index file of a repository opened without them; from then on it reads artifacts too. */
+  async loadIndex(): Promise<void> {
+    if (this.indexLoaded) return;
+    const index = new BlobIndex();
+    await index.load(this.storage, this.ring);
+    // What this process stored meanwhile is in the index files just read.
+    this.index = index;
+    this.indexLoaded = true;
+  }
 
   /** Creates a repository at an empty location; refuses (LB_REPO_EXISTS) if anything is there. */
   static async init(storage: StorageBackend, options: InitOptions): Promise<RepositoryConfig> {
@@ -215,7 +231,7 @@ export class Repository {
     try {
       // Dedup only against what exists now that no prune can run: an index loaded before the lock may
       // name packs a prune has deleted since. (Without an index: against this session only.)
-      if (this.options.index !== 'skip') await this.reloadIndex();
+      if (this.indexLoaded) await this.reloadIndex();
     } catch (error) {
       await lock.release();
       throw error;
@@ -359,7 +375,7 @@ export class Repository {
   }
 
   private assertIndex(): void {
-    if (this.options.index === 'skip') {
+    if (!this.indexLoaded) {
       throw new LifeboatError(
         'LB_INTERNAL',
         'this repository was opened without its index: it can only append',
@@ -367,9 +383,12 @@ export class Repository {
     }
   }
 
-  /** The artifact's plaintext, verified blob by blob and as a whole. */
-  readArtifact(artifact: ArtifactRecord): Readable {
-    this.assertIndex();
+  /**
+   * The artifact's plaintext, verified blob by blob and as a whole. `options.index` finds the blobs
+   * instead of the repository's index (archive records carry their blobs' places).
+   */
+  readArtifact(artifact: ArtifactRecord, options: { index?: BlobIndex } = {}): Readable {
+    if (options.index === undefined) this.assertIndex();
     // One pool for every read: starting two workers per artifact cost ~0.1 s, which dominated reads of
     // many small artifacts (a replay fetching hundreds of WAL files). Idle, it keeps nothing alive.
     if (!this.readPool || this.readPool.broken) this.readPool = new CryptoPool(0).unrefWhenIdle();
@@ -378,7 +397,7 @@ export class Repository {
         {
           storage: this.storage,
           ring: this.ring,
-          index: this.index,
+          index: options.index ?? this.index,
           readAhead: this.options.readAhead,
           pool: this.readPool,
         },

@@ -391,11 +391,12 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       expect(await listLocks(repository.storage)).toEqual([]);
     });
 
-    it('appends without its index (wal-push): reads no index file, stores a copy of a known blob, which prune removes', async (ctx) => {
+    it('appends without its index (wal-push): reads no index file, stores a copy of a known blob, which prune removes; fetches by the places records name, and by the index once a prune moved them', async (ctx) => {
       const storage = await fresh(ctx);
       await Repository.init(storage, { password: PASSWORD, kdf: CHEAP_KDF });
       const full = await Repository.open(storage, { password: PASSWORD });
       const segment = randomData(3 * MiB, 21);
+      const third = randomData(MiB, 22);
       await pushArchiveFiles(full, 'db', [{ name: '000000010000000000000001', data: segment }]);
       // An appender opened without the index: the storage it uses must never read an index file.
       const reads: string[] = [];
@@ -414,23 +415,52 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       // The same bytes under a second name: stored again (no index to dedupe against), as a copy.
       await pushArchiveFiles(appender, 'db', [
         { name: '000000010000000000000002', data: segment },
-        { name: '000000010000000000000003', data: randomData(MiB, 22) },
+        { name: '000000010000000000000003', data: third },
       ]);
       expect(reads.length).toBeGreaterThan(0); // config, keys, archive records: the proxy sees reads
       expect(reads.filter((name) => name.startsWith('index/'))).toEqual([]);
       expect(() => appender.readArtifact({ name: 'x', size: 0, sha256: '', blobs: [] })).toThrow(
         /without its index/,
       );
+      // A fetcher opened without the index (wal-fetch) reads each file where its record says.
+      const fetcher = await Repository.open(watched, { password: PASSWORD, index: 'skip' });
+      const expected: Record<string, Buffer> = {
+        '000000010000000000000001': segment,
+        '000000010000000000000002': segment,
+        '000000010000000000000003': third,
+      };
+      for (const [name, data] of Object.entries(expected))
+        expect(sha(await readArchiveFile(fetcher, 'db', name))).toBe(sha(data));
+      expect(reads.filter((name) => name.startsWith('index/'))).toEqual([]);
+      expect(fetcher.indexLoaded).toBe(false);
+
       const reader = await Repository.open(storage, { password: PASSWORD });
-      expect(await readArchiveFile(reader, 'db', '000000010000000000000002')).toEqual(segment);
+      expect(sha(await readArchiveFile(reader, 'db', '000000010000000000000002'))).toBe(sha(segment));
       const before = await storedBytes(storage);
+      const packsBefore = new Set<string>();
+      for await (const info of storage.list('data/')) packsBefore.add(info.name);
       await prune(reader);
       expect(await storedBytes(storage)).toBeLessThan(before);
       const afterPrune = await Repository.open(storage, { password: PASSWORD });
       expect(await checkRepository(afterPrune, { readData: true })).toMatchObject({ problems: [] });
       for (const name of ['000000010000000000000001', '000000010000000000000002']) {
-        expect(await readArchiveFile(afterPrune, 'db', name)).toEqual(segment);
+        expect(sha(await readArchiveFile(afterPrune, 'db', name))).toBe(sha(segment));
       }
+      // The prune deleted or rewrote a pack some record names: fetching without the index still gives
+      // every file, loading the index only for a record whose places are gone.
+      const packsAfter = new Set<string>();
+      for await (const info of storage.list('data/')) packsAfter.add(info.name);
+      expect([...packsBefore].some((pack) => !packsAfter.has(pack))).toBe(true);
+      let indexReads = 0;
+      for (const [name, data] of Object.entries(expected)) {
+        const again = await Repository.open(watched, { password: PASSWORD, index: 'skip' });
+        reads.length = 0;
+        expect(sha(await readArchiveFile(again, 'db', name))).toBe(sha(data));
+        const read = reads.filter((object) => object.startsWith('index/')).length;
+        expect(again.indexLoaded).toBe(read > 0);
+        indexReads += read;
+      }
+      expect(indexReads).toBeGreaterThan(0);
     });
 
     it('takes two backups into one repository at once', async (ctx) => {

@@ -55,8 +55,10 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
           const loaded = await context.config();
           source = walSource(loaded.config, (options as { source?: string }).source);
           const chosen = source;
-          const size = await context.withRepository((repository) =>
-            walFetch(repository, chosen, name as string, destination as string),
+          // Without loading the index: the record says where its blobs are (see readArchiveFile).
+          const size = await context.withRepository(
+            (repository) => walFetch(repository, chosen, name as string, destination as string),
+            { index: 'skip' },
           );
           context.output.result({ source, name, size }, `${name as string}: fetched (${size} bytes)`);
         } catch (error) {
