@@ -79,7 +79,11 @@ export type ArtifactStream =
       source: DirectSource;
       precompressed?: boolean;
     }
-  | { name: string; parts: AsyncIterable<AsyncIterable<unknown> | Iterable<unknown>> };
+  | {
+      name: string;
+      /** Each part iterates buffers or reads itself into the repository's memory (DirectSource). */
+      parts: AsyncIterable<AsyncIterable<unknown> | Iterable<unknown> | DirectSource>;
+    };
 
 /** What a backup reports when its artifacts are all produced. */
 export interface BackupResult {

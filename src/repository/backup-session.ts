@@ -27,7 +27,7 @@ import { PackWriter, type PackedBlob, packName } from './pack.js';
 import type { BackupProgress, Repository } from './repository.js';
 import { type Slab, SlabPool } from './slabs.js';
 import { type ArtifactRecord, type SnapshotManifest, saveSnapshot } from './snapshots.js';
-import { CryptoPool, type StreamHash } from './workers.js';
+import { CryptoPool } from './workers.js';
 
 /** Slabs per session: enough for the chunks in flight, the stream hash's lag and the one being filled. */
 const SLAB_COUNT = 3;
@@ -48,6 +48,38 @@ function isDirectSource(value: unknown): value is DirectSource {
 /** Bytes a DirectSource is asked for at a time: chunking starts early, few calls all the same. */
 const DIRECT_READ_BYTES = 2 * 1024 * 1024;
 
+/**
+ * Consecutive chunks go to the stream hash together, up to this many bytes: one message per chunk
+ * cost more than the hashing for small chunks (a files backup makes one chunk per small file).
+ */
+const HASH_RUN_BYTES = 1024 * 1024;
+
+/**
+ * The window of chunks in flight is counted in bytes, each chunk weighing at least this much: the
+ * pool's capacity in megabytes of chunks. Counted in chunks, small ones (a files backup) kept the
+ * workers waiting on messages; counted in bytes alone, the tiniest would flood them.
+ */
+const MIN_JOB_WEIGHT = 32 * 1024;
+const WINDOW_UNIT = 1024 * 1024;
+
+/**
+ * Chunks smaller than this are identified and sealed in batches, one message to a worker for up to
+ * BATCH_COUNT of them or BATCH_BYTES: a files backup makes one chunk per small file, and two messages
+ * per chunk (identify, then seal or drop) cost more than the chunks' hashing and sealing.
+ */
+const SMALL_CHUNK = 64 * 1024;
+const BATCH_COUNT = 64;
+const BATCH_BYTES = 512 * 1024;
+
+/** A small chunk waiting in the batch: a reference to its slab is held until it is sealed or dropped. */
+interface BatchedChunk {
+  slab: Slab;
+  start: number;
+  end: number;
+  resolve: (id: string) => void;
+  reject: (error: unknown) => void;
+}
+
 /** How one artifact is stored. */
 export interface ArtifactOptions {
   /**
@@ -63,6 +95,14 @@ export class BackupSession {
   private readonly pool: CryptoPool;
   private readonly slabs: SlabPool;
   private readonly jobs = new Set<Promise<void>>();
+  /** Weight of the chunks in flight (see MIN_JOB_WEIGHT). */
+  private inFlight = 0;
+  /** Who waits for a job to end (Promise.race over hundreds of jobs per chunk was quadratic). */
+  private roomWaiters: Array<() => void> = [];
+  /** Small chunks not yet sent to a worker, their bytes, and the zstd level they are sealed at. */
+  private batch: BatchedChunk[] = [];
+  private batchBytes = 0;
+  private batchLevel = 0;
   private readonly uploads = new Set<Promise<void>>();
   private readonly uploaded: Array<{ id: string; blobs: PackedBlob[] }> = [];
   private readonly sessionBlobs = new Set<string>();
@@ -120,15 +160,38 @@ export class BackupSession {
     let slab = await this.slabs.acquire();
     let start = 0;
     let filled = 0;
+    /** Chunks dispatched but not yet given to the stream hash: slab[from, to) of the current slab. */
+    let hashFrom = 0;
+    let hashTo = 0;
+    const flushHash = () => {
+      if (hashTo === hashFrom) return;
+      const held = slab;
+      held.retain();
+      this.track(hash.update(held.bytes.subarray(hashFrom, hashTo)).finally(() => held.release()));
+      hashFrom = hashTo;
+    };
+    const dispatch = async (end: number) => {
+      if (hashTo !== start) {
+        flushHash();
+        hashFrom = start;
+      }
+      hashTo = end;
+      if (hashTo - hashFrom >= HASH_RUN_BYTES) flushHash();
+      ids.push((await this.addChunk(slab, start, end, level)).id);
+      start = end;
+    };
     /** Room after `filled`; a full slab first carries the unfinished chunk over to a fresh one. */
     const room = async (): Promise<Buffer> => {
       if (filled === slab.bytes.length) {
+        flushHash();
+        this.flushBatch(); // no batch holds on to the slab being left
         const next = await this.slabs.acquire();
         slab.bytes.copy(next.bytes, 0, start, filled);
         filled -= start;
         start = 0;
         slab.release();
         slab = next;
+        hashFrom = hashTo = 0;
       }
       return slab.bytes.subarray(filled);
     };
@@ -137,21 +200,23 @@ export class BackupSession {
       const base = filled;
       filled += count;
       size += count;
-      for (const cut of chunker.cuts(slab.bytes.subarray(base, filled))) {
-        ids.push((await this.addChunk(slab, start, base + cut, level, hash)).id);
-        start = base + cut;
-      }
+      for (const cut of chunker.cuts(slab.bytes.subarray(base, filled))) await dispatch(base + cut);
       this.progress.bytesRead += count;
       this.onProgress?.(this.progress);
     };
     try {
       for await (const part of parts) {
         if (isDirectSource(part)) {
-          for (;;) {
-            const free = await room();
-            const count = await part.readInto(free.subarray(0, Math.min(free.length, DIRECT_READ_BYTES)));
-            if (count === 0) break;
-            await take(count);
+          try {
+            for (;;) {
+              const free = await room();
+              const count = await part.readInto(free.subarray(0, Math.min(free.length, DIRECT_READ_BYTES)));
+              if (count === 0) break;
+              await take(count);
+            }
+          } catch (error) {
+            part.destroy?.(error as Error); // the source lets go of what it holds (a file descriptor)
+            throw error;
           }
         } else {
           for await (const data of part) {
@@ -169,11 +234,10 @@ export class BackupSession {
             }
           }
         }
-        if (chunker.end() && filled > start) {
-          ids.push((await this.addChunk(slab, start, filled, level, hash)).id);
-          start = filled;
-        }
+        if (chunker.end() && filled > start) await dispatch(filled);
       }
+      flushHash();
+      this.flushBatch();
     } finally {
       slab.release();
     }
@@ -223,6 +287,7 @@ export class BackupSession {
   }
 
   private async persist(): Promise<void> {
+    this.flushBatch();
     while (this.jobs.size > 0) await Promise.all(this.jobs);
     if (this.current) {
       this.current.full = true;
@@ -256,29 +321,65 @@ export class BackupSession {
 
   /** Gives up: releases the lock. Packs already uploaded stay as garbage for prune; no snapshot. */
   async abort(): Promise<void> {
+    const unsent = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    for (const chunk of unsent) {
+      chunk.reject(new LifeboatError('LB_INTERNAL', 'the backup was aborted'));
+      chunk.slab.release();
+    }
     while (this.jobs.size > 0) await Promise.allSettled([...this.jobs]);
     while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]); // jobs may have started uploads
     await this.pool.close();
     await this.lock.release();
   }
 
+  /** Tracks a job: the session waits for it before persisting, and its failure fails the session. */
+  private track(job: Promise<unknown>, weight = 0): void {
+    this.inFlight += weight;
+    const tracked = job.then(
+      () => undefined,
+      (error: unknown) => {
+        this.failure ??= error;
+      },
+    );
+    this.jobs.add(tracked);
+    void tracked.finally(() => {
+      this.jobs.delete(tracked);
+      this.inFlight -= weight;
+      const waiters = this.roomWaiters;
+      this.roomWaiters = [];
+      for (const wake of waiters) wake();
+    });
+  }
+
   /**
-   * Hands the chunk slab[start, end) to the workers: one adds it to the stream hash; one computes its
-   * id, and then drops a duplicate or seals a new blob into the open pack. Each holds a reference to
-   * the slab until it is done with the chunk. Resolves (once there is room in the window) to a box
-   * holding the promise of the id.
+   * Hands the chunk slab[start, end) to a worker, which computes its id, then drops a duplicate or
+   * seals a new blob into the open pack (the stream hash is the caller's). It holds a reference to the
+   * slab until it is done with the chunk. Resolves (once there is room in the window) to a box holding
+   * the promise of the id.
    */
   private async addChunk(
     slab: Slab,
     start: number,
     end: number,
     level: number,
-    hash: StreamHash,
   ): Promise<{ id: Promise<string> }> {
     if (this.failure !== undefined) throw this.failure as Error;
+    if (end - start < SMALL_CHUNK) {
+      if (this.batch.length > 0 && level !== this.batchLevel) this.flushBatch();
+      this.batchLevel = level;
+      slab.retain();
+      const id = new Promise<string>((resolve, reject) =>
+        this.batch.push({ slab, start, end, resolve, reject }),
+      );
+      id.catch(() => undefined); // awaited by writeArtifact; failures also land in this.failure
+      this.batchBytes += end - start;
+      if (this.batch.length >= BATCH_COUNT || this.batchBytes >= BATCH_BYTES) this.flushBatch();
+      await this.waitForRoom();
+      return { id };
+    }
     const chunk = slab.bytes.subarray(start, end);
-    slab.retain();
-    const hashed = hash.update(chunk).finally(() => slab.release());
     slab.retain();
     const identified = this.pool.identify(chunk, this.ring.writer.idKey);
     const work = identified.then(async (held) => {
@@ -303,19 +404,80 @@ export class BackupSession {
     });
     // The chunk is read by then: by the HMAC for a duplicate, by the seal for a new blob; after a
     // failure the worker holds it unread (the session fails anyway).
-    const sealedOrDropped = work.finally(() => slab.release());
-    const tracked = Promise.all([sealedOrDropped, hashed]).then(
-      () => undefined,
+    this.track(
+      work.finally(() => slab.release()),
+      Math.max(MIN_JOB_WEIGHT, end - start),
+    );
+    work.catch(() => undefined); // awaited by writeArtifact; failures also land in this.failure
+    await this.waitForRoom();
+    return { id: work }; // boxed: returning the promise itself would make this wait for it
+  }
+
+  /** Waits until the window has room (chunks in flight, uploads in flight). */
+  private async waitForRoom(): Promise<void> {
+    while (this.inFlight >= this.pool.capacity * WINDOW_UNIT && this.jobs.size > 0)
+      await new Promise<void>((wake) => this.roomWaiters.push(wake));
+    await this.waitForUploads(this.repository.options.uploadConcurrency);
+  }
+
+  /**
+   * Sends the batched small chunks to one worker: it computes their ids, the duplicates are dropped,
+   * and the new ones sealed into the open pack, each step one message for the whole batch.
+   */
+  private flushBatch(): void {
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    const bytes = this.batchBytes;
+    const level = this.batchLevel;
+    this.batch = [];
+    this.batchBytes = 0;
+    const work = async () => {
+      const held = await this.pool.identifyMany(
+        batch.map((chunk) => chunk.slab.bytes.subarray(chunk.start, chunk.end)),
+        this.ring.writer.idKey,
+      );
+      const fresh: number[] = [];
+      const duplicates: number[] = [];
+      held.ids.forEach((id, index) => {
+        if (this.repository.index.has(id) || this.sessionBlobs.has(id)) {
+          duplicates.push(index);
+          return;
+        }
+        this.sessionBlobs.add(id);
+        this.progress.bytesNew += batch[index]!.end - batch[index]!.start;
+        fresh.push(index);
+      });
+      this.pool.dropMany(held, duplicates);
+      if (fresh.length > 0) {
+        let pack = await this.openPack();
+        while (pack.full) pack = await this.openPack();
+        pack.pending++;
+        try {
+          const sealed = await this.pool.sealHeldMany(held, fresh, pack.writer.key, level);
+          sealed.forEach((blob, at) =>
+            pack.writer.appendSealed(held.ids[fresh[at]!]!, blob.sealed, blob.rawLength, blob.compression),
+          );
+        } finally {
+          pack.pending--;
+        }
+        if (!pack.full && pack.writer.size >= this.repository.config.packSize) pack.full = true;
+        this.finishIfDone(pack);
+      }
+      return held.ids;
+    };
+    const done = work().then(
+      (ids) => ids.forEach((id, index) => batch[index]!.resolve(id)),
       (error: unknown) => {
-        this.failure ??= error;
+        for (const chunk of batch) chunk.reject(error);
+        throw error;
       },
     );
-    this.jobs.add(tracked);
-    void tracked.finally(() => this.jobs.delete(tracked));
-    work.catch(() => undefined); // awaited by writeArtifact; failures also land in this.failure
-    while (this.jobs.size >= this.pool.capacity) await Promise.race(this.jobs);
-    await this.waitForUploads(this.repository.options.uploadConcurrency);
-    return { id: work }; // boxed: returning the promise itself would make this wait for it
+    this.track(
+      done.finally(() => {
+        for (const chunk of batch) chunk.slab.release();
+      }),
+      Math.max(MIN_JOB_WEIGHT, bytes),
+    );
   }
 
   /** The pack new blobs go to, creating one (once) when there is none or it is full. */

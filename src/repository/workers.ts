@@ -56,6 +56,26 @@ function identifyJob(job) {
   held.set(job.job, plain);
   return { job: job.job, id: createHmac('sha256', Buffer.from(job.idKey)).update(plain).digest('hex'), rawLength: plain.length };
 }
+function identifyManyJob(job) {
+  const key = Buffer.from(job.idKey);
+  const ids = job.datas.map((data, index) => {
+    const plain = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    held.set(job.job + '/' + index, plain);
+    return createHmac('sha256', key).update(plain).digest('hex');
+  });
+  return { job: job.job, ids };
+}
+function sealHeldManyJob(job) {
+  const sealed = [], compressions = [], rawLengths = [];
+  job.held.forEach((name, index) => {
+    const plain = held.get(name);
+    held.delete(name);
+    if (!plain) throw new Error('no held blob ' + name);
+    const answer = sealJob({ job: job.job, id: job.ids[index], key: job.key, data: plain, level: job.level });
+    sealed.push(answer.sealed); compressions.push(answer.compression); rawLengths.push(answer.rawLength);
+  });
+  return { job: job.job, sealedMany: sealed, compressions, rawLengths };
+}
 function sealHeldJob(job) {
   const plain = held.get(job.heldJob);
   held.delete(job.heldJob);
@@ -127,16 +147,18 @@ function digestJob(job) {
 }
 parentPort.on('message', (job) => {
   if (job.type === 'drop') { held.delete(job.heldJob); return; }
+  if (job.type === 'dropMany') { for (const name of job.held) held.delete(name); return; }
   let answer;
   try {
     answer = job.type === 'open' ? openJob(job) : job.type === 'openSegment' ? openSegmentJob(job)
       : job.type === 'hash' ? hashJob(job) : job.type === 'digest' ? digestJob(job)
       : job.type === 'identify' ? identifyJob(job)
+      : job.type === 'identifyMany' ? identifyManyJob(job) : job.type === 'sealHeldMany' ? sealHeldManyJob(job)
       : job.type === 'sealHeld' ? sealHeldJob(job) : sealJob(job);
   } catch (error) {
     answer = { job: job.job, error: String((error && error.stack) || error) };
   }
-  const out = answer.plains ? answer.plains : [answer.sealed || answer.plain].filter(Boolean);
+  const out = answer.plains || answer.sealedMany || [answer.sealed || answer.plain].filter(Boolean);
   parentPort.postMessage(answer, out.map((view) => view.buffer));
 });
 `;
@@ -153,6 +175,10 @@ interface WorkerAnswer {
   corrupt?: string;
   digest?: string;
   error?: string;
+  ids?: string[];
+  sealedMany?: Uint8Array[];
+  compressions?: Array<0 | 1>;
+  rawLengths?: number[];
 }
 
 interface Pending {
@@ -184,6 +210,13 @@ export interface StreamHash {
 export interface HeldBlob {
   id: string;
   rawLength: number;
+  worker: number;
+  job: number;
+}
+
+/** Blobs one worker holds after identifyMany(), until sealed or dropped (each at most once). */
+export interface HeldBatch {
+  ids: string[];
   worker: number;
   job: number;
 }
@@ -264,6 +297,55 @@ export class CryptoPool {
       worker,
     );
     return { id: answer.id!, rawLength: answer.rawLength!, worker, job };
+  }
+
+  /**
+   * identify() for many small chunks in one message (a message per chunk cost more than the HMAC):
+   * views of shared memory only, which the caller keeps intact until each is sealed or dropped.
+   */
+  async identifyMany(views: readonly Buffer[], idKey: Buffer): Promise<HeldBatch> {
+    const worker = this.leastBusy();
+    const job = this.counter;
+    const answer = await this.submit(
+      { type: 'identifyMany', idKey: new Uint8Array(idKey), datas: views },
+      undefined,
+      worker,
+    );
+    return { ids: answer.ids!, worker, job };
+  }
+
+  /** sealHeld() for some blobs of a batch (by their index in it), in one message. */
+  async sealHeldMany(
+    batch: HeldBatch,
+    indexes: readonly number[],
+    packKey: Buffer,
+    level?: number,
+  ): Promise<SealedBlob[]> {
+    const answer = await this.submit(
+      {
+        type: 'sealHeldMany',
+        held: indexes.map((index) => `${batch.job}/${index}`),
+        ids: indexes.map((index) => batch.ids[index]),
+        key: new Uint8Array(packKey),
+        level,
+      },
+      undefined,
+      batch.worker,
+    );
+    return answer.sealedMany!.map((sealed, at) => ({
+      sealed: Buffer.from(sealed.buffer),
+      compression: answer.compressions![at]!,
+      rawLength: answer.rawLengths![at]!,
+    }));
+  }
+
+  /** drop() for some blobs of a batch. */
+  dropMany(batch: HeldBatch, indexes: readonly number[]): void {
+    if (indexes.length === 0) return;
+    this.workers[batch.worker]!.postMessage({
+      type: 'dropMany',
+      held: indexes.map((index) => `${batch.job}/${index}`),
+    });
   }
 
   /**

@@ -463,6 +463,41 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       expect(indexReads).toBeGreaterThan(0);
     });
 
+    it('stores small parts in batches: each part one blob, duplicates within and across batches stored once, bit-exact', async (ctx) => {
+      const repository = await open(ctx);
+      const unique = Array.from({ length: 300 }, (_, index) =>
+        randomData(1 + ((index * 997) % 5000), 100 + index),
+      );
+      // Every part three times, spread out; a large part now and then (a chunk of its own, not batched).
+      const large = randomData(300 * 1024, 99);
+      const parts: Buffer[] = [];
+      for (let round = 0; round < 3; round++)
+        unique.forEach((part, index) => {
+          parts.push(part);
+          if (index % 97 === 0) parts.push(large);
+        });
+      const session = await repository.startBackup();
+      const record = await session.writeArtifactParts(
+        'parts',
+        parts.map((part) => [part]),
+      );
+      await session.commit({
+        source: 'parts',
+        engine: 'stream',
+        tags: [],
+        stats: {},
+        lifeboatVersion: 'test',
+      });
+      const whole = Buffer.concat(parts);
+      expect(record.size).toBe(whole.length);
+      expect(record.blobs).toHaveLength(parts.length);
+      const reader = await Repository.open(repository.storage, { password: PASSWORD });
+      expect(new Set(record.blobs).size).toBe(unique.length + 1);
+      expect(reader.index.size).toBe(unique.length + 1);
+      expect(sha(await collect(reader.readArtifact(record)))).toBe(sha(whole));
+      expect(await checkRepository(reader, { readData: true })).toMatchObject({ problems: [] });
+    });
+
     it('takes two backups into one repository at once', async (ctx) => {
       const storage = await fresh(ctx);
       await Repository.init(storage, { password: PASSWORD, kdf: CHEAP_KDF });

@@ -7,7 +7,7 @@
 //              and a large file is chunked on its own (unchanged parts of it dedupe too).
 //   stats      items files, directories, symlinks, bytes; fingerprint tree (walk.ts); facts skipped.
 //   target     a directory: drills.targets.<source>.directory, or "/" for the original place.
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { statfs } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -23,9 +23,11 @@ import type {
   RestoreOptions,
   Stats,
 } from '../engine.js';
+import type { DirectSource } from '../../util/read-fd.js';
+import { SMALL_FILE, entrySource } from './entry-source.js';
 import type { FilesSource, FilesTarget } from './config.js';
 import { type FilesMetadata, restoreFiles } from './restore.js';
-import { END_OF_ARCHIVE, entryHeader, padding } from './tar.js';
+import { END_OF_ARCHIVE, entryHeader } from './tar.js';
 import { TreeHasher, archivePathOf, walk } from './walk.js';
 
 const ARTIFACT = 'files.tar';
@@ -82,7 +84,7 @@ async function* backup(
       );
     }
   }
-  async function* parts(): AsyncGenerator<AsyncIterable<unknown> | Iterable<unknown>> {
+  async function* parts(): AsyncGenerator<Iterable<unknown> | DirectSource> {
     for await (const entry of walk(roots, source, skipped)) {
       options.signal?.throwIfAborted();
       const header = entryHeader({
@@ -101,35 +103,7 @@ async function* backup(
         continue;
       }
       const hash = createHash('sha256');
-      const size = entry.stat.size;
-      async function* content(): AsyncGenerator<Buffer> {
-        yield header;
-        let read = 0;
-        // Exactly the size announced in the header: a file that grows or shrinks while being read
-        // must not corrupt the archive (shorter: zero-filled and reported; longer: cut).
-        const stream = createReadStream(entry.absolute, {
-          highWaterMark: 1 << 20,
-          end: size > 0 ? size - 1 : 0,
-        });
-        if (size > 0) {
-          for await (const chunk of stream as AsyncIterable<Buffer>) {
-            const piece = chunk.subarray(0, size - read);
-            read += piece.length;
-            hash.update(piece);
-            yield piece;
-          }
-        } else stream.destroy();
-        if (read < size) {
-          options.log?.(
-            `${entry.absolute} shrank while being read; the missing ${size - read} bytes are zeros`,
-          );
-          const zeros = Buffer.alloc(size - read);
-          hash.update(zeros);
-          yield zeros;
-        }
-        yield padding(size);
-      }
-      yield content();
+      yield entrySource(entry.absolute, header, entry.stat.size, hash, options.log);
       tree.add(entry, hash.digest('hex'));
     }
     yield [END_OF_ARCHIVE];
@@ -158,7 +132,10 @@ async function stats(config: FilesSource | FilesTarget, metadata?: Record<string
       continue;
     }
     const hash = createHash('sha256');
-    for await (const chunk of createReadStream(entry.absolute) as AsyncIterable<Buffer>) hash.update(chunk);
+    // Small files in one synchronous read (see entrySource).
+    if (entry.stat.size <= SMALL_FILE) hash.update(readFileSync(entry.absolute));
+    else
+      for await (const chunk of createReadStream(entry.absolute) as AsyncIterable<Buffer>) hash.update(chunk);
     tree.add(entry, hash.digest('hex'));
   }
   return statsOf(tree, skipped.count);

@@ -12,9 +12,13 @@
 //                 milliseconds (directories too: a restore sets them last), SHA-256 of the content (files) or the link target (symlinks), and the
 //                 owner when running as root (only root can restore owners).
 //   skipped       sockets, FIFOs and devices are not backed up; they are counted.
+//
+// The file system calls are synchronous: one lstat per entry and one readdir per directory, each a few
+// microseconds on a local disk. Through the promise API every call was a round trip to libuv's thread
+// pool and back through the event loop, and a walk of 100k files spent more time in those round trips
+// (and in the context switches they cost) than in the calls themselves.
 import { createHash } from 'node:crypto';
-import type { Stats as FileStats } from 'node:fs';
-import { lstat, opendir, readlink } from 'node:fs/promises';
+import { type BigIntStats, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import picomatch from 'picomatch';
@@ -27,14 +31,33 @@ export interface WalkOptions {
   oneFileSystem?: boolean;
 }
 
+/** What a walk keeps of an entry's lstat. */
+export interface EntryStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeNs: bigint;
+}
+
 export interface WalkedEntry {
   /** Path on disk. */
   absolute: string;
   /** Archive path ("srv/uploads/a.txt"). */
   path: string;
   type: EntryType;
-  stat: FileStats & { mtimeNs: bigint };
+  stat: EntryStat;
   linkname?: string;
+}
+
+function entryStat(stat: BigIntStats): EntryStat {
+  return {
+    mode: Number(stat.mode),
+    uid: Number(stat.uid),
+    gid: Number(stat.gid),
+    size: Number(stat.size),
+    mtimeNs: stat.mtimeNs,
+  };
 }
 
 /** Archive path of a root on disk: absolute, without the leading "/". */
@@ -66,20 +89,18 @@ export async function* walk(
     device: bigint | undefined,
   ): AsyncGenerator<WalkedEntry> {
     if (excluded(disk)) return;
-    const stat = (await lstat(disk, { bigint: false })) as WalkedEntry['stat'];
-    stat.mtimeNs = (await lstat(disk, { bigint: true })).mtimeNs;
-    if (stat.isSymbolicLink()) {
+    const info = lstatSync(disk, { bigint: true });
+    const stat = entryStat(info);
+    if (info.isSymbolicLink()) {
       if (included(disk))
-        yield { absolute: disk, path: archive, type: 'symlink', stat, linkname: await readlink(disk) };
-    } else if (stat.isFile()) {
+        yield { absolute: disk, path: archive, type: 'symlink', stat, linkname: readlinkSync(disk) };
+    } else if (info.isFile()) {
       if (included(disk)) yield { absolute: disk, path: archive, type: 'file', stat };
-    } else if (stat.isDirectory()) {
+    } else if (info.isDirectory()) {
       yield { absolute: disk, path: archive, type: 'directory', stat };
-      if (options.oneFileSystem && device !== undefined && BigInt(stat.dev) !== device) return;
-      const names: string[] = [];
-      for await (const entry of await opendir(disk)) names.push(entry.name);
-      for (const name of names.sort(byteOrder))
-        yield* visit(join(disk, name), `${archive}/${name}`, device ?? BigInt(stat.dev));
+      if (options.oneFileSystem && device !== undefined && info.dev !== device) return;
+      for (const name of readdirSync(disk).sort(byteOrder))
+        yield* visit(join(disk, name), `${archive}/${name}`, device ?? info.dev);
     } else {
       skipped.count++;
     }
