@@ -163,8 +163,9 @@ export async function restoreFiles(
       const pax = (header.pax ?? {}) as Record<string, string>;
       const mtime = Number(pax.mtime ?? (header.mtime ? header.mtime.getTime() / 1000 : 0));
       const mode = header.mode ?? 0o644;
-      const uid = header.uid ?? 0;
-      const gid = header.gid ?? 0;
+      // The pax header's ids: ustar's fields stop at 2097151 (tar-stream does not apply pax ids).
+      const uid = pax.uid !== undefined ? Number(pax.uid) : (header.uid ?? 0);
+      const gid = pax.gid !== undefined ? Number(pax.gid) : (header.gid ?? 0);
       await checkParents(target, path);
       if (header.type === 'directory') {
         const info = await lstat(target).catch(() => undefined);

@@ -34,12 +34,13 @@ function octal(value: number, length: number): string {
   );
 }
 
+/** Writes a ustar header into the 512 zero bytes at `header` (a view). */
 function ustar(
+  header: Buffer,
   name: string,
   type: string,
   entry: Pick<TarEntry, 'mode' | 'uid' | 'gid'> & { size: number; mtime: number; linkname: string },
-): Buffer {
-  const header = Buffer.alloc(512);
+): void {
   header.write(name.slice(0, 99), 0, 'utf8');
   header.write(octal(entry.mode & 0o7777, 8), 100, 'ascii');
   header.write(octal(Math.min(entry.uid, 0o7777777), 8), 108, 'ascii');
@@ -51,9 +52,8 @@ function ustar(
   header.write(entry.linkname.slice(0, 99), 157, 'utf8');
   header.write('ustar\u000000', 257, 'binary');
   let sum = 0;
-  for (const byte of header) sum += byte;
+  for (let at = 0; at < 512; at++) sum += header[at]!;
   header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'ascii');
-  return header;
 }
 
 /** One pax record: "<length> key=value\n", where length counts the whole record. */
@@ -76,22 +76,31 @@ export function entryHeader(entry: TarEntry): Buffer {
     paxRecord('gid', String(entry.gid)) +
     paxRecord('size', String(entry.size)) +
     (entry.linkname !== undefined ? paxRecord('linkpath', entry.linkname) : '');
-  const paxBytes = Buffer.from(pax, 'utf8');
-  const paxHeader = ustar(`PaxHeaders/${entry.path}`.slice(0, 99), 'x', {
+  // One buffer for all of it: pax header, pax records padded to a block, ustar header.
+  const paxLength = Buffer.byteLength(pax);
+  const paxBlocks = paxLength + pad(paxLength);
+  const bytes = Buffer.alloc(512 + paxBlocks + 512);
+  ustar(bytes.subarray(0, 512), `PaxHeaders/${entry.path}`.slice(0, 99), 'x', {
     mode: 0o644,
     uid: 0,
     gid: 0,
-    size: paxBytes.length,
+    size: paxLength,
     mtime: 0,
     linkname: '',
   });
-  const main = ustar(entry.type === 'directory' ? `${entry.path}/` : entry.path, TYPE_FLAG[entry.type], {
-    ...entry,
-    size: entry.type === 'file' ? entry.size : 0,
-    mtime: Math.floor(Number(entry.mtime.split('.')[0])),
-    linkname: entry.linkname ?? '',
-  });
-  return Buffer.concat([paxHeader, paxBytes, Buffer.alloc(pad(paxBytes.length)), main]);
+  bytes.write(pax, 512, 'utf8');
+  ustar(
+    bytes.subarray(512 + paxBlocks),
+    entry.type === 'directory' ? `${entry.path}/` : entry.path,
+    TYPE_FLAG[entry.type],
+    {
+      ...entry,
+      size: entry.type === 'file' ? entry.size : 0,
+      mtime: Math.floor(Number(entry.mtime.split('.')[0])),
+      linkname: entry.linkname ?? '',
+    },
+  );
+  return bytes;
 }
 
 /** Zero bytes that pad `size` bytes of data to a whole block. */
