@@ -479,7 +479,7 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       const session = await repository.startBackup();
       const record = await session.writeArtifactParts(
         'parts',
-        parts.map((part) => [part]),
+        parts.map((part) => Readable.from([part])),
       );
       await session.commit({
         source: 'parts',

@@ -1,6 +1,6 @@
 // One file's part of a files backup's tar, read straight into the backup session's memory.
 import { closeSync, openSync, read as fsRead, readSync } from 'node:fs';
-import type { Hash } from 'node:crypto';
+import { type Hash, createHash, hash as hashOnce } from 'node:crypto';
 
 import type { DirectSource } from '../../util/read-fd.js';
 import { padding } from './tar.js';
@@ -23,15 +23,18 @@ export function entrySource(
   absolute: string,
   header: Buffer,
   size: number,
-  hash: Hash,
   log?: (message: string) => void,
-): DirectSource {
+): DirectSource & { digest(): string } {
   const trailer = padding(size);
   let headerAt = 0;
   let read = 0;
   let trailerAt = 0;
   /** The file ended before `size`: the rest is zeros. */
   let shrank = false;
+  // The content's SHA-256: in one call when the content came in one read (a small file), which spares
+  // a hash object per file; else incrementally.
+  let hash: Hash | undefined;
+  let digest: string | undefined;
   let fd: number | undefined;
   const close = () => {
     if (fd !== undefined) closeSync(fd);
@@ -74,7 +77,8 @@ export function entrySource(
           count = length;
           into.fill(0);
         }
-        hash.update(into.subarray(0, count));
+        if (read === 0 && count === size) digest = hashOnce('sha256', into.subarray(0, count), 'hex');
+        else (hash ??= createHash('sha256')).update(into.subarray(0, count));
         read += count;
         placed += count;
         if (read < size) return placed;
@@ -89,6 +93,10 @@ export function entrySource(
     },
     destroy() {
       close();
+    },
+    /** The SHA-256 of the content read (call at the end). */
+    digest() {
+      return digest ?? (hash ?? createHash('sha256')).digest('hex');
     },
   };
 }

@@ -102,9 +102,9 @@ async function* backup(
         yield [header];
         continue;
       }
-      const hash = createHash('sha256');
-      yield entrySource(entry.absolute, header, entry.stat.size, hash, options.log);
-      tree.add(entry, hash.digest('hex'));
+      const source = entrySource(entry.absolute, header, entry.stat.size, options.log);
+      yield source;
+      tree.add(entry, source.digest());
     }
     yield [END_OF_ARCHIVE];
   }
