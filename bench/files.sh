@@ -227,8 +227,6 @@ fmt() { # fmt STEP TOOL FIELD: seconds | cpu | rss, or "–"
     rss) awk -v k="$rss" 'BEGIN { printf "%.0f", k / 1024 }' ;;
   esac
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "–" }'; }
-mib() { awk -v b="${1:-}" 'BEGIN { if (b == "") print "–"; else printf "%.1f", b / 1048576 }'; }
 label_of() {
   case $1 in
     backup1) echo "first backup" ;;
@@ -268,25 +266,8 @@ REPORT="$SCRATCH/report.md"
     echo "| after the $([ $n = 1 ] && echo first || echo second) backup | $l | $r | $(ratio "$l" "$r") |"
   done
   echo
-  echo "Commands timed (\$BENCH_DIR = $SCRATCH):"
-  echo
-  for tool in $TOOLS; do
-    for step in backup1 backup2 restore; do
-      if [ -n "${commands[$tool.$step]:-}" ]; then echo "- $tool $step: \`${commands[$tool.$step]//$SCRATCH/\$BENCH_DIR}\`"; fi
-    done
-  done
-  for tool in $TOOLS; do
-    if [ -n "${notes[$tool]:-}" ]; then
-      echo
-      echo "Notes, $tool:"
-      echo
-      printf '%s' "${notes[$tool]}" | sed 's/^/- /'
-    fi
-  done
+  report_commands_and_notes backup1 backup2 restore
 } > "$REPORT"
 
-mkdir -p "$ROOT/bench/results"
-cp "$REPORT" "$RESULTS"
-cat "$REPORT"
-log "report written to ${RESULTS#"$ROOT"/}"
+publish_report "$REPORT" "$RESULTS"
 exit "$FAILED"

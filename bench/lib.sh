@@ -23,3 +23,40 @@ build_lifeboat() {
   cp -al "$root/node_modules" "$build/node_modules" 2>/dev/null || cp -a "$root/node_modules" "$build/node_modules"
   (cd "$build" && node node_modules/typescript/bin/tsc -p tsconfig.build.json)
 }
+
+# ratio A B: A/B to 2 decimals, or "–" when either is not a number.
+ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "–" }'
+}
+
+# mib BYTES: in MiB to 1 decimal, or "–" when empty.
+mib() { awk -v b="${1:-}" 'BEGIN { if (b == "") print "–"; else printf "%.1f", b / 1048576 }'; }
+
+# report_commands_and_notes STEPS...: the report's list of timed commands (global `commands`, keyed
+# tool.step, for the tools in $TOOLS) and each tool's notes (global `notes`).
+report_commands_and_notes() {
+  local tool step
+  echo "Commands timed (\$BENCH_DIR = $SCRATCH):"
+  echo
+  for tool in $TOOLS; do
+    for step in "$@"; do
+      if [ -n "${commands[$tool.$step]:-}" ]; then echo "- $tool $step: \`${commands[$tool.$step]//$SCRATCH/\$BENCH_DIR}\`"; fi
+    done
+  done
+  for tool in $TOOLS; do
+    if [ -n "${notes[$tool]:-}" ]; then
+      echo
+      echo "Notes, $tool:"
+      echo
+      printf '%s' "${notes[$tool]}" | sed 's/^/- /'
+    fi
+  done
+}
+
+# publish_report REPORT RESULTS: copies the report into bench/results and prints it.
+publish_report() {
+  mkdir -p "$(dirname "$2")"
+  cp "$1" "$2"
+  cat "$1"
+  log "report written to ${2#"$ROOT"/}"
+}

@@ -439,7 +439,6 @@ done
 EOF
 chmod 755 "$SCRATCH/pgbackrest-restore.sh"
 
-mib() { awk -v b="${1:-}" 'BEGIN { if (b == "") print "–"; else printf "%.1f", b / 1048576 }'; }
 
 # wal_backlog TOOL KEY ARCHIVE_COMMAND REPO FIRST: a backlog of SEGMENTS segments written by pgbench while
 # archive_command is empty, then the time until ARCHIVE_COMMAND has drained it; values under TOOL.KEY.*.
@@ -648,7 +647,6 @@ push_stat() { # push_stat TOOL wall|cpu|rss: mean (max for rss) over the hand pu
   if [ "$n" -eq 0 ]; then echo "–"; return; fi
   if [ "$what" = rss ]; then echo "$acc"; else awk -v a="$acc" -v n="$n" 'BEGIN { printf "%.3f", a / n }'; fi
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "–" }'; }
 delta_mib() { # delta_mib AFTER BEFORE
   if [ -z "${1:-}" ] || [ -z "${2:-}" ]; then echo "–"; return; fi
   awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (a - b) / 1048576 }'

@@ -211,9 +211,6 @@ fmt() { # fmt STEP TOOL FIELD: seconds | throughput | rss, or "–"
     rss) awk -v k="$rss" 'BEGIN { printf "%.0f", k / 1024 }' ;;
   esac
 }
-ratio() { # ratio A B: A/B to 2 decimals, or "–"
-  awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "–" }'
-}
 label_of() {
   case $1 in
     backup1) echo "first backup (v1, stdin)" ;;
@@ -221,7 +218,6 @@ label_of() {
     restore2) echo "restore v2 to /dev/null" ;;
   esac
 }
-mib() { awk -v b="${1:-}" 'BEGIN { if (b == "") print "–"; else printf "%.1f", b / 1048576 }'; }
 
 DATE=$(date +%Y-%m-%d)
 RESULTS="$ROOT/bench/results/repository-$DATE-${SIZE_MIB}MiB.md"
@@ -273,25 +269,8 @@ REPORT="$SCRATCH/report.md"
   echo
   echo "Compression of the first backup (input / stored): lifeboat $(ratio "$BYTES" "${stored[lifeboat.1]:-}")x, restic $(ratio "$BYTES" "${stored[restic.1]:-}")x."
   echo
-  echo "Commands timed (\$BENCH_DIR = $SCRATCH):"
-  echo
-  for tool in $TOOLS; do
-    for step in backup1 backup2 restore2; do
-      if [ -n "${commands[$tool.$step]:-}" ]; then echo "- $tool $step: \`${commands[$tool.$step]//$SCRATCH/\$BENCH_DIR}\`"; fi
-    done
-  done
-  for tool in $TOOLS; do
-    if [ -n "${notes[$tool]:-}" ]; then
-      echo
-      echo "Notes, $tool:"
-      echo
-      printf '%s' "${notes[$tool]}" | sed 's/^/- /'
-    fi
-  done
+  report_commands_and_notes backup1 backup2 restore2
 } > "$REPORT"
 
-mkdir -p "$ROOT/bench/results"
-cp "$REPORT" "$RESULTS"
-cat "$REPORT"
-log "report written to ${RESULTS#"$ROOT"/}"
+publish_report "$REPORT" "$RESULTS"
 exit "$FAILED"
