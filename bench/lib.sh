@@ -60,3 +60,28 @@ publish_report() {
   cat "$1"
   log "report written to ${2#"$ROOT"/}"
 }
+
+# need_gnu_time: installs GNU time (/usr/bin/time) when it is missing.
+need_gnu_time() {
+  if ! /usr/bin/time -f '%e %M' true 2>/dev/null; then
+    log "installing GNU time"
+    if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq time; else sudo apt-get install -y -qq time; fi
+  fi
+}
+
+# fmt STEP TOOL FIELD: one field of results[TOOL.STEP] ("wall_s rss_kib user_s sys_s", or "failed"):
+# seconds | cpu | cores | rss | rate (MiB/s of $BYTES); "–" when absent.
+fmt() {
+  local value=${results[$2.$1]:-}
+  if [ -z "$value" ]; then echo "–"; return; fi
+  if [ "$value" = failed ]; then echo "failed"; return; fi
+  local seconds rss user sys
+  read -r seconds rss user sys <<<"$value"
+  case "$3" in
+    cpu) awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }' ;;
+    cores) awk -v u="$user" -v s="$sys" -v w="$seconds" 'BEGIN { if (w > 0) printf "%.2f", (u + s) / w; else print "–" }' ;;
+    seconds) awk -v s="$seconds" 'BEGIN { printf "%.2f", s }' ;;
+    rate) awk -v s="$seconds" -v b="${BYTES:-0}" 'BEGIN { if (s > 0) printf "%.1f", b / 1048576 / s; else print "∞" }' ;;
+    rss) awk -v k="$rss" 'BEGIN { printf "%.0f", k / 1024 }' ;;
+  esac
+}

@@ -65,10 +65,7 @@ mkdir -p "$SCRATCH"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- prerequisites -----------------------------------------------------------------------------------
-if ! /usr/bin/time -f '%e %M' true 2>/dev/null; then
-  log "installing GNU time"
-  if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq time; else sudo apt-get install -y -qq time; fi
-fi
+need_gnu_time
 (cd "$ROOT" && bash -c 'source scripts/provision.sh; install_restic')
 
 rm -rf "$BUILD"
@@ -197,20 +194,6 @@ for tool in $TOOLS; do
 done
 
 # --- report ------------------------------------------------------------------------------------------
-fmt() { # fmt STEP TOOL FIELD: seconds | throughput | rss, or "–"
-  local value=${results[$2.$1]:-}
-  if [ -z "$value" ]; then echo "–"; return; fi
-  if [ "$value" = failed ]; then echo "failed"; return; fi
-  local seconds rss user sys
-  read -r seconds rss user sys <<<"$value"
-  case "$3" in
-    cpu) awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }' ;;
-    cores) awk -v u="$user" -v s="$sys" -v w="$seconds" 'BEGIN { if (w > 0) printf "%.2f", (u + s) / w; else print "–" }' ;;
-    seconds) awk -v s="$seconds" 'BEGIN { printf "%.2f", s }' ;;
-    rate) awk -v s="$seconds" -v b="$BYTES" 'BEGIN { if (s > 0) printf "%.1f", b / 1048576 / s; else print "∞" }' ;;
-    rss) awk -v k="$rss" 'BEGIN { printf "%.0f", k / 1024 }' ;;
-  esac
-}
 label_of() {
   case $1 in
     backup1) echo "first backup (v1, stdin)" ;;
