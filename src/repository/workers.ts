@@ -39,6 +39,8 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } = require('node:crypto');
 const zstd = require(workerData.zstdPath);
 const compressors = new Map();
+// One decompression context for every blob (zstd.decompress() made a fresh one per call).
+const decompressor = new zstd.Decompressor();
 function compressorFor(level) {
   let compressor = compressors.get(level);
   if (!compressor) {
@@ -113,7 +115,7 @@ function openJob(job) {
   }
   let plain;
   try {
-    plain = job.compression === 1 ? zstd.decompress(payload) : payload;
+    plain = job.compression === 1 ? decompressor.decompress(payload) : payload;
   } catch (error) {
     return { job: job.job, corrupt: 'cannot decompress' };
   }
