@@ -38,6 +38,8 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } = require('node:crypto');
 const zstd = require(workerData.zstdPath);
+// zstd's own context, to decompress into a given buffer (the Decompressor allocates its output).
+const dctx = new (require(workerData.zstdBindingPath).DCtx)();
 const compressors = new Map();
 // One decompression context for every blob (zstd.decompress() made a fresh one per call).
 const decompressor = new zstd.Decompressor();
@@ -124,16 +126,52 @@ function openJob(job) {
   }
   return { job: job.job, plain: owned(plain) };
 }
+// A segment's blobs are opened into one buffer, each decompressed in place: one allocation and one
+// transfer per segment, not one or two per blob (a files backup's small files are one blob each).
 function openSegmentJob(job) {
   const bytes = Buffer.from(job.bytes.buffer, job.bytes.byteOffset, job.bytes.byteLength);
-  const plains = [];
+  const key = Buffer.from(job.key);
+  const idKey = Buffer.from(job.idKey);
+  let total = 0;
+  for (const blob of job.blobs) total += blob.rawLength;
+  // Not zero-filled (every byte returned is written below): fresh zeroed memory for every segment cost
+  // a page fault per page, ~20% more CPU on a 2 GiB restore.
+  const out = Buffer.allocUnsafeSlow(total);
+  let at = 0;
   for (const [index, blob] of job.blobs.entries()) {
-    const answer = openJob({ job: job.job, id: blob.id, compression: blob.compression, rawLength: blob.rawLength,
-      key: job.key, idKey: job.idKey, sealed: bytes.subarray(blob.offset, blob.offset + blob.length) });
-    if (answer.corrupt) return { job: job.job, plains, corrupt: answer.corrupt, at: index };
-    plains.push(answer.plain);
+    // Only the verified blobs before a damaged one are returned.
+    const fail = (corrupt) => ({ job: job.job, plains: [out.subarray(0, at)], corrupt, at: index });
+    const sealed = bytes.subarray(blob.offset, blob.offset + blob.length);
+    let payload;
+    try {
+      if (sealed.length < 28) throw new Error('too short');
+      const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, 12));
+      decipher.setAAD(Buffer.from(blob.id, 'hex'));
+      decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+      payload = decipher.update(sealed.subarray(12, sealed.length - 16));
+      decipher.final();
+    } catch (error) {
+      return fail('authentication failed (damaged, tampered with, or a wrong key)');
+    }
+    const region = out.subarray(at, at + blob.rawLength);
+    if (blob.compression === 1) {
+      let size;
+      try {
+        size = dctx.decompress(region, payload);
+      } catch (error) {
+        return fail('cannot decompress (or larger than its recorded size)');
+      }
+      if (size !== blob.rawLength) return fail('content does not match its id');
+    } else {
+      if (payload.length !== blob.rawLength) return fail('content does not match its id');
+      payload.copy(region);
+    }
+    if (createHmac('sha256', idKey).update(region).digest('hex') !== blob.id) {
+      return fail('content does not match its id');
+    }
+    at += blob.rawLength;
   }
-  return { job: job.job, plains };
+  return { job: job.job, plains: [out] };
 }
 const streams = new Map();
 function hashJob(job) {
@@ -241,10 +279,11 @@ export class CryptoPool {
     jobsPerWorker = 3,
   ) {
     const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
+    const zstdBindingPath = createRequire(import.meta.url).resolve('zstd-napi/binding');
     for (let index = 0; index < workerCount; index++) {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { zstdPath, level: compressionLevel },
+        workerData: { zstdPath, zstdBindingPath, level: compressionLevel },
       });
       worker.on('message', (message: WorkerAnswer) => {
         const waiter = this.pending.get(message.job);
@@ -417,8 +456,8 @@ export class CryptoPool {
 
   /**
    * Opens every blob of a segment (bytes read from one pack) in one worker: one transfer, no per-blob
-   * copies. Resolves to the verified plaintexts in order; if a blob fails verification, to the ones
-   * before it plus the LB_REPO_CORRUPT error for it.
+   * copies. Resolves to the verified plaintexts in order, back to back in one buffer; if a blob fails
+   * verification, to the ones before it plus the LB_REPO_CORRUPT error for it.
    */
   async openSegment(
     bytes: Buffer,

@@ -30,13 +30,12 @@ import {
 import { lchown, lstat, lutimes, mkdir, readdir, rm, symlink, utimes, chmod, chown } from 'node:fs/promises';
 import { dirname, isAbsolute, join, posix, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
-
-import { extract } from 'tar-stream';
+import { Readable } from 'node:stream';
 
 import { LifeboatError } from '../../errors.js';
 import type { RestoreOptions, RestoreResult } from '../engine.js';
 import { SMALL_FILE } from './entry-source.js';
+import { readTar } from './tar-reader.js';
 
 export interface FilesMetadata {
   kind: 'files';
@@ -83,17 +82,15 @@ function existsNow(path: string): boolean {
  */
 function writeSmallFile(
   target: string,
-  chunks: readonly Buffer[],
+  content: Buffer,
   mode: number,
   owner: { uid: number; gid: number } | undefined,
   mtime: number,
 ): void {
   const fd = openSync(target, 'wx', 0o600);
   try {
-    for (const chunk of chunks) {
-      for (let offset = 0; offset < chunk.length;)
-        offset += writeSync(fd, chunk, offset, chunk.length - offset);
-    }
+    for (let offset = 0; offset < content.length;)
+      offset += writeSync(fd, content, offset, content.length - offset);
     fchmodSync(fd, mode & 0o7777);
     if (owner) fchownSync(fd, owner.uid, owner.gid);
     futimesSync(fd, mtime, mtime);
@@ -143,29 +140,20 @@ export async function restoreFiles(
     }
   };
 
-  const reader = extract();
-  const done = pipeline(archive, reader);
-  done.catch(() => undefined); // awaited below on success; on a refusal the loop's error is the one to report
   try {
     await readEntries();
-    await done;
   } catch (error) {
-    reader.destroy();
     archive.destroy();
     throw error;
   }
 
   async function readEntries(): Promise<void> {
-    for await (const entry of reader) {
-      const header = entry.header;
+    for await (const { header, data } of readTar(archive, SMALL_FILE)) {
       const path = header.name;
       const target = locate(root, path);
-      const pax = (header.pax ?? {}) as Record<string, string>;
-      const mtime = Number(pax.mtime ?? (header.mtime ? header.mtime.getTime() / 1000 : 0));
-      const mode = header.mode ?? 0o644;
-      // The pax header's ids: ustar's fields stop at 2097151 (tar-stream does not apply pax ids).
-      const uid = pax.uid !== undefined ? Number(pax.uid) : (header.uid ?? 0);
-      const gid = pax.gid !== undefined ? Number(pax.gid) : (header.gid ?? 0);
+      // readTar applies the pax records: path, link path, size, ids beyond ustar's 2097151, and
+      // nanosecond mtimes.
+      const { mtime, mode, uid, gid } = header;
       await checkParents(target, path);
       if (header.type === 'directory') {
         const info = await lstat(target).catch(() => undefined);
@@ -180,9 +168,8 @@ export async function restoreFiles(
         if (!info?.isDirectory()) await mkdir(target, { mode: 0o700 });
         checkedDirectories.add(target);
         directories.push({ path: target, mode, uid, gid, mtime });
-        entry.resume();
       } else if (header.type === 'symlink') {
-        const link = header.linkname ?? '';
+        const link = header.linkname;
         if (root !== sep) {
           const pointsTo = isAbsolute(link) ? link : resolve(dirname(target), link);
           if (pointsTo !== root && !pointsTo.startsWith(`${root}${sep}`)) {
@@ -193,29 +180,25 @@ export async function restoreFiles(
         await symlink(link, target);
         if (isRoot) await lchown(target, uid, gid);
         await lutimes(target, mtime, mtime);
-        entry.resume();
       } else if (header.type === 'file') {
         if (existsNow(target)) {
           if (!options.force)
             throw new LifeboatError('LB_TARGET_NOT_EMPTY', `${target} exists (use --force to overwrite)`);
           await rm(target, { recursive: true, force: true });
         }
-        if ((header.size ?? 0) <= SMALL_FILE) {
-          const chunks: Buffer[] = [];
-          for await (const chunk of entry) chunks.push(chunk as Buffer);
-          writeSmallFile(target, chunks, mode, isRoot ? { uid, gid } : undefined, mtime);
+        if (Buffer.isBuffer(data)) {
+          writeSmallFile(target, data, mode, isRoot ? { uid, gid } : undefined, mtime);
         } else {
           // "wx": never follows or truncates something that appeared meanwhile.
-          await pipeline(entry, createWriteStream(target, { flags: 'wx', mode: 0o600 }));
+          await pipeline(Readable.from(data), createWriteStream(target, { flags: 'wx', mode: 0o600 }));
           await chmod(target, mode & 0o7777);
           if (isRoot) await chown(target, uid, gid);
           await utimes(target, mtime, mtime);
         }
         files++;
-        bytes += header.size ?? 0;
-      } else {
-        entry.resume(); // pax globals and others carry nothing to restore
+        bytes += header.size;
       }
+      // Anything else (hard links, devices, FIFOs: lifeboat writes none) carries nothing to restore.
       options.signal?.throwIfAborted();
     }
   }

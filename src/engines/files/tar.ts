@@ -2,7 +2,7 @@
 //
 // Written by hand because a backup needs each entry's bytes as a separate part (so that the repository
 // starts a new chunk at every file and an unchanged small file is always the same blob), while tar
-// libraries pack a whole archive into one stream. Reading uses the tar-stream library.
+// libraries pack a whole archive into one stream. Reading: tar-reader.ts.
 //
 // Terms:
 //   entry   one file, directory or symlink: a pax header (path, linkpath, size, mtime with nanoseconds,
