@@ -39,10 +39,9 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } = require('node:crypto');
 const zstd = require(workerData.zstdPath);
 // zstd's own context, to decompress into a given buffer (the Decompressor allocates its output).
-const dctx = new (require(workerData.zstdBindingPath).DCtx)();
+const zstdBinding = require(workerData.zstdBindingPath);
+const dctx = new zstdBinding.DCtx();
 const compressors = new Map();
-// One decompression context for every blob (zstd.decompress() made a fresh one per call).
-const decompressor = new zstd.Decompressor();
 function compressorFor(level) {
   let compressor = compressors.get(level);
   if (!compressor) {
@@ -102,29 +101,12 @@ function sealJob(job) {
   cipher.final();
   return { job: job.job, sealed: owned(Buffer.concat([nonce, body, cipher.getAuthTag()])), compression, rawLength: plain.length };
 }
+// One blob: a segment of one.
 function openJob(job) {
   const sealed = Buffer.from(job.sealed.buffer, job.sealed.byteOffset, job.sealed.byteLength);
-  let payload;
-  try {
-    if (sealed.length < 28) throw new Error('too short');
-    const decipher = createDecipheriv('aes-256-gcm', Buffer.from(job.key), sealed.subarray(0, 12));
-    decipher.setAAD(Buffer.from(job.id, 'hex'));
-    decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-    payload = decipher.update(sealed.subarray(12, sealed.length - 16));
-    decipher.final();
-  } catch (error) {
-    return { job: job.job, corrupt: 'authentication failed (damaged, tampered with, or a wrong key)' };
-  }
-  let plain;
-  try {
-    plain = job.compression === 1 ? decompressor.decompress(payload) : payload;
-  } catch (error) {
-    return { job: job.job, corrupt: 'cannot decompress' };
-  }
-  if (plain.length !== job.rawLength || createHmac('sha256', Buffer.from(job.idKey)).update(plain).digest('hex') !== job.id) {
-    return { job: job.job, corrupt: 'content does not match its id' };
-  }
-  return { job: job.job, plain: owned(plain) };
+  const answer = openSegmentJob({ job: job.job, bytes: sealed, key: job.key, idKey: job.idKey,
+    blobs: [{ id: job.id, compression: job.compression, rawLength: job.rawLength, offset: 0, length: sealed.length }] });
+  return answer.corrupt ? { job: job.job, corrupt: answer.corrupt } : { job: job.job, plain: answer.plains[0] };
 }
 // A segment's blobs are opened into one buffer, each decompressed in place: one allocation and one
 // transfer per segment, not one or two per blob (a files backup's small files are one blob each).
@@ -157,9 +139,12 @@ function openSegmentJob(job) {
     if (blob.compression === 1) {
       let size;
       try {
+        // The frame says how large it is: larger than the index says cannot match the id.
+        const declared = zstdBinding.getFrameContentSize(payload);
+        if (declared !== null && declared !== blob.rawLength) return fail('content does not match its id');
         size = dctx.decompress(region, payload);
       } catch (error) {
-        return fail('cannot decompress (or larger than its recorded size)');
+        return fail('cannot decompress');
       }
       if (size !== blob.rawLength) return fail('content does not match its id');
     } else {

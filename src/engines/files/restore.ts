@@ -64,15 +64,8 @@ function locate(root: string, path: string): string {
   return target;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(
-    () => true,
-    () => false,
-  );
-}
-
 /** Whether something (even a dangling symlink) is at `path`. */
-function existsNow(path: string): boolean {
+function exists(path: string): boolean {
   return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
 }
 
@@ -108,7 +101,7 @@ export async function restoreFiles(
   root = resolve(root);
   for (const path of metadata.roots) {
     const target = locate(root, path);
-    if (!(await exists(target))) continue;
+    if (!exists(target)) continue;
     const info = await lstat(target);
     const empty = info.isDirectory() && (await readdir(target)).length === 0;
     if (!empty && !options.force) {
@@ -176,12 +169,12 @@ export async function restoreFiles(
             throw unsafe(path, `a symlink to ${link} would point outside the restore directory ${root}`);
           }
         }
-        if (await exists(target)) await rm(target, { recursive: true, force: true });
+        if (exists(target)) await rm(target, { recursive: true, force: true });
         await symlink(link, target);
         if (isRoot) await lchown(target, uid, gid);
         await lutimes(target, mtime, mtime);
       } else if (header.type === 'file') {
-        if (existsNow(target)) {
+        if (exists(target)) {
           if (!options.force)
             throw new LifeboatError('LB_TARGET_NOT_EMPTY', `${target} exists (use --force to overwrite)`);
           await rm(target, { recursive: true, force: true });
