@@ -123,11 +123,15 @@ export class Repository {
     public index: BlobIndex,
     readonly options: Required<Omit<OpenOptions, keyof Credentials>>,
   ) {
-    this.indexLoaded = options.index !== 'skip';
+    this.loaded = options.index !== 'skip';
   }
 
+  private loaded: boolean;
+
   /** Whether the index files were read (at open, or by loadIndex() later). */
-  indexLoaded: boolean;
+  get indexLoaded(): boolean {
+    return this.loaded;
+  }
 
   /** Reads every index file of a repository opened without them; from then on it reads artifacts too. */
   async loadIndex(): Promise<void> {
@@ -136,7 +140,7 @@ export class Repository {
     await index.load(this.storage, this.ring);
     // What this process stored meanwhile is in the index files just read.
     this.index = index;
-    this.indexLoaded = true;
+    this.loaded = true;
   }
 
   /** Creates a repository at an empty location; refuses (LB_REPO_EXISTS) if anything is there. */

@@ -13,7 +13,7 @@
 //   metadata      modes, owners (as root) and mtimes (nanoseconds from the pax header) are applied; the
 //                 directories' last, deepest first, once nothing more is written into them.
 //
-// Small files (up to SMALL_FILE) are collected from the archive and written with synchronous calls
+// Small files (up to SMALL_FILE, handed over by readTar as one Buffer) are written with synchronous calls
 // (open, write, fchmod, fchown, futimes, close: microseconds each). Each asynchronous call was a round
 // trip to libuv's thread pool, and a restore of 100k small files spent most of its time in them. Larger
 // files are streamed, so a slow disk never stalls the event loop for long.

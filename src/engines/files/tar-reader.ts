@@ -223,7 +223,9 @@ export async function* readTar(
       let size = number(block, 124, 12, 'size');
       // Extended headers: their data describes the next entry.
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-        const data = Buffer.from((await reader.read(padded(size))) ?? Buffer.alloc(0)).subarray(0, size);
+        const blocks = await reader.read(padded(size));
+        if (blocks === undefined) throw damaged('it ends after an extended header');
+        const data = Buffer.from(blocks.subarray(0, size));
         if (flag === 'x') local = { ...local, ...paxRecords(data) };
         else if (flag === 'g') global = { ...global, ...paxRecords(data) };
         else if (flag === 'L') longName = text(data, 0, data.length);
