@@ -5,6 +5,7 @@
 //
 // The config layer and the repository are imported when first used (see main.ts on lazy loading).
 import type { LoadedConfig } from '../config/index.js';
+import type { OpenRepositoryOptions } from '../recovery/repository.js';
 import type { Repository } from '../repository/index.js';
 import type { Output } from './output.js';
 import { Progress } from './progress.js';
@@ -38,7 +39,7 @@ export class CommandContext {
   /** Opens the configured repository for `work`, and closes its storage afterwards. */
   async withRepository<T>(
     work: (repository: Repository) => Promise<T>,
-    options: { index?: 'load' | 'skip' } = {},
+    options: OpenRepositoryOptions = {},
   ): Promise<T> {
     const loaded = await this.config();
     const { openRepository } = await import('../recovery/repository.js');

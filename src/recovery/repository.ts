@@ -8,6 +8,7 @@ import {
   type RepositoryConfig,
   type RetentionPolicy,
   parseIdentities,
+  prestartPool,
 } from '../repository/index.js';
 import { parseDuration } from '../util/duration.js';
 import { type StorageBackend, openStorage } from '../storage/index.js';
@@ -38,22 +39,32 @@ export async function initRepository(
   }
 }
 
-/**
- * Opens the repository the config names (the caller closes repository.storage). `index: 'skip'` for a
- * process that only appends (wal-push): see OpenOptions.index.
- */
+export interface OpenRepositoryOptions {
+  /** 'skip' for a process that only appends (wal-push): see OpenOptions.index. */
+  index?: 'load' | 'skip';
+  /**
+   * The command will store or read data (not only list): its worker threads start now, while the key
+   * is derived (see prestartPool).
+   */
+  workers?: boolean;
+}
+
+/** Opens the repository the config names (the caller closes repository.storage). */
 export async function openRepository(
   loaded: LoadedConfig,
-  options: { index?: 'load' | 'skip' } = {},
+  options: OpenRepositoryOptions = {},
 ): Promise<Repository> {
+  const { workers, ...open } = options;
+  const compressionLevel = loaded.config.repository.compression.level;
   const storage = openConfiguredStorage(loaded);
   try {
+    if (workers) prestartPool(compressionLevel);
     return await Repository.open(storage, {
       ...credentialsOf(loaded),
-      compressionLevel: loaded.config.repository.compression.level,
+      compressionLevel,
       // Commands wait for a conflicting lock (a wal-push holds one for about a second) before failing.
       lockWaitMs: 60_000,
-      ...options,
+      ...open,
     });
   } catch (error) {
     await storage.close();

@@ -27,7 +27,7 @@ import { PackWriter, type PackedBlob, packName } from './pack.js';
 import type { BackupProgress, Repository } from './repository.js';
 import { type Slab, SlabPool } from './slabs.js';
 import { type ArtifactRecord, type SnapshotManifest, saveSnapshot } from './snapshots.js';
-import { CryptoPool } from './workers.js';
+import { CryptoPool, takePool } from './workers.js';
 
 /** Slabs per session: enough for the chunks in flight, the stream hash's lag and the one being filled. */
 const SLAB_COUNT = 3;
@@ -116,7 +116,8 @@ export class BackupSession {
     private readonly lock: HeldLock,
     private readonly onProgress?: (progress: BackupProgress) => void,
   ) {
-    this.pool = new CryptoPool(repository.options.compressionLevel);
+    const level = repository.options.compressionLevel;
+    this.pool = takePool(level)?.keepAlive() ?? new CryptoPool(level);
     const slabBytes = Math.max(MIN_SLAB_BYTES, 2 * repository.config.chunker.maxSize);
     this.slabs = new SlabPool(slabBytes, SLAB_COUNT);
   }

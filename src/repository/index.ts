@@ -26,6 +26,7 @@ export {
   type RotationResult,
 } from './key-management.js';
 export { newPointId, type PointMember, type RecoveryPoint } from './points.js';
+export { prestartPool } from './workers.js';
 export {
   type ArchiveRecord,
   type PushResult,

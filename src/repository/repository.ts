@@ -19,7 +19,7 @@ import type { StorageBackend } from '../storage/index.js';
 import { BackupSession } from './backup-session.js';
 import { BlobIndex } from './blob-index.js';
 import { readArtifactChunks } from './restore-stream.js';
-import { CryptoPool } from './workers.js';
+import { CryptoPool, takePool } from './workers.js';
 import { newKey } from './crypto.js';
 import {
   type ChunkerParameters,
@@ -395,7 +395,8 @@ export class Repository {
     if (options.index === undefined) this.assertIndex();
     // One pool for every read: starting two workers per artifact cost ~0.1 s, which dominated reads of
     // many small artifacts (a replay fetching hundreds of WAL files). Idle, it keeps nothing alive.
-    if (!this.readPool || this.readPool.broken) this.readPool = new CryptoPool(0).unrefWhenIdle();
+    if (!this.readPool || this.readPool.broken)
+      this.readPool = (takePool() ?? new CryptoPool(0)).unrefWhenIdle();
     return Readable.from(
       readArtifactChunks(
         {

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { blobId, newKey, open } from './crypto.js';
-import { CryptoPool } from './workers.js';
+import { CryptoPool, prestartPool, takePool } from './workers.js';
 import { compress, decompress } from './zstd.js';
 
 describe('CryptoPool', () => {
@@ -150,5 +150,37 @@ describe('CryptoPool', () => {
     const partial = await pool.openSegment(damaged, blobs, key, idKey, 'pack');
     expect(Buffer.concat(partial.plains).equals(texts[0]!)).toBe(true); // the good blob before it only
     expect(partial.error).toMatchObject({ code: 'LB_REPO_CORRUPT' });
+  });
+});
+
+describe('prestartPool / takePool', () => {
+  it('hands the prestarted pool to one taker, at its level, and it works', async () => {
+    prestartPool(3);
+    expect(takePool(1)).toBeUndefined(); // another level: not this pool
+    const pool = takePool(3);
+    expect(pool).toBeInstanceOf(CryptoPool);
+    expect(takePool()).toBeUndefined(); // taken once
+    try {
+      const key = newKey();
+      const text = Buffer.from('INSERT INTO t VALUES (1);\n'.repeat(1000));
+      const sealed = await pool!.keepAlive().seal('00'.repeat(32), Buffer.from(text), key);
+      expect(decompress(open(key, sealed.sealed, 'text', Buffer.alloc(32))).equals(text)).toBe(true);
+    } finally {
+      await pool!.close();
+    }
+  });
+
+  it('a reader takes it whatever its level; a second prestart while one waits starts nothing new', () => {
+    prestartPool(3);
+    const first = takePool(); // (the previous test left none waiting)
+    prestartPool(5);
+    const second = takePool();
+    expect(first).toBeInstanceOf(CryptoPool);
+    expect(second?.compressionLevel).toBe(5);
+    prestartPool(3);
+    prestartPool(1); // one already waits: kept
+    const third = takePool();
+    expect(third?.compressionLevel).toBe(3);
+    return Promise.all([first!.close(), second!.close(), third!.close()]);
   });
 });

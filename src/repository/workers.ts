@@ -259,7 +259,7 @@ export class CryptoPool {
   readonly capacity: number;
 
   constructor(
-    compressionLevel: number,
+    readonly compressionLevel: number,
     workerCount = Math.max(1, Math.min(2, availableParallelism())),
     jobsPerWorker = 3,
   ) {
@@ -527,6 +527,13 @@ export class CryptoPool {
 
   private idleUnref = false;
 
+  /** Undoes unrefWhenIdle(): the workers keep the process alive until close(). */
+  keepAlive(): this {
+    this.idleUnref = false;
+    for (const worker of this.workers) worker.ref();
+    return this;
+  }
+
   private settled(): void {
     if (this.idleUnref && this.pending.size === 0) for (const worker of this.workers) worker.unref();
   }
@@ -539,4 +546,31 @@ export class CryptoPool {
     this.pending.clear();
     this.settled();
   }
+}
+
+/**
+ * A pool started ahead of its first use: see prestartPool(). At most one waits; idle, its workers keep
+ * nothing alive.
+ */
+let spare: CryptoPool | undefined;
+
+/**
+ * Starts a pool's workers now, for the next takePool(). A worker takes ~70 ms to start (a thread, an
+ * isolate, the zstd binding), which a command used to spend after unlocking the repository; started
+ * before the key derivation (~0.2 s in a thread of its own), that time is hidden behind it.
+ */
+export function prestartPool(compressionLevel: number): void {
+  if (!spare || spare.broken) spare = new CryptoPool(compressionLevel).unrefWhenIdle();
+}
+
+/**
+ * The prestarted pool, if there is one (and it seals at `compressionLevel`, when given); the caller
+ * owns it from then on.
+ */
+export function takePool(compressionLevel?: number): CryptoPool | undefined {
+  const pool = spare;
+  if (!pool || pool.broken) return undefined;
+  if (compressionLevel !== undefined && pool.compressionLevel !== compressionLevel) return undefined;
+  spare = undefined;
+  return pool;
 }

@@ -49,38 +49,41 @@ export function registerDrillCommands(program: Command, run: CommandRunner): voi
         const { source } = options as { source?: string[] };
         const { runDrill } = await import('../../recovery/index.js');
         const loaded = await context.config();
-        await context.withRepository(async (repository) => {
-          const results = await runDrill(loaded.config, repository, {
-            ...(source ? { sources: source } : {}),
-            restoreCommand: (name) => walFetchCommand(loaded.path, name),
-            serverEnv: context.env,
-            log: (line) => context.output.info(line),
-          });
-          if (results.some((result) => !result.ok)) context.exitCode = 3;
-          context.output.result({ ok: results.every((result) => result.ok), results }, () => {
-            const header =
-              'source            result  method    RTO        RPO (basis)                 objectives';
-            const rows = results.map((result) => {
-              const objectives = [
-                result.objectives.rto === undefined ? '' : `rto ${seconds(result.objectives.rto)}`,
-                result.objectives.rpo === undefined ? '' : `rpo ${seconds(result.objectives.rpo)}`,
-              ]
-                .filter(Boolean)
-                .join(', ');
-              return `${result.source.padEnd(17)} ${(result.ok ? 'ok' : 'FAILED').padEnd(7)} ${result.method.padEnd(9)} ${seconds(result.rtoSeconds).padEnd(10)} ${`${seconds(result.rpoSeconds)} (${result.rpoBasis})`.padEnd(27)} ${objectives || '-'}`;
+        await context.withRepository(
+          async (repository) => {
+            const results = await runDrill(loaded.config, repository, {
+              ...(source ? { sources: source } : {}),
+              restoreCommand: (name) => walFetchCommand(loaded.path, name),
+              serverEnv: context.env,
+              log: (line) => context.output.info(line),
             });
-            const details = results.flatMap((result) => [
-              ...(result.error ? [`${result.source}: ${result.error.code}: ${result.error.message}`] : []),
-              ...result.mismatches
-                .slice(0, 30)
-                .map(
-                  (mismatch) =>
-                    `${result.source}: ${mismatch.key}: recorded ${mismatch.expected}, restored ${mismatch.actual}`,
-                ),
-            ]);
-            return [header, ...rows, ...details].join('\n');
-          });
-        });
+            if (results.some((result) => !result.ok)) context.exitCode = 3;
+            context.output.result({ ok: results.every((result) => result.ok), results }, () => {
+              const header =
+                'source            result  method    RTO        RPO (basis)                 objectives';
+              const rows = results.map((result) => {
+                const objectives = [
+                  result.objectives.rto === undefined ? '' : `rto ${seconds(result.objectives.rto)}`,
+                  result.objectives.rpo === undefined ? '' : `rpo ${seconds(result.objectives.rpo)}`,
+                ]
+                  .filter(Boolean)
+                  .join(', ');
+                return `${result.source.padEnd(17)} ${(result.ok ? 'ok' : 'FAILED').padEnd(7)} ${result.method.padEnd(9)} ${seconds(result.rtoSeconds).padEnd(10)} ${`${seconds(result.rpoSeconds)} (${result.rpoBasis})`.padEnd(27)} ${objectives || '-'}`;
+              });
+              const details = results.flatMap((result) => [
+                ...(result.error ? [`${result.source}: ${result.error.code}: ${result.error.message}`] : []),
+                ...result.mismatches
+                  .slice(0, 30)
+                  .map(
+                    (mismatch) =>
+                      `${result.source}: ${mismatch.key}: recorded ${mismatch.expected}, restored ${mismatch.actual}`,
+                  ),
+              ]);
+              return [header, ...rows, ...details].join('\n');
+            });
+          },
+          { workers: true },
+        );
       }),
     );
 }

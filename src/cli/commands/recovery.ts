@@ -57,38 +57,41 @@ export function registerRecoveryCommands(program: Command, run: CommandRunner): 
         const { source, tag } = options as { source?: string[]; tag?: string[] };
         const { runBackup } = await import('../../recovery/index.js');
         const loaded = await context.config();
-        await context.withRepository(async (repository) => {
-          let progress = context.progress('backup');
-          let current = '';
-          const result = await runBackup(loaded.config, repository, {
-            ...(source ? { sources: source } : {}),
-            ...(tag ? { tags: tag } : {}),
-            log: (line) => context.output.info(line),
-            onProgress: (name, state) => {
-              if (name !== current) {
-                progress.finish();
-                progress = context.progress(`backup ${name}`);
-                current = name;
-              }
-              progress.update(state.bytesRead);
-            },
-          });
-          progress.finish();
-          const failed = result.outcomes.filter((outcome) => outcome.error);
-          if (failed.length > 0) context.exitCode = 1;
-          context.output.result(
-            { id: result.point.id, time: result.point.time, sources: result.outcomes },
-            () =>
-              [
-                ...result.outcomes.map((outcome) =>
-                  outcome.error
-                    ? `${outcome.source}: FAILED ${outcome.error.code}: ${outcome.error.message}`
-                    : `${outcome.source}: snapshot ${outcome.snapshot!.slice(0, 8)}, ${prettyBytes(outcome.bytesRead ?? 0)} read, ${prettyBytes(outcome.bytesNew ?? 0)} new, ${outcome.seconds.toFixed(1)} s`,
-                ),
-                `recovery point ${result.point.id}${failed.length > 0 ? ` (INCOMPLETE: ${failed.map((f) => f.source).join(', ')} failed)` : ''}`,
-              ].join('\n'),
-          );
-        });
+        await context.withRepository(
+          async (repository) => {
+            let progress = context.progress('backup');
+            let current = '';
+            const result = await runBackup(loaded.config, repository, {
+              ...(source ? { sources: source } : {}),
+              ...(tag ? { tags: tag } : {}),
+              log: (line) => context.output.info(line),
+              onProgress: (name, state) => {
+                if (name !== current) {
+                  progress.finish();
+                  progress = context.progress(`backup ${name}`);
+                  current = name;
+                }
+                progress.update(state.bytesRead);
+              },
+            });
+            progress.finish();
+            const failed = result.outcomes.filter((outcome) => outcome.error);
+            if (failed.length > 0) context.exitCode = 1;
+            context.output.result(
+              { id: result.point.id, time: result.point.time, sources: result.outcomes },
+              () =>
+                [
+                  ...result.outcomes.map((outcome) =>
+                    outcome.error
+                      ? `${outcome.source}: FAILED ${outcome.error.code}: ${outcome.error.message}`
+                      : `${outcome.source}: snapshot ${outcome.snapshot!.slice(0, 8)}, ${prettyBytes(outcome.bytesRead ?? 0)} read, ${prettyBytes(outcome.bytesNew ?? 0)} new, ${outcome.seconds.toFixed(1)} s`,
+                  ),
+                  `recovery point ${result.point.id}${failed.length > 0 ? ` (INCOMPLETE: ${failed.map((f) => f.source).join(', ')} failed)` : ''}`,
+                ].join('\n'),
+            );
+          },
+          { workers: true },
+        );
       }),
     );
 
@@ -192,60 +195,63 @@ export function registerRecoveryCommands(program: Command, run: CommandRunner): 
             : undefined;
         const { executeRestore, planRestore } = await import('../../recovery/index.js');
         const loaded = await context.config();
-        await context.withRepository(async (repository) => {
-          const plan = await planRestore(loaded.config, repository, {
-            point: id as string,
-            ...(flags.source ? { sources: flags.source } : {}),
-            ...(flags.at ? { at: flags.at } : {}),
-            ...(flags.target ? { target: flags.target } : {}),
-            force: flags.force === true,
-          });
-          const planText = ['restore plan:', ...plan.steps.flatMap((step) => step.description)].join('\n');
-          const planData = plan.steps.map((step) => ({
-            source: step.source,
-            engine: step.engine,
-            point: step.point?.id,
-            snapshot: step.snapshot.id,
-            snapshotTime: step.snapshot.time,
-            target: step.targetLabel,
-            method: step.method,
-            recoveryTarget: step.recoveryTarget,
-          }));
-          if (flags.dryRun) {
-            context.output.result(
-              { dryRun: true, force: plan.force, steps: planData },
-              `${planText}\n(dry run: nothing was changed)`,
+        await context.withRepository(
+          async (repository) => {
+            const plan = await planRestore(loaded.config, repository, {
+              point: id as string,
+              ...(flags.source ? { sources: flags.source } : {}),
+              ...(flags.at ? { at: flags.at } : {}),
+              ...(flags.target ? { target: flags.target } : {}),
+              force: flags.force === true,
+            });
+            const planText = ['restore plan:', ...plan.steps.flatMap((step) => step.description)].join('\n');
+            const planData = plan.steps.map((step) => ({
+              source: step.source,
+              engine: step.engine,
+              point: step.point?.id,
+              snapshot: step.snapshot.id,
+              snapshotTime: step.snapshot.time,
+              target: step.targetLabel,
+              method: step.method,
+              recoveryTarget: step.recoveryTarget,
+            }));
+            if (flags.dryRun) {
+              context.output.result(
+                { dryRun: true, force: plan.force, steps: planData },
+                `${planText}\n(dry run: nothing was changed)`,
+              );
+              return;
+            }
+            if (!context.output.json) process.stderr.write(`${planText}\n`);
+            await confirm(context, plan, flags.yes === true);
+            // Every artifact of every step is read once (a --database choice reads less: the display ends early).
+            const total = plan.steps.reduce(
+              (sum, step) =>
+                sum + step.snapshot.artifacts.reduce((bytes, artifact) => bytes + artifact.size, 0),
+              0,
             );
-            return;
-          }
-          if (!context.output.json) process.stderr.write(`${planText}\n`);
-          await confirm(context, plan, flags.yes === true);
-          // Every artifact of every step is read once (a --database choice reads less: the display ends early).
-          const total = plan.steps.reduce(
-            (sum, step) =>
-              sum + step.snapshot.artifacts.reduce((bytes, artifact) => bytes + artifact.size, 0),
-            0,
-          );
-          const progress = context.progress('restore', total);
-          const outcomes = await executeRestore(repository, plan, {
-            restoreCommand: (source) => walFetchCommand(loaded.path, source),
-            serverEnv: context.env,
-            start: flags.start,
-            ...(flags.jobs ? { jobs: Number(flags.jobs) } : {}),
-            ...(only ? { only } : {}),
-            log: (line) => context.output.info(line),
-            onBytes: (bytes) => progress.advance(bytes),
-          });
-          progress.finish();
-          context.output.result({ steps: planData, outcomes }, () =>
-            outcomes
-              .map(
-                (outcome) =>
-                  `${outcome.source}: restored into ${outcome.target} (${outcome.method}) in ${outcome.seconds.toFixed(1)} s${recoveredLine(outcome.result.details)}`,
-              )
-              .join('\n'),
-          );
-        });
+            const progress = context.progress('restore', total);
+            const outcomes = await executeRestore(repository, plan, {
+              restoreCommand: (source) => walFetchCommand(loaded.path, source),
+              serverEnv: context.env,
+              start: flags.start,
+              ...(flags.jobs ? { jobs: Number(flags.jobs) } : {}),
+              ...(only ? { only } : {}),
+              log: (line) => context.output.info(line),
+              onBytes: (bytes) => progress.advance(bytes),
+            });
+            progress.finish();
+            context.output.result({ steps: planData, outcomes }, () =>
+              outcomes
+                .map(
+                  (outcome) =>
+                    `${outcome.source}: restored into ${outcome.target} (${outcome.method}) in ${outcome.seconds.toFixed(1)} s${recoveredLine(outcome.result.details)}`,
+                )
+                .join('\n'),
+            );
+          },
+          { workers: flags.dryRun !== true },
+        );
       }),
     );
 }

@@ -31,61 +31,64 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
           import('../../repository/index.js'),
           import('../../recovery/index.js'),
         ]);
-        await context.withRepository(async (repository) => {
-          const progress = context.progress('check --read-data');
-          const report = await repository.withSharedLock('check', () =>
-            checkRepository(repository, {
-              readData: readData === true,
-              onPack: (_done, _total, bytes) => progress.advance(bytes),
-            }),
-          );
-          progress.finish();
-          const wal = await walChecks(repository);
-          for (const archive of wal) {
-            for (const run of archive.timelines.filter((timeline) => timeline.missingCount > 0)) {
-              report.problems.push({
-                object: `wal/${archive.source}`,
-                message: `timeline ${run.timeline}: ${run.missingCount} segment(s) missing between ${run.first} and ${run.last}: ${run.gaps.join(', ')}${run.missingCount > run.gaps.length ? ', …' : ''}`,
-              });
-            }
-            for (const broken of archive.brokenBackups) {
-              report.problems.push({
-                object: `wal/${archive.source}`,
-                message: `base backup in snapshot ${broken.snapshot.slice(0, 8)} needs missing WAL ${broken.missing.join(', ')}`,
-              });
-              report.affectedSnapshots.push(broken.snapshot);
-            }
-          }
-          const summary = `${report.snapshots} snapshots, ${report.indexFiles} index files, ${report.packs} packs, ${report.blobs} blobs${report.readData ? ' (all data read)' : ''}`;
-          if (report.problems.length > 0) {
-            throw new LifeboatError(
-              'LB_REPO_CORRUPT',
-              [
-                `check found ${report.problems.length} problem(s) in ${summary}`,
-                ...report.problems.map((problem) => `  ${problem.object}: ${problem.message}`),
-                `affected snapshots (${report.affectedSnapshots.length}): ${report.affectedSnapshots.join(', ') || 'none'}`,
-              ].join('\n'),
-              { details: { report } },
+        await context.withRepository(
+          async (repository) => {
+            const progress = context.progress('check --read-data');
+            const report = await repository.withSharedLock('check', () =>
+              checkRepository(repository, {
+                readData: readData === true,
+                onPack: (_done, _total, bytes) => progress.advance(bytes),
+              }),
             );
-          }
-          context.output.result({ ...report, wal }, () =>
-            [
-              `no problems in ${summary}`,
-              ...wal.flatMap((archive) => [
-                `WAL archive of ${archive.source}: ${archive.files} files, continuous${archive.brokenBackups.length === 0 ? ', every base backup has its WAL' : ''}`,
-                ...archive.timelines.map(
-                  (run) =>
-                    `  timeline ${run.timeline}: ${run.first} .. ${run.last} (${run.segments} segments)`,
-                ),
-              ]),
-              ...(report.unreferencedPacks.length > 0
-                ? [
-                    `${report.unreferencedPacks.length} unreferenced pack(s) (from interrupted backups; prune removes them)`,
-                  ]
-                : []),
-            ].join('\n'),
-          );
-        });
+            progress.finish();
+            const wal = await walChecks(repository);
+            for (const archive of wal) {
+              for (const run of archive.timelines.filter((timeline) => timeline.missingCount > 0)) {
+                report.problems.push({
+                  object: `wal/${archive.source}`,
+                  message: `timeline ${run.timeline}: ${run.missingCount} segment(s) missing between ${run.first} and ${run.last}: ${run.gaps.join(', ')}${run.missingCount > run.gaps.length ? ', …' : ''}`,
+                });
+              }
+              for (const broken of archive.brokenBackups) {
+                report.problems.push({
+                  object: `wal/${archive.source}`,
+                  message: `base backup in snapshot ${broken.snapshot.slice(0, 8)} needs missing WAL ${broken.missing.join(', ')}`,
+                });
+                report.affectedSnapshots.push(broken.snapshot);
+              }
+            }
+            const summary = `${report.snapshots} snapshots, ${report.indexFiles} index files, ${report.packs} packs, ${report.blobs} blobs${report.readData ? ' (all data read)' : ''}`;
+            if (report.problems.length > 0) {
+              throw new LifeboatError(
+                'LB_REPO_CORRUPT',
+                [
+                  `check found ${report.problems.length} problem(s) in ${summary}`,
+                  ...report.problems.map((problem) => `  ${problem.object}: ${problem.message}`),
+                  `affected snapshots (${report.affectedSnapshots.length}): ${report.affectedSnapshots.join(', ') || 'none'}`,
+                ].join('\n'),
+                { details: { report } },
+              );
+            }
+            context.output.result({ ...report, wal }, () =>
+              [
+                `no problems in ${summary}`,
+                ...wal.flatMap((archive) => [
+                  `WAL archive of ${archive.source}: ${archive.files} files, continuous${archive.brokenBackups.length === 0 ? ', every base backup has its WAL' : ''}`,
+                  ...archive.timelines.map(
+                    (run) =>
+                      `  timeline ${run.timeline}: ${run.first} .. ${run.last} (${run.segments} segments)`,
+                  ),
+                ]),
+                ...(report.unreferencedPacks.length > 0
+                  ? [
+                      `${report.unreferencedPacks.length} unreferenced pack(s) (from interrupted backups; prune removes them)`,
+                    ]
+                  : []),
+              ].join('\n'),
+            );
+          },
+          { workers: readData === true },
+        );
       }),
     );
 

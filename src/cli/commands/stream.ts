@@ -19,27 +19,30 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
       run(async (context, options) => {
         const { name, tag } = options as { name: string; tag?: string[] };
         const progress = context.progress(`backup ${name}`);
-        await context.withRepository(async (repository) => {
-          const session = await repository.startBackup((state) => progress.update(state.bytesRead));
-          let id: string;
-          let artifact;
-          try {
-            // Read straight into the session's memory: no buffer per read, no copy.
-            artifact = await session.writeArtifact(name, fdSource(0));
-            id = await session.commit({
-              source: name,
-              engine: 'stream',
-              tags: tag ?? [],
-              stats: {},
-              lifeboatVersion: VERSION,
-            });
-          } catch (error) {
-            await session.abort();
-            throw error;
-          }
-          progress.finish();
-          context.output.result({ id, size: artifact.size, sha256: artifact.sha256 }, id);
-        });
+        await context.withRepository(
+          async (repository) => {
+            const session = await repository.startBackup((state) => progress.update(state.bytesRead));
+            let id: string;
+            let artifact;
+            try {
+              // Read straight into the session's memory: no buffer per read, no copy.
+              artifact = await session.writeArtifact(name, fdSource(0));
+              id = await session.commit({
+                source: name,
+                engine: 'stream',
+                tags: tag ?? [],
+                stats: {},
+                lifeboatVersion: VERSION,
+              });
+            } catch (error) {
+              await session.abort();
+              throw error;
+            }
+            progress.finish();
+            context.output.result({ id, size: artifact.size, sha256: artifact.sha256 }, id);
+          },
+          { workers: true },
+        );
       }),
     );
 
@@ -50,29 +53,32 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
     .argument('[artifact]', 'artifact name (needed when the snapshot has several)')
     .action(
       run(async (context, snapshotId, artifactName) => {
-        await context.withRepository(async (repository) => {
-          const snapshot = await repository.loadSnapshot(snapshotId as string);
-          const names = snapshot.artifacts.map((artifact) => artifact.name);
-          const artifact =
-            artifactName === undefined && snapshot.artifacts.length === 1
-              ? snapshot.artifacts[0]
-              : snapshot.artifacts.find((candidate) => candidate.name === artifactName);
-          if (!artifact) {
-            throw new LifeboatError(
-              artifactName === undefined ? 'LB_USAGE' : 'LB_SNAPSHOT_NOT_FOUND',
-              artifactName === undefined
-                ? `snapshot ${snapshot.id.slice(0, 8)} has ${names.length} artifacts: name one of ${names.join(', ')}`
-                : `snapshot ${snapshot.id.slice(0, 8)} has no artifact ${JSON.stringify(artifactName)} (it has ${names.join(', ')})`,
-            );
-          }
-          const progress = context.progress(`dump ${artifact.name}`, artifact.size);
-          await repository.withSharedLock('dump', async () => {
-            const source = repository.readArtifact(artifact);
-            source.on('data', (chunk: Buffer) => progress.advance(chunk.length));
-            await pipeline(source, process.stdout, { end: false });
-          });
-          progress.finish();
-        });
+        await context.withRepository(
+          async (repository) => {
+            const snapshot = await repository.loadSnapshot(snapshotId as string);
+            const names = snapshot.artifacts.map((artifact) => artifact.name);
+            const artifact =
+              artifactName === undefined && snapshot.artifacts.length === 1
+                ? snapshot.artifacts[0]
+                : snapshot.artifacts.find((candidate) => candidate.name === artifactName);
+            if (!artifact) {
+              throw new LifeboatError(
+                artifactName === undefined ? 'LB_USAGE' : 'LB_SNAPSHOT_NOT_FOUND',
+                artifactName === undefined
+                  ? `snapshot ${snapshot.id.slice(0, 8)} has ${names.length} artifacts: name one of ${names.join(', ')}`
+                  : `snapshot ${snapshot.id.slice(0, 8)} has no artifact ${JSON.stringify(artifactName)} (it has ${names.join(', ')})`,
+              );
+            }
+            const progress = context.progress(`dump ${artifact.name}`, artifact.size);
+            await repository.withSharedLock('dump', async () => {
+              const source = repository.readArtifact(artifact);
+              source.on('data', (chunk: Buffer) => progress.advance(chunk.length));
+              await pipeline(source, process.stdout, { end: false });
+            });
+            progress.finish();
+          },
+          { workers: true },
+        );
       }),
     );
 }

@@ -32,7 +32,7 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
         const source = walSource(loaded.config, (options as { source?: string }).source);
         // Without loading the index: a push only appends (see OpenOptions.index).
         const report = await walPush(
-          (work) => context.withRepository(work, { index: 'skip' }),
+          (work) => context.withRepository(work, { index: 'skip', workers: true }),
           source,
           path as string,
           pushAheadOf(loaded.config, source, path as string),
@@ -58,7 +58,7 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
           // Without loading the index: the record says where its blobs are (see readArchiveFile).
           const size = await context.withRepository(
             (repository) => walFetch(repository, chosen, name as string, destination as string),
-            { index: 'skip' },
+            { index: 'skip', workers: true },
           );
           context.output.result({ source, name, size }, `${name as string}: fetched (${size} bytes)`);
         } catch (error) {
