@@ -71,8 +71,18 @@ for (const flavour of ['redis', 'valkey'] as const) {
       ] as const) {
         const source = await start(['--repl-diskless-sync', diskless]);
         await withClient(source, (client) => seedAllTypes(client, { scale: 0.05 }));
+        const connections = () =>
+          withClient(source, async (client) => {
+            const stats = (await command<Buffer>(client, ['INFO', 'stats'])).toString();
+            return Number(/total_connections_received:(\d+)/.exec(stats)![1]);
+          });
+        const before = await connections();
         const snapshot = await backUp(repository, redisEngine, sourceOf(source));
-        expect(snapshot.metadata).toMatchObject({ transfer, rdbArtifact: 'dump.rdb' });
+        // INFO went over the replication connection: one connection (the counter's own is the +1).
+        expect((await connections()) - before).toBe(2);
+        expect(snapshot.metadata).toMatchObject({ transfer, rdbArtifact: 'dump.rdb', product: flavour });
+        expect(snapshot.metadata!.version).toMatch(/^\d+\.\d+\.\d+/);
+        expect(snapshot.metadata!.datasetBytes).toBeGreaterThan(0);
         expect(snapshot.metadata!.replicationId).toMatch(/^[0-9a-f]{40}$/);
         const target = await start();
         await restoreInto(snapshot, target);

@@ -36,7 +36,7 @@ import {
 import { backgroundSave, checkDataDirectory, diskArtifacts } from './disk.js';
 import { RdbFormatError } from './rdb/cursor.js';
 import { RdbParser, type RdbRecord } from './rdb/parser.js';
-import { openReplicationSnapshot } from './replication.js';
+import { openReplicationSnapshot, type ReplicationSnapshot } from './replication.js';
 import { type RedisMetadata, restoreRedis, stopStartedServer } from './restore.js';
 import { KeyspaceTally, liveStats, tallyRecord } from './stats.js';
 import type { DirectSource } from '../../util/read-fd.js';
@@ -176,22 +176,26 @@ async function* backup(
 ): AsyncGenerator<ArtifactStream, BackupResult, void> {
   const endpoint = endpointOf(source);
   const method = methodOf(source);
-  const client = await connect(endpoint);
-  let identity;
-  let datasetBytes: number | undefined;
-  try {
-    const all = await info(client); // server and memory sections in one round trip
-    identity = identityOf(all);
-    datasetBytes = Number(all.get('used_memory_dataset') ?? all.get('used_memory') ?? NaN) || undefined;
-    if (method !== 'replication') {
+  let all: Map<string, string>;
+  // Method replication: INFO on the replication connection itself (openReplicationSnapshot).
+  let snapshot: ReplicationSnapshot | undefined;
+  if (method === 'replication') {
+    snapshot = await openReplicationSnapshot(endpoint, options.signal, { serverInfo: true });
+    all = snapshot.serverInfo!;
+  } else {
+    const client = await connect(endpoint);
+    try {
+      all = await info(client); // server and memory sections in one round trip
       options.log?.(`BGSAVE on ${endpoint.label}`);
       const started = Date.now();
       await backgroundSave(client, options.log);
       await checkDataDirectory(client, source.dataDirectory!, source.rdbFileName, started);
+    } finally {
+      await closeClient(client);
     }
-  } finally {
-    await closeClient(client);
   }
+  const identity = identityOf(all);
+  const datasetBytes = Number(all.get('used_memory_dataset') ?? all.get('used_memory') ?? NaN) || undefined;
   const tally = new KeyspaceTally();
   const found: Found = { databases: new Set<number>(), functions: 0, keys: 0 };
   const metadata: Partial<RedisMetadata> = {
@@ -201,7 +205,7 @@ async function* backup(
   };
   if (datasetBytes !== undefined) metadata.datasetBytes = datasetBytes;
   if (method !== 'disk') {
-    const snapshot = await openReplicationSnapshot(endpoint, options.signal);
+    snapshot ??= await openReplicationSnapshot(endpoint, options.signal);
     options.log?.(`receiving the snapshot from ${endpoint.label} (${snapshot.info.transfer} transfer)`);
     metadata.rdbArtifact = 'dump.rdb';
     metadata.transfer = snapshot.info.transfer;
