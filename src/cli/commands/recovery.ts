@@ -55,10 +55,13 @@ export function registerRecoveryCommands(program: Command, run: CommandRunner): 
     .action(
       run(async (context, options) => {
         const { source, tag } = options as { source?: string[]; tag?: string[] };
-        const { runBackup } = await import('../../recovery/index.js');
         const loaded = await context.config();
+        // The engines' code loads while the repository's key is derived (in a thread of its own).
+        const recovery = import('../../recovery/index.js');
+        recovery.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
         await context.withRepository(
           async (repository) => {
+            const { runBackup } = await recovery;
             let progress = context.progress('backup');
             let current = '';
             const result = await runBackup(loaded.config, repository, {
