@@ -235,32 +235,28 @@ class LineReader {
       }
       if (this.buffer.length > 64 * 1024)
         throw new LifeboatError('LB_ENGINE_FAILED', 'unexpected reply to the replication handshake');
-      const bytes = await this.feed.read(this.scratch);
-      if (bytes === 0) {
-        throw new LifeboatError(
-          'LB_ENGINE_UNAVAILABLE',
-          `Redis at ${this.endpoint.label} closed the connection during the replication handshake`,
-        );
-      }
-      this.buffer = Buffer.concat([this.buffer, this.scratch.subarray(0, bytes)]);
+      await this.more();
     }
   }
 
   /** The payload of a bulk reply whose "$<length>" line was just read. */
   async bulk(length: number): Promise<Buffer> {
-    while (this.buffer.length < length + 2) {
-      const bytes = await this.feed.read(this.scratch);
-      if (bytes === 0) {
-        throw new LifeboatError(
-          'LB_ENGINE_UNAVAILABLE',
-          `Redis at ${this.endpoint.label} closed the connection during the replication handshake`,
-        );
-      }
-      this.buffer = Buffer.concat([this.buffer, this.scratch.subarray(0, bytes)]);
-    }
+    while (this.buffer.length < length + 2) await this.more();
     const payload = Buffer.from(this.buffer.subarray(0, length));
     this.buffer = this.buffer.subarray(length + 2);
     return payload;
+  }
+
+  /** Appends the connection's next bytes to the buffer. */
+  private async more(): Promise<void> {
+    const bytes = await this.feed.read(this.scratch);
+    if (bytes === 0) {
+      throw new LifeboatError(
+        'LB_ENGINE_UNAVAILABLE',
+        `Redis at ${this.endpoint.label} closed the connection during the replication handshake`,
+      );
+    }
+    this.buffer = Buffer.concat([this.buffer, this.scratch.subarray(0, bytes)]);
   }
 
   /** The bytes already received after the last line. */
