@@ -5,9 +5,9 @@
 // transaction; wal-push is idempotent and refuses conflicts; drills replay the archive; forget keeps
 // the WAL the kept base backups need.
 import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,10 @@ const asPostgres = (command: string, args: string[]) =>
 
 describe('postgres physical backups, WAL archiving and point-in-time restore', () => {
   const workspace = new Workspace('pg-pitr');
-  const restored = workspace.path('restored');
+  // The target's parent belongs to postgres but to group root, as a directory made by root and handed
+  // over with a bare `chown postgres` is: the restore (run as postgres) must start the server as
+  // itself, not ask for the directory's group ("spawn EPERM" before).
+  const restored = workspace.path('targets/restored');
   let server: PostgresHandle;
   let restorePort = 0;
 
@@ -101,6 +104,8 @@ describe('postgres physical backups, WAL archiving and point-in-time restore', (
       },
     });
     restorePort = await findFreePort();
+    mkdirSync(dirname(restored));
+    if (isRoot) chownSync(dirname(restored), postgresIds().uid, 0);
     const url = (port: number) => `postgres://${server.user}:${server.password}@${server.host}:${port}/app`;
     workspace.writeConfig(`
 repository: { url: ${workspace.path('repo')}, password: pitr-test }

@@ -235,8 +235,9 @@ async function startAndRecover(
     join(binDirectory, 'pg_ctl'),
     ['start', '-D', dataDirectory, '-l', logFile, '-W', '-o', serverOptions],
     {
-      uid: owner.uid,
-      gid: owner.gid,
+      // As root, the server runs as the directory's owner; otherwise as ourselves (asking for the
+      // directory's group, which we may not be in, failed the start with "spawn EPERM").
+      ...asOwner(owner),
       env: { ...(physical.env ?? process.env) },
       describe: (exit) => new LifeboatError('LB_ENGINE_FAILED', `pg_ctl start failed: ${exit.stderr}`),
     },
