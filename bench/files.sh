@@ -244,12 +244,7 @@ REPORT="$SCRATCH/report.md"
     echo "| $(label_of $step) | $ls | $rs | $(ratio "$ls" "$rs") | $(fmt $step lifeboat cpu) | $(fmt $step restic cpu) | $(fmt $step lifeboat rss) | $(fmt $step restic rss) |"
   done
   echo
-  echo "| stored (du -sb) | lifeboat MiB | restic MiB | ratio |"
-  echo "| --- | --: | --: | --: |"
-  for n in 1 2; do
-    l=$(mib "${stored[lifeboat.$n]:-}") r=$(mib "${stored[restic.$n]:-}")
-    echo "| after the $([ $n = 1 ] && echo first || echo second) backup | $l | $r | $(ratio "$l" "$r") |"
-  done
+  stored_table
   echo
   report_commands_and_notes backup1 backup2 restore
 } > "$REPORT"

@@ -85,3 +85,15 @@ fmt() {
     rss) awk -v k="$rss" 'BEGIN { printf "%.0f", k / 1024 }' ;;
   esac
 }
+
+# stored_table: the table of repository sizes after the first and the second backup, lifeboat against
+# restic, from stored[TOOL.N] (bytes).
+stored_table() {
+  echo "| stored (du -sb) | lifeboat MiB | restic MiB | ratio (lifeboat/restic) |"
+  echo "| --- | --: | --: | --: |"
+  local n l r
+  for n in 1 2; do
+    l=$(mib "${stored[lifeboat.$n]:-}") r=$(mib "${stored[restic.$n]:-}")
+    echo "| after the $([ "$n" = 1 ] && echo first || echo second) backup | $l | $r | $(ratio "$l" "$r") |"
+  done
+}

@@ -236,12 +236,7 @@ REPORT="$SCRATCH/report.md"
     echo "| $(label_of $step) | $lc | $rc | $(ratio "$lc" "$rc") | $(fmt $step lifeboat cores) | $(fmt $step restic cores) |"
   done
   echo
-  echo "| stored (du -sb) | lifeboat MiB | restic MiB | ratio (lifeboat/restic) |"
-  echo "| --- | --: | --: | --: |"
-  for n in 1 2; do
-    l=$(mib "${stored[lifeboat.$n]:-}") r=$(mib "${stored[restic.$n]:-}")
-    echo "| after $([ $n = 1 ] && echo first || echo second) backup | $l | $r | $(ratio "$l" "$r") |"
-  done
+  stored_table
   growth() { # growth TOOL: MiB added by the second backup and its share of the first
     local a=${stored[$1.1]:-} b=${stored[$1.2]:-}
     if [ -z "$a" ] || [ -z "$b" ]; then echo "–"; return; fi
