@@ -97,3 +97,14 @@ stored_table() {
     echo "| after the $([ "$n" = 1 ] && echo first || echo second) backup | $l | $r | $(ratio "$l" "$r") |"
   done
 }
+
+# run_tools: runs run_lifeboat and run_restic in the order $TOOLS names them.
+run_tools() {
+  local tool
+  for tool in $TOOLS; do
+    case "$tool" in
+      lifeboat | restic) "run_$tool" ;;
+      *) log "unknown tool $tool"; exit 2 ;;
+    esac
+  done
+}

@@ -185,13 +185,7 @@ run_restic() {
   verify restic "${restic[@]}" dump latest dump.sql
 }
 
-for tool in $TOOLS; do
-  case "$tool" in
-    lifeboat) run_lifeboat ;;
-    restic) run_restic ;;
-    *) log "unknown tool $tool"; exit 2 ;;
-  esac
-done
+run_tools
 
 # --- report ------------------------------------------------------------------------------------------
 label_of() {
