@@ -19,12 +19,19 @@
 // read and no copy. A 1 GiB RDB read as 'data' events was a GiB of short-lived buffers, which V8 answers
 // with full mark-compacts (over half of a backup's garbage-collection time). TLS sockets deliver
 // decrypted 'data' events, which are copied.
-import type net from 'node:net';
-
 import { LifeboatError } from '../../errors.js';
 import type { DirectSource } from '../../util/read-fd.js';
 import { classify, openSocket, parseInfo, type Endpoint } from './connection.js';
 import { encodeCommand } from './pipeline.js';
+import {
+  type ByteFeed,
+  type FeedContext,
+  LANDING_BYTES,
+  StreamFeed,
+  UserBufferFeed,
+} from '../../util/socket-feed.js';
+
+export type { ByteFeed } from '../../util/socket-feed.js';
 
 export interface ReplicationInfo {
   replicationId?: string;
@@ -43,174 +50,22 @@ export interface ReplicationSnapshot {
 
 const IDLE_TIMEOUT_MS = 60_000;
 const EOF_MARK_LENGTH = 40;
-/** The feed's own buffer: early bytes, and the handshake's replies. */
-const LANDING_BYTES = 64 * 1024;
 /** Targets smaller than this are filled through the snapshot's own buffer (see SnapshotSource). */
 const SMALL_TARGET_BYTES = 4096;
-/** A TLS feed stops reading from the socket while this much is queued. */
-const QUEUE_BYTES = 4 * 1024 * 1024;
 
-/** Bytes of a connection, read into the caller's memory. */
-export interface ByteFeed {
-  /** Bytes placed at the start of `target` (at least 1), 0 once the peer has closed the connection;
-   * rejects with the connection's error. One read at a time. */
-  read(target: Buffer): Promise<number>;
-  destroy(error?: Error): void;
-}
-
-/** What both feeds share: one waiting read, the connection's end or failure, the idle timeout. */
-abstract class SocketFeed implements ByteFeed {
-  protected waiter: { resolve: (bytes: number) => void; reject: (error: Error) => void } | undefined;
-  protected failure: Error | undefined;
-  protected closed = false;
-  protected socket: net.Socket | undefined;
-  /** When the waiting read started (the server owes us bytes), for the idle timeout. */
-  private waitingSince = 0;
-  private idleTimer: NodeJS.Timeout | undefined;
-
-  constructor(protected readonly endpoint: Endpoint) {}
-
-  attach(socket: net.Socket): void {
-    this.socket = socket;
-    socket.on('error', (error) => this.fail(classify(error, this.endpoint, 'read from')));
-    socket.on('end', () => this.end());
-    socket.on('close', () => this.end());
-    // One timer for the connection rather than a socket timeout re-armed on every read: time spent
-    // waiting on our own consumer (the repository) is not the server's silence.
-    this.idleTimer = setInterval(() => {
-      if (this.waiter && Date.now() - this.waitingSince > IDLE_TIMEOUT_MS) {
-        this.destroy(
-          new LifeboatError(
-            'LB_ENGINE_UNAVAILABLE',
-            `Redis at ${this.endpoint.label} sent nothing for ${IDLE_TIMEOUT_MS / 1000} s during the transfer`,
-          ),
-        );
-      }
-    }, 1000).unref();
-  }
-
-  /** Bytes received but not yet read (TLS chunks; on plain TCP, only bytes no read asked for). */
-  private queue: Buffer[] = [];
-  protected queued = 0;
-
-  read(target: Buffer): Promise<number> {
-    if (this.queued > 0) return Promise.resolve(this.take(target));
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.closed) return Promise.resolve(0);
-    return this.readFromSocket(target);
-  }
-
-  /** Waits for the socket's next bytes in `target` (settle() resolves). */
-  protected abstract readFromSocket(target: Buffer): Promise<number>;
-
-  protected enqueue(chunk: Buffer): void {
-    this.queue.push(chunk);
-    this.queued += chunk.length;
-  }
-
-  /** Copies queued bytes into `target`. */
-  protected take(target: Buffer): number {
-    let bytes = 0;
-    while (bytes < target.length && this.queue.length > 0) {
-      const first = this.queue[0]!;
-      const count = first.copy(target, bytes);
-      bytes += count;
-      if (count === first.length) this.queue.shift();
-      else this.queue[0] = first.subarray(count);
-    }
-    this.queued -= bytes;
-    return bytes;
-  }
-
-  protected wait(): Promise<number> {
-    this.waitingSince = Date.now();
-    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
-  }
-
-  protected settle(bytes: number): void {
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.resolve(bytes);
-  }
-
-  private fail(error: Error): void {
-    this.failure ??= error instanceof LifeboatError ? error : classify(error, this.endpoint, 'read from');
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.reject(this.failure);
-  }
-
-  private end(): void {
-    this.closed = true;
-    clearInterval(this.idleTimer);
-    if (this.failure) this.fail(this.failure);
-    else this.settle(0);
-  }
-
-  destroy(error?: Error): void {
-    clearInterval(this.idleTimer);
-    if (error) this.fail(error);
-    this.socket?.destroy();
-  }
-}
-
-/**
- * A plain TCP connection created with net's `onread` option: every read lands in the target of the
- * waiting read(), and reading stops until the next read() (the callback returns false). Between
- * reads, the socket's buffer is the feed's own landing buffer; bytes that arrive there (none are
- * expected: the server speaks only when asked) are copied and handed out first.
- */
-export class UserBufferFeed extends SocketFeed {
-  private readonly landing = Buffer.allocUnsafe(LANDING_BYTES);
-  private current: Buffer = this.landing;
-
-  /** For net.connect(): reads land in `current`. */
-  readonly onread = {
-    buffer: (): Buffer => (this.current = this.landing),
-    callback: (bytes: number): boolean => {
-      if (this.waiter && this.current !== this.landing) this.settle(bytes);
-      else this.enqueue(Buffer.from(this.current.subarray(0, bytes)));
-      return false;
+/** Failures of the replication connection, as catalogue errors naming the server. */
+function feedContext(endpoint: Endpoint): FeedContext {
+  return {
+    error: (error) => classify(error, endpoint, 'read from'),
+    idle: {
+      ms: IDLE_TIMEOUT_MS,
+      error: () =>
+        new LifeboatError(
+          'LB_ENGINE_UNAVAILABLE',
+          `Redis at ${endpoint.label} sent nothing for ${IDLE_TIMEOUT_MS / 1000} s during the transfer`,
+        ),
     },
   };
-
-  protected readFromSocket(target: Buffer): Promise<number> {
-    const socket = this.socket!;
-    // The socket's handle takes the buffer for its next read: net only sets it from the onread
-    // generator after a read, and there is no public method to set it before one.
-    const handle = (socket as unknown as { _handle?: { useUserBuffer(buffer: Uint8Array): void } })._handle;
-    if (!handle) return Promise.resolve(0);
-    const promise = this.wait();
-    this.current = target;
-    handle.useUserBuffer(target);
-    socket.resume();
-    return promise;
-  }
-}
-
-/** A TLS connection: its decrypted 'data' chunks are queued and copied into the targets. */
-export class StreamFeed extends SocketFeed {
-  private pendingTarget: Buffer | undefined;
-
-  override attach(socket: net.Socket): void {
-    super.attach(socket);
-    socket.on('data', (chunk: Buffer) => {
-      this.enqueue(chunk);
-      if (this.queued >= QUEUE_BYTES) socket.pause();
-      if (this.waiter) this.settle(this.take(this.pendingTarget!));
-    });
-  }
-
-  protected override take(target: Buffer): number {
-    const bytes = super.take(target);
-    if (this.queued < QUEUE_BYTES) this.socket?.resume();
-    return bytes;
-  }
-
-  protected readFromSocket(target: Buffer): Promise<number> {
-    this.pendingTarget = target;
-    return this.wait();
-  }
 }
 
 /** Reads line replies during the handshake; keeps what comes after the last one for the payload. */
@@ -275,7 +130,8 @@ export async function openReplicationSnapshot(
   signal?: AbortSignal,
   options: { serverInfo?: boolean } = {},
 ): Promise<ReplicationSnapshot> {
-  const feed = endpoint.tls ? new StreamFeed(endpoint) : new UserBufferFeed(endpoint);
+  const context = feedContext(endpoint);
+  const feed = endpoint.tls ? new StreamFeed(context) : new UserBufferFeed(context);
   const socket = await openSocket(endpoint, feed instanceof UserBufferFeed ? feed.onread : undefined);
   socket.setNoDelay(true);
   feed.attach(socket);
