@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -28,26 +27,27 @@ function tarOf(): Buffer {
   );
 }
 
-async function inspect(tar: Buffer, chunkSize: number): Promise<{ inspector: TarInspector; out: Buffer }> {
-  const chunks: Buffer[] = [];
-  for (let offset = 0; offset < tar.length; offset += chunkSize)
-    chunks.push(tar.subarray(offset, offset + chunkSize));
+/** Shows the tar to an inspector in pieces of one reused buffer, as the backup session's memory is. */
+function inspect(tar: Buffer, chunkSize: number): TarInspector {
   const inspector = new TarInspector();
-  const out: Buffer[] = [];
-  for await (const chunk of Readable.from(chunks).pipe(inspector)) out.push(chunk as Buffer);
-  return { inspector, out: Buffer.concat(out) };
+  const memory = Buffer.alloc(Math.min(chunkSize, tar.length));
+  for (let offset = 0; offset < tar.length; offset += chunkSize) {
+    const bytes = tar.copy(memory, 0, offset, offset + chunkSize);
+    inspector.inspect(memory.subarray(0, bytes));
+  }
+  memory.fill(0x55); // what it kept must be its own copy
+  return inspector;
 }
 
 describe('TarInspector', () => {
   const tar = tarOf();
   for (const chunkSize of [1, 511, 512, 4096, 65536, 10_000_000]) {
-    it(`passes the bytes through unchanged and finds backup_label and the manifest's WAL range (chunks of ${chunkSize})`, async () => {
-      const { inspector, out } = await inspect(chunkSize === 1 ? tar.subarray(0, 200_000) : tar, chunkSize);
+    it(`finds backup_label and the manifest's WAL range, keeping copies of them (chunks of ${chunkSize})`, () => {
+      const inspector = inspect(chunkSize === 1 ? tar.subarray(0, 200_000) : tar, chunkSize);
       if (chunkSize === 1) {
         expect(inspector.label).toBe(LABEL); // the label is within the first bytes
         return;
       }
-      expect(out.equals(tar)).toBe(true);
       expect(inspector.label).toBe(LABEL);
       expect(manifestWalRange(inspector.manifestTail!)).toEqual({
         timeline: 1,

@@ -5,16 +5,18 @@
 // Terms:
 //   base.tar       the artifact: pg_basebackup -D - -Ft -X none. Only the main tablespace can go to
 //                  stdout; a cluster with extra tablespaces is refused with a clear error.
-//   backup_label   the first tar entry: START WAL LOCATION, timeline, start time. Read from the stream as
-//                  it passes (TarLabelSniffer), recorded in the snapshot metadata.
+//   backup_label   the first tar entry: START WAL LOCATION, timeline, start time. Read from the bytes as
+//                  they land in the backup session's memory (TarInspector), recorded in the snapshot
+//                  metadata. pg_basebackup's stdout is a socket read straight into that memory
+//                  (toolOutputSource in util/process.ts).
 //   archive wait   "still waiting for all required WAL segments to be archived" from the server means
 //                  archive_command is failing: archive.checkTimeout after the server's first notice
 //                  (LB_WAL_TIMEOUT) instead of hanging.
-import { Transform, type TransformCallback } from 'node:stream';
 
 import { LifeboatError } from '../../errors.js';
 import { parseDuration } from '../../util/duration.js';
-import { toolOutput } from '../../util/process.js';
+import { toolOutputSource } from '../../util/process.js';
+import type { DirectSource } from '../../util/read-fd.js';
 import type { ArtifactStream, BackupOptions, BackupResult } from '../engine.js';
 import type { PostgresSource } from './config.js';
 import {
@@ -48,12 +50,13 @@ export interface PhysicalMetadata {
 }
 
 /**
- * Walks the tar headers of a stream passing through unchanged, keeping backup_label (the first entry)
- * and the tail of backup_manifest (the last; its "WAL-Ranges" give the backup's end LSN).
+ * Walks the tar headers of the bytes shown to it in order, keeping backup_label (the first entry) and
+ * the tail of backup_manifest (the last; its "WAL-Ranges" give the backup's end LSN). It keeps copies:
+ * the bytes it is shown may be memory the caller reuses.
  * Hand-written: a tar header is 512 bytes with the name at 0 and the octal size at 124, and the tar
- * libraries on npm parse into files, not as a pass-through of an unchanged byte stream.
+ * libraries on npm parse into files, not alongside an unchanged byte stream.
  */
-export class TarInspector extends Transform {
+export class TarInspector {
   private header = Buffer.alloc(0);
   private remaining = 0; // data bytes (plus padding) of the current entry still to pass
   private capturing: 'label' | 'manifest' | undefined;
@@ -63,7 +66,8 @@ export class TarInspector extends Transform {
   label: string | undefined;
   manifestTail: string | undefined;
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  /** Shows the next bytes of the tar. */
+  inspect(chunk: Buffer): void {
     let offset = 0;
     while (offset < chunk.length && !this.ended) {
       if (this.remaining > 0) {
@@ -81,7 +85,6 @@ export class TarInspector extends Transform {
       this.startEntry(this.header);
       this.header = Buffer.alloc(0);
     }
-    callback(null, chunk);
   }
 
   private startEntry(header: Buffer): void {
@@ -110,7 +113,7 @@ export class TarInspector extends Transform {
   private capture(bytes: Buffer): void {
     const data = bytes.subarray(0, Math.max(0, Math.min(bytes.length, this.dataLeft)));
     this.dataLeft -= data.length;
-    this.captured.push(data);
+    this.captured.push(Buffer.from(data));
     this.capturedBytes += data.length;
     // Only the manifest's tail matters (WAL-Ranges): keep the last 64 KiB.
     while (this.capturing === 'manifest' && this.capturedBytes - this.captured[0]!.length > 65536) {
@@ -188,7 +191,7 @@ export async function* physicalBackup(
   const checkTimeoutMs = parseDuration(source.archive.checkTimeout) ?? 60_000;
   let archiveTimedOut = false;
   let archiveTimer: NodeJS.Timeout | undefined;
-  const output = toolOutput(basebackup, ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v'], {
+  const output = await toolOutputSource(basebackup, ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v'], {
     env: toolEnvironment(endpoint),
     signal: abort.signal,
     onStderrLine: (line) => {
@@ -217,10 +220,26 @@ export async function* physicalBackup(
             )
           : describeToolFailure('pg_basebackup', endpoint)(exit),
   });
-  output.on('error', (error) => sniffer.destroy(error));
-  output.on('close', () => clearTimeout(archiveTimer));
   options.log?.('streaming base backup (pg_basebackup)');
-  yield { name: 'base.tar', stream: output.pipe(sniffer) };
+  // Read straight into the backup session's memory, inspected there in place.
+  const tar: DirectSource = {
+    async readInto(target) {
+      try {
+        const bytes = await output.readInto(target);
+        if (bytes > 0) sniffer.inspect(target.subarray(0, bytes));
+        else clearTimeout(archiveTimer);
+        return bytes;
+      } catch (error) {
+        clearTimeout(archiveTimer);
+        throw error;
+      }
+    },
+    destroy(error) {
+      clearTimeout(archiveTimer);
+      output.destroy?.(error);
+    },
+  };
+  yield { name: 'base.tar', source: tar };
   if (sniffer.label === undefined) {
     throw new LifeboatError('LB_ENGINE_FAILED', 'pg_basebackup produced a tar without backup_label');
   }
