@@ -1,5 +1,6 @@
 // Reading a socket's bytes straight into the caller's memory: the Redis replication transfer
-// (engines/redis/replication.ts) and the output of tools such as pg_basebackup (tool-socket.ts).
+// (engines/redis/replication.ts) and the output of tools such as pg_basebackup (toolOutputSource in
+// process.ts).
 // A stream read as 'data' events is a fresh buffer per read, copied once more into the caller's memory:
 // for a GiB of input, a GiB of short-lived buffers, which V8 answers with full mark-compacts.
 //
