@@ -8,7 +8,7 @@
 //   artifacts          "globals.sql", then "db/<name>.dump" for each database, in that order.
 import type pg from 'pg';
 
-import { toolOutput } from '../../util/process.js';
+import { toolOutputSource } from '../../util/process.js';
 import type { ArtifactStream, BackupOptions, BackupResult, StatItem } from '../engine.js';
 import type { PostgresSource } from './config.js';
 import {
@@ -102,7 +102,7 @@ export async function* logicalBackup(
   options.log?.(`dumping globals (roles, tablespaces)`);
   yield {
     name: 'globals.sql',
-    stream: toolOutput(dumpall, globalsArgs, {
+    source: await toolOutputSource(dumpall, globalsArgs, {
       env: toolEnvironment(endpoint),
       signal: options.signal,
       describe: describeToolFailure('pg_dumpall --globals-only', endpoint),
@@ -137,7 +137,7 @@ export async function* logicalBackup(
       // itself (possibly under another name), so pg_restore runs without -C.
       yield {
         name: database.artifact,
-        stream: toolOutput(
+        source: await toolOutputSource(
           pgDump,
           [
             '--format=custom',
