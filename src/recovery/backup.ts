@@ -19,7 +19,7 @@ import {
   type PointMember,
   type RecoveryPoint,
   type Repository,
-  listArchive,
+  archiveHas,
   newPointId,
 } from '../repository/index.js';
 import { parseDuration } from '../util/duration.js';
@@ -163,8 +163,13 @@ async function backupSource(
 }
 
 /**
- * Waits until the archive holds the base backup's last WAL segment (listing only: works on a
- * write-only host). Returns the time it was seen.
+ * Waits until the archive holds the base backup's last WAL segment (one stat per look: works on a
+ * write-only host), as pgBackRest's archive-check does. The base backup carries the WAL it needs to be
+ * consistent (pg_basebackup -X fetch), so it restores to its end point from the snapshot alone; this
+ * wait makes sure the archive also reaches it, so the point can be rolled forward from there (and a
+ * broken archive_command fails the backup instead of going unnoticed). The archiver pushes that segment
+ * as soon as the backup switches WAL, usually while the last chunks are still being stored: the first
+ * looks are 50 ms apart, then further apart up to a second. Returns the time it was seen.
  */
 async function waitForBackupWal(
   repository: Repository,
@@ -173,16 +178,16 @@ async function waitForBackupWal(
 ): Promise<{ stopTime: string }> {
   const archive = (source.config as { archive?: { checkTimeout: string } }).archive;
   const deadline = Date.now() + (parseDuration(archive?.checkTimeout ?? '60s') ?? 60_000);
-  for (;;) {
-    if ((await listArchive(repository, source.name)).includes(physical.stopSegment)) {
+  for (let pause = 50; ; pause = Math.min(1000, pause * 1.5)) {
+    if (await archiveHas(repository, source.name, physical.stopSegment)) {
       return { stopTime: new Date().toISOString() };
     }
     if (Date.now() > deadline) {
       throw new LifeboatError(
         'LB_WAL_TIMEOUT',
-        `the base backup needs WAL up to ${physical.stopSegment}, which is not in the archive of source ${source.name}: is the server's archive_command 'lifeboat wal-push --source ${source.name} %p' with this config?`,
+        `the base backup needs WAL up to ${physical.stopSegment}, which is not in the archive of source ${source.name} after ${archive?.checkTimeout ?? '60s'}: is the server's archive_command 'lifeboat wal-push --source ${source.name} %p' with this config? (the server log says why it fails)`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await new Promise((resolve) => setTimeout(resolve, pause));
   }
 }

@@ -99,6 +99,20 @@ export async function listArchive(repository: Repository, source: string): Promi
   return names.sort();
 }
 
+/**
+ * Whether one file is archived: a single stat, no listing (an archive holds thousands of files, and a
+ * backup asks this several times a second while it waits for its last segment).
+ */
+export async function archiveHas(repository: Repository, source: string, name: string): Promise<boolean> {
+  try {
+    await repository.storage.stat(objectName(source, name));
+    return true;
+  } catch (error) {
+    if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) return false;
+    throw error;
+  }
+}
+
 /** Sources that have an archive. */
 export async function listArchiveSources(repository: Repository): Promise<string[]> {
   const sources = new Set<string>();

@@ -30,6 +30,7 @@ export { prestartPool } from './workers.js';
 export {
   type ArchiveRecord,
   type PushResult,
+  archiveHas,
   deleteArchiveFiles,
   listArchive,
   listArchiveSources,

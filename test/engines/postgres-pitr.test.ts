@@ -34,6 +34,7 @@ describe('postgres physical backups, WAL archiving and point-in-time restore', (
   let server: PostgresHandle;
   let restorePort = 0;
 
+  let config = '';
   const query = <R extends pg.QueryResultRow>(text: string, port = server.port, database = 'app') =>
     pgQuery<R>(server, database, text, port);
   const lifeboat = (args: string[]) => workspace.run(args, { asPostgres: true });
@@ -75,6 +76,8 @@ describe('postgres physical backups, WAL archiving and point-in-time restore', (
     }
   };
 
+  const slotCount = async () =>
+    Number((await query<{ n: string }>('SELECT count(*) AS n FROM pg_replication_slots'))[0]!.n);
   /** archive_command by ALTER SYSTEM (not -c: the command line would win over it), then a reload. */
   const setArchiveCommand = async (command: string) => {
     await query(
@@ -107,7 +110,7 @@ describe('postgres physical backups, WAL archiving and point-in-time restore', (
     mkdirSync(dirname(restored));
     if (isRoot) chownSync(dirname(restored), postgresIds().uid, 0);
     const url = (port: number) => `postgres://${server.user}:${server.password}@${server.host}:${port}/app`;
-    workspace.writeConfig(`
+    workspace.writeConfig((config = `
 repository: { url: ${workspace.path('repo')}, password: pitr-test }
 sources:
   main:
@@ -118,7 +121,7 @@ sources:
 drills:
   targets:
     main: { url: "${url(restorePort)}", dataDirectory: ${restored}, port: ${restorePort} }
-`);
+`));
     const init = await lifeboat(['init']);
     expect(init.code, init.stderr).toBe(0);
     await setArchiveCommand(workspace.walPushCommand('main'));
@@ -149,6 +152,19 @@ drills:
     firstBaseBackup = snapshot.id;
     expect(snapshot.artifacts.map((artifact) => artifact.name)).toEqual(['base.tar']);
     expect(snapshot.metadata.physical.startSegment).toMatch(/^[0-9A-F]{24}$/);
+    // The tar carries the WAL from its start to its end (-X fetch): restorable to its end point from
+    // the snapshot alone. The temporary slot that kept that WAL on the server is gone.
+    const entries = execFileSync(
+      'sh',
+      ['-c', `${NODE} ${BIN} --config ${workspace.configPath} dump ${snapshot.id} base.tar | tar -t`],
+      { maxBuffer: 64 * 1024 * 1024 },
+    )
+      .toString()
+      .split('\n');
+    expect(entries).toContain(`pg_wal/${snapshot.metadata.physical.startSegment}`);
+    expect(entries).toContain(`pg_wal/${snapshot.metadata.physical.stopSegment}`);
+    expect(entries).toContain('backup_manifest');
+    expect(await slotCount()).toBe(0);
     const check = await lifeboat(['check', '--json']);
     expect(check.code, check.stdout + check.stderr).toBe(0);
   }, 180_000);
@@ -385,5 +401,25 @@ drills:
     await restoreAt('latest');
     expect(await restoredMarks()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     stopRestored();
+  }, 300_000);
+
+  it('fails a base backup whose last segment never reaches the archive (LB_WAL_TIMEOUT): no recovery point, no slot left', async () => {
+    const pointsBefore = (await lifeboat(['list', '--json'])).json<unknown[]>().length;
+    workspace.writeConfig(config.replace('checkTimeout: 120s', 'checkTimeout: 3s'));
+    await setArchiveCommand('/bin/false');
+    try {
+      const backup = await lifeboat(['backup', '--json']);
+      expect(backup.code).toBe(1);
+      expect(backup.stdout).toContain('LB_WAL_TIMEOUT');
+      expect(backup.stdout).toContain('not in the archive of source main after 3s');
+      expect((await lifeboat(['list', '--json'])).json<unknown[]>()).toHaveLength(pointsBefore);
+      expect(await slotCount()).toBe(0);
+    } finally {
+      workspace.writeConfig(config);
+      await setArchiveCommand(workspace.walPushCommand('main'));
+    }
+    await switchAndDrain(); // the archiver catches up once the command works again
+    const check = await lifeboat(['check', '--json']);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
   }, 300_000);
 });

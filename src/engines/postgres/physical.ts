@@ -1,17 +1,28 @@
-// Physical backups: pg_basebackup streaming a tar of the data directory to stdout, with WAL left to the
-// archive (-X none: the server waits until every segment the backup needs is archived, which is what
-// makes it restorable).
+// Physical backups: pg_basebackup streaming a tar of the data directory to stdout, with the WAL that
+// makes it consistent inside it (-X fetch), while a temporary replication slot keeps that WAL on the
+// server; the continuous archive (archive_command = lifeboat wal-push) carries everything after it.
 //
 // Terms:
-//   base.tar       the artifact: pg_basebackup -D - -Ft -X none. Only the main tablespace can go to
+//   base.tar       the artifact: pg_basebackup -D - -Ft -X fetch. Only the main tablespace can go to
 //                  stdout; a cluster with extra tablespaces is refused with a clear error.
 //   backup_label   the first tar entry: START WAL LOCATION, timeline, start time. Read from the bytes as
 //                  they land in the backup session's memory (TarInspector), recorded in the snapshot
 //                  metadata. pg_basebackup's stdout is a socket read straight into that memory
 //                  (toolOutputSource in util/process.ts).
-//   archive wait   "still waiting for all required WAL segments to be archived" from the server means
-//                  archive_command is failing: archive.checkTimeout after the server's first notice
-//                  (LB_WAL_TIMEOUT) instead of hanging.
+//   WAL hold       -X fetch reads the backup's WAL from pg_wal at its end: a checkpoint during a long
+//                  backup could have removed it by then. A temporary physical replication slot, made
+//                  just before pg_basebackup starts on a session held open for the backup, keeps it.
+//                  The server drops the slot when that session ends, so a killed lifeboat leaves none.
+//                  No slot to be had (max_replication_slots = 0, all in use, no permission): -X none,
+//                  where the server itself waits until the archive has the backup's WAL.
+//   archive wait   with -X fetch the server does not wait for archive_command: lifeboat does, after the
+//                  tar (recovery/backup.ts, like pgBackRest's archive-check), for the last segment only
+//                  and without the server's one-second polling, which took 1-2 s off every base backup.
+//                  With -X none, "still waiting for all required WAL segments to be archived" from the
+//                  server means archive_command is failing: archive.checkTimeout after the server's
+//                  first notice (LB_WAL_TIMEOUT) instead of hanging.
+
+import { randomBytes } from 'node:crypto';
 
 import { LifeboatError } from '../../errors.js';
 import { parseDuration } from '../../util/duration.js';
@@ -20,6 +31,8 @@ import type { DirectSource } from '../../util/read-fd.js';
 import type { ArtifactStream, BackupOptions, BackupResult } from '../engine.js';
 import type { PostgresSource } from './config.js';
 import {
+  type Endpoint,
+  connect,
   describeToolFailure,
   endpointOf,
   serverMajor,
@@ -138,6 +151,35 @@ export function manifestWalRange(tail: string): { timeline: number; start: strin
   return last ? { timeline: Number(last[1]), start: last[2]!, end: last[3]! } : undefined;
 }
 
+/** A temporary replication slot holding the server's WAL for as long as its session lives. */
+interface WalHold {
+  slot: string;
+  release(): Promise<void>;
+}
+
+/**
+ * Makes the WAL hold (see "WAL hold" above), or says why there is none. The slot reserves WAL from the
+ * last checkpoint's redo point, which is before the backup's own checkpoint, so everything -X fetch
+ * reads stays.
+ */
+async function holdWal(endpoint: Endpoint): Promise<WalHold | string> {
+  const client = await connect(endpoint);
+  const slot = `lifeboat_${process.pid}_${randomBytes(4).toString('hex')}`;
+  try {
+    await client.query('SELECT pg_create_physical_replication_slot($1, true, true)', [slot]);
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    return (error as Error).message;
+  }
+  return {
+    slot,
+    async release() {
+      await client.query('SELECT pg_drop_replication_slot($1)', [slot]).catch(() => undefined);
+      await client.end().catch(() => undefined); // ending the session drops it anyway
+    },
+  };
+}
+
 export async function* physicalBackup(
   source: PostgresSource,
   options: BackupOptions,
@@ -185,94 +227,115 @@ export async function* physicalBackup(
     };
   });
   const basebackup = await toolPath('pg_basebackup', source, major);
-  const sniffer = new TarInspector();
-  const abort = new AbortController();
-  options.signal?.addEventListener('abort', () => abort.abort(), { once: true });
-  const checkTimeoutMs = parseDuration(source.archive.checkTimeout) ?? 60_000;
-  let archiveTimedOut = false;
-  let archiveTimer: NodeJS.Timeout | undefined;
-  const output = await toolOutputSource(basebackup, ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v'], {
-    env: toolEnvironment(endpoint),
-    signal: abort.signal,
-    onStderrLine: (line) => {
-      // The server says so ~5 s into waiting for archive_command to take the backup's last segment.
-      if (
-        archiveTimer === undefined &&
-        /waiting for (all )?required WAL segments to be archived/.test(line)
-      ) {
-        archiveTimer = setTimeout(() => {
-          archiveTimedOut = true;
-          abort.abort();
-        }, checkTimeoutMs);
-        archiveTimer.unref();
-      }
-    },
-    describe: (exit) =>
-      archiveTimedOut
-        ? new LifeboatError(
-            'LB_WAL_TIMEOUT',
-            `the server could not archive the WAL this base backup needs within ${source.archive.checkTimeout}: check archive_command (${String(facts.archiveCommand)}) and the server log`,
-          )
-        : exit.stderr.includes('can only write single tablespace to stdout')
-          ? new LifeboatError(
-              'LB_ENGINE_FAILED',
-              'physical backups of clusters with extra tablespaces are not supported yet (pg_basebackup cannot stream them to one tar)',
-            )
-          : describeToolFailure('pg_basebackup', endpoint)(exit),
-  });
-  options.log?.('streaming base backup (pg_basebackup)');
-  // Read straight into the backup session's memory, inspected there in place.
-  const tar: DirectSource = {
-    async readInto(target) {
-      try {
-        const bytes = await output.readInto(target);
-        if (bytes > 0) sniffer.inspect(target.subarray(0, bytes));
-        else clearTimeout(archiveTimer);
-        return bytes;
-      } catch (error) {
-        clearTimeout(archiveTimer);
-        throw error;
-      }
-    },
-    destroy(error) {
-      clearTimeout(archiveTimer);
-      output.destroy?.(error);
-    },
-  };
-  yield { name: 'base.tar', source: tar };
-  if (sniffer.label === undefined) {
-    throw new LifeboatError('LB_ENGINE_FAILED', 'pg_basebackup produced a tar without backup_label');
-  }
-  const label = parseBackupLabel(sniffer.label);
-  if (label.startLsn === undefined || label.startSegment === undefined) {
-    throw new LifeboatError('LB_ENGINE_FAILED', `backup_label has no START WAL LOCATION:\n${sniffer.label}`);
-  }
-  const range = sniffer.manifestTail === undefined ? undefined : manifestWalRange(sniffer.manifestTail);
-  if (range === undefined) {
-    throw new LifeboatError(
-      'LB_ENGINE_FAILED',
-      'pg_basebackup produced a tar without a backup_manifest WAL range',
+  /** Runs pg_basebackup, yields its tar, returns the backup's metadata. */
+  const streamBaseBackup = async function* (
+    walMethod: 'fetch' | 'none',
+  ): AsyncGenerator<ArtifactStream, BackupResult, void> {
+    const sniffer = new TarInspector();
+    const abort = new AbortController();
+    options.signal?.addEventListener('abort', () => abort.abort(), { once: true });
+    const checkTimeoutMs = parseDuration(source.archive.checkTimeout) ?? 60_000;
+    let archiveTimedOut = false;
+    let archiveTimer: NodeJS.Timeout | undefined;
+    const output = await toolOutputSource(
+      basebackup,
+      ['-D', '-', '-Ft', '-X', walMethod, '-c', 'fast', '-v'],
+      {
+        env: toolEnvironment(endpoint),
+        signal: abort.signal,
+        onStderrLine: (line) => {
+          // The server says so ~5 s into waiting for archive_command to take the backup's last segment.
+          if (
+            archiveTimer === undefined &&
+            /waiting for (all )?required WAL segments to be archived/.test(line)
+          ) {
+            archiveTimer = setTimeout(() => {
+              archiveTimedOut = true;
+              abort.abort();
+            }, checkTimeoutMs);
+            archiveTimer.unref();
+          }
+        },
+        describe: (exit) =>
+          archiveTimedOut
+            ? new LifeboatError(
+                'LB_WAL_TIMEOUT',
+                `the server could not archive the WAL this base backup needs within ${source.archive.checkTimeout}: check archive_command (${String(facts.archiveCommand)}) and the server log`,
+              )
+            : exit.stderr.includes('can only write single tablespace to stdout')
+              ? new LifeboatError(
+                  'LB_ENGINE_FAILED',
+                  'physical backups of clusters with extra tablespaces are not supported yet (pg_basebackup cannot stream them to one tar)',
+                )
+              : describeToolFailure('pg_basebackup', endpoint)(exit),
+      },
     );
+    options.log?.(`streaming base backup (pg_basebackup -X ${walMethod})`);
+    // Read straight into the backup session's memory, inspected there in place.
+    const tar: DirectSource = {
+      async readInto(target) {
+        try {
+          const bytes = await output.readInto(target);
+          if (bytes > 0) sniffer.inspect(target.subarray(0, bytes));
+          else clearTimeout(archiveTimer);
+          return bytes;
+        } catch (error) {
+          clearTimeout(archiveTimer);
+          throw error;
+        }
+      },
+      destroy(error) {
+        clearTimeout(archiveTimer);
+        output.destroy?.(error);
+      },
+    };
+    yield { name: 'base.tar', source: tar };
+    if (sniffer.label === undefined) {
+      throw new LifeboatError('LB_ENGINE_FAILED', 'pg_basebackup produced a tar without backup_label');
+    }
+    const label = parseBackupLabel(sniffer.label);
+    if (label.startLsn === undefined || label.startSegment === undefined) {
+      throw new LifeboatError(
+        'LB_ENGINE_FAILED',
+        `backup_label has no START WAL LOCATION:\n${sniffer.label}`,
+      );
+    }
+    const range = sniffer.manifestTail === undefined ? undefined : manifestWalRange(sniffer.manifestTail);
+    if (range === undefined) {
+      throw new LifeboatError(
+        'LB_ENGINE_FAILED',
+        'pg_basebackup produced a tar without a backup_manifest WAL range',
+      );
+    }
+    const stopLsn = parseLsn(range.end);
+    const metadata: PhysicalMetadata = {
+      kind: 'physical',
+      artifact: 'base.tar',
+      serverVersion: version,
+      serverMajor: major,
+      segmentSize,
+      timeline: label.startTimeline ?? 1,
+      startLsn: formatLsn(label.startLsn),
+      startSegment: label.startSegment,
+      startTime: label.startTime,
+      stopLsn: formatLsn(stopLsn),
+      // The segment holding the last byte of the backup's WAL: the archive must reach it.
+      stopSegment: segmentName(range.timeline, segmentOfLsn(stopLsn - 1n, segmentSize), segmentSize),
+      label: sniffer.label,
+    };
+    // Rows move on between the base backup and any recovery target: only schemas are compared.
+    return {
+      stats: { items: [], fingerprints, facts, openPrefixes: [''] },
+      metadata: metadata as unknown as Record<string, unknown>,
+    };
+  };
+  const hold = await holdWal(endpoint);
+  try {
+    if (typeof hold === 'string') {
+      options.log?.(`no temporary replication slot (${hold}): the server waits for the archive instead`);
+    }
+    return yield* streamBaseBackup(typeof hold === 'string' ? 'none' : 'fetch');
+  } finally {
+    if (typeof hold !== 'string') await hold.release();
   }
-  const stopLsn = parseLsn(range.end);
-  const metadata: PhysicalMetadata = {
-    kind: 'physical',
-    artifact: 'base.tar',
-    serverVersion: version,
-    serverMajor: major,
-    segmentSize,
-    timeline: label.startTimeline ?? 1,
-    startLsn: formatLsn(label.startLsn),
-    startSegment: label.startSegment,
-    startTime: label.startTime,
-    stopLsn: formatLsn(stopLsn),
-    // The segment holding the last byte of the backup's WAL: the archive must reach it.
-    stopSegment: segmentName(range.timeline, segmentOfLsn(stopLsn - 1n, segmentSize), segmentSize),
-    label: sniffer.label,
-  };
-  // Rows move on between the base backup and any recovery target: only schemas are compared.
-  return {
-    stats: { items: [], fingerprints, facts, openPrefixes: [''] },
-    metadata: metadata as unknown as Record<string, unknown>,
-  };
 }
