@@ -110,7 +110,8 @@ describe('postgres physical backups, WAL archiving and point-in-time restore', (
     mkdirSync(dirname(restored));
     if (isRoot) chownSync(dirname(restored), postgresIds().uid, 0);
     const url = (port: number) => `postgres://${server.user}:${server.password}@${server.host}:${port}/app`;
-    workspace.writeConfig((config = `
+    workspace.writeConfig(
+      (config = `
 repository: { url: ${workspace.path('repo')}, password: pitr-test }
 sources:
   main:
@@ -121,7 +122,8 @@ sources:
 drills:
   targets:
     main: { url: "${url(restorePort)}", dataDirectory: ${restored}, port: ${restorePort} }
-`));
+`),
+    );
     const init = await lifeboat(['init']);
     expect(init.code, init.stderr).toBe(0);
     await setArchiveCommand(workspace.walPushCommand('main'));
@@ -401,6 +403,34 @@ drills:
     await restoreAt('latest');
     expect(await restoredMarks()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     stopRestored();
+  }, 300_000);
+
+  it('falls back to -X none when no replication slot is free: the server waits for the archive', async () => {
+    const [{ max }] = (await query<{ max: string }>(
+      `SELECT current_setting('max_replication_slots') AS max`,
+    )) as [{ max: string }];
+    const taken = Array.from({ length: Number(max) }, (_, index) => `taken_${index}`);
+    expect(taken.length).toBeGreaterThan(0);
+    for (const slot of taken) {
+      await query(`SELECT pg_create_physical_replication_slot('${slot}')`); // reserves no WAL
+    }
+    try {
+      const backup = await lifeboat(['backup']);
+      expect(backup.code, backup.stderr).toBe(0);
+      expect(backup.stderr).toContain('no temporary replication slot');
+      const id = backup.stdout.match(/recovery point ([0-9a-f]+)/)?.[1];
+      expect(id, backup.stdout).toBeDefined();
+      const show = await lifeboat(['show', id!, '--json']);
+      const snapshot = show.json<{ snapshots: Array<{ id: string }> }>().snapshots[0]!;
+      const entries = execFileSync(
+        'sh',
+        ['-c', `${NODE} ${BIN} --config ${workspace.configPath} dump ${snapshot.id} base.tar | tar -t`],
+        { maxBuffer: 64 * 1024 * 1024 },
+      ).toString();
+      expect(entries).not.toMatch(/pg_wal\/[0-9A-F]{24}/);
+    } finally {
+      for (const slot of taken) await query(`SELECT pg_drop_replication_slot('${slot}')`);
+    }
   }, 300_000);
 
   it('fails a base backup whose last segment never reaches the archive (LB_WAL_TIMEOUT): no recovery point, no slot left', async () => {
