@@ -162,7 +162,7 @@ export async function walPush(
       { name, data },
       ...others.map((other) => ({
         name: other,
-        data: () => readFile(join(directory, other)),
+        data: { path: join(directory, other) },
         optional: true,
       })),
     ]),

@@ -19,10 +19,11 @@
 //                  way, and a fetch whose hint fails loads the index and reads again.
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Readable } from 'node:stream';
+import { type FileHandle, open, readFile } from 'node:fs/promises';
 
 import { LifeboatError, isLifeboatError } from '../errors.js';
 import { checkName } from '../storage/index.js';
+import { type DirectSource, fdSource } from '../util/read-fd.js';
 import { openFile, sealFile } from './envelope.js';
 import { checkVersion } from './format.js';
 import type { BackupSession } from './backup-session.js';
@@ -50,8 +51,12 @@ export type ArchiveLocation = Omit<IndexEntry, 'id'>;
 
 export interface ArchiveInput {
   name: string;
-  /** The file's bytes, or how to read them (read when its turn comes: a batch is never all in memory). */
-  data: Buffer | (() => Promise<Buffer>);
+  /**
+   * The file's bytes, or its path: a path is read when its turn comes, straight into the backup
+   * session's memory (a batch is never all in memory, and no 16 MiB buffer per segment is made for
+   * the garbage collector to sweep).
+   */
+  data: Buffer | { path: string };
   /**
    * Taken along, not asked for (push-ahead): a conflict or a read error skips the file (outcome
    * "skipped", with the reason) instead of failing the push. Its own push later reports the error.
@@ -68,6 +73,9 @@ export interface PushResult {
   /** Why an optional file was skipped. */
   reason?: string;
 }
+
+/** Records looked up ahead of the file being stored (a lookup is a read: a round trip on S3). */
+const LOOKAHEAD = 8;
 
 export const archivePrefix = (source: string): string => `wal/${source}/`;
 const objectName = (source: string, name: string): string => checkName(`${archivePrefix(source)}${name}`);
@@ -132,30 +140,59 @@ export async function pushArchiveFiles(
 ): Promise<PushResult[]> {
   const results = new Map<string, PushResult>();
   const optionalNames = new Set(files.filter((file) => file.optional).map((file) => file.name));
+  // Existing records are looked up a few files ahead, so that their round trips overlap the storing.
+  const lookups: Array<Promise<ArchiveRecord | undefined>> = [];
+  const lookup = (index: number) => {
+    while (lookups.length < Math.min(files.length, index + LOOKAHEAD)) {
+      const pending = loadExisting(repository, source, files[lookups.length]!.name);
+      pending.catch(() => undefined); // awaited in its turn
+      lookups.push(pending);
+    }
+    return lookups[index]!;
+  };
   let session: BackupSession | undefined;
   try {
-    for (const file of files) {
+    for (const [index, file] of files.entries()) {
       const skip = (reason: string) =>
         results.set(file.name, { name: file.name, outcome: 'skipped', reason });
-      let data: Buffer;
-      try {
-        data = typeof file.data === 'function' ? await file.data() : file.data;
-      } catch (error) {
-        if (!file.optional) throw error;
-        skip(`cannot read it: ${(error as Error).message}`);
-        continue;
-      }
-      const sha256 = createHash('sha256').update(data).digest('hex');
-      const existing = await loadExisting(repository, source, file.name);
+      const existing = await lookup(index);
       if (existing !== undefined) {
+        // Already archived: the same bytes are acknowledged, other bytes are a conflict. Only here is the
+        // file hashed on this thread; a new file's SHA-256 is the session's stream hash.
+        let data: Buffer;
+        try {
+          data = Buffer.isBuffer(file.data) ? file.data : await readFile(file.data.path);
+        } catch (error) {
+          if (!file.optional) throw error;
+          skip(`cannot read it: ${(error as Error).message}`);
+          continue;
+        }
+        const sha256 = createHash('sha256').update(data).digest('hex');
         if (existing.sha256 === sha256 && existing.size === data.length) {
           results.set(file.name, { name: file.name, outcome: 'present', size: data.length, sha256 });
         } else if (file.optional) skip(conflict(source, file.name).message);
         else throw conflict(source, file.name);
         continue;
       }
-      session ??= await repository.startBackup();
-      await session.writeArtifact(file.name, Readable.from([data]));
+      let input: DirectSource;
+      let opened: FileHandle | undefined;
+      if (Buffer.isBuffer(file.data)) input = bufferSource(file.data);
+      else {
+        try {
+          opened = await open(file.data.path, 'r');
+        } catch (error) {
+          if (!file.optional) throw error;
+          skip(`cannot read it: ${(error as Error).message}`);
+          continue;
+        }
+        input = fdSource(opened.fd);
+      }
+      try {
+        session ??= await repository.startBackup();
+        await session.writeArtifactParts(file.name, [input]);
+      } finally {
+        await opened?.close();
+      }
     }
     if (session === undefined) return files.map((file) => results.get(file.name)!);
     const records = await session.persistArtifacts();
@@ -194,6 +231,18 @@ export async function pushArchiveFiles(
     if (session !== undefined) await session.release();
   }
   return files.map((file) => results.get(file.name)!);
+}
+
+/** A buffer as a DirectSource: copied into the session's memory as it asks. */
+function bufferSource(data: Buffer): DirectSource {
+  let offset = 0;
+  return {
+    readInto(target) {
+      const count = data.copy(target, 0, offset);
+      offset += count;
+      return Promise.resolve(count);
+    },
+  };
 }
 
 async function loadExisting(
