@@ -189,11 +189,17 @@ export async function pushArchiveFiles(
           skip(`cannot read it: ${(error as Error).message}`);
           continue;
         }
-        input = fdSource(opened.fd);
+        input = readFailures(fdSource(opened.fd));
       }
       try {
         session ??= await repository.startBackup();
         await session.writeArtifactParts(file.name, [input]);
+      } catch (error) {
+        // A file taken along that fails mid-read is skipped like one that cannot be opened: the
+        // session stays usable (the chunks it already stored belong to no record: garbage for prune).
+        if (!(error instanceof ReadFailure)) throw error;
+        if (!file.optional) throw error.cause as Error;
+        skip(`cannot read it: ${(error.cause as Error).message}`);
       } finally {
         await opened?.close();
       }
@@ -246,6 +252,18 @@ export async function pushArchiveFiles(
     if (session !== undefined) await session.release();
   }
   return files.map((file) => results.get(file.name)!);
+}
+
+/** A read error of an input file, told apart from the session's own failures. */
+class ReadFailure extends Error {}
+
+function readFailures(source: DirectSource): DirectSource {
+  return {
+    readInto: (target) =>
+      source.readInto(target).catch((error: unknown) => {
+        throw new ReadFailure('read failed', { cause: error });
+      }),
+  };
 }
 
 /** A buffer as a DirectSource: copied into the session's memory as it asks. */

@@ -177,6 +177,22 @@ sources:
     expect(own.stderr).toContain('LB_WAL_CONFLICT');
   }, 120_000);
 
+  it('skips a ready file that fails while it is read (opened, then EISDIR) and archives the rest', async () => {
+    for (const name of readdirSync(status))
+      renameSync(join(status, name), join(status, name.replace('.ready', '.done')));
+    finish(segment(16));
+    mkdirSync(join(wal, segment(17))); // opens, then every read fails
+    writeFileSync(join(status, `${segment(17)}.ready`), '');
+    finish(segment(18));
+    const result = await push(segment(16));
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(`${segment(17)} not pushed ahead`);
+    expect(result.stdout).toContain('EISDIR');
+    expect(markers().sort()).toEqual([`${segment(18)}.ok`]);
+    rmSync(join(wal, segment(17)), { recursive: true });
+    rmSync(join(status, `${segment(17)}.ready`));
+  }, 120_000);
+
   it('archives the file asked for when the spool cannot be written; the others then push themselves', async () => {
     for (const name of readdirSync(status))
       renameSync(join(status, name), join(status, name.replace('.ready', '.done')));

@@ -77,6 +77,7 @@ export async function connect(endpoint: Endpoint): Promise<pg.Client> {
     database: endpoint.database,
     ssl: endpoint.sslmode && endpoint.sslmode !== 'disable' ? { rejectUnauthorized: false } : undefined,
     connectionTimeoutMillis: CONNECT_TIMEOUT_SECONDS * 1000,
+    keepAlive: true, // a session idle for a whole base backup (the WAL hold) must not be cut off
     application_name: 'lifeboat',
   });
   client.on('error', () => undefined); // a server going away mid-session surfaces on the next query

@@ -157,15 +157,25 @@ interface WalHold {
   release(): Promise<void>;
 }
 
+/** How long releasing the WAL hold may take before its connection is simply closed. */
+const RELEASE_MS = 5000;
+
 /**
  * Makes the WAL hold (see "WAL hold" above), or says why there is none. The slot reserves WAL from the
  * last checkpoint's redo point, which is before the backup's own checkpoint, so everything -X fetch
- * reads stays.
+ * reads stays. The session sits idle for the whole backup: idle_session_timeout is turned off for it
+ * (PostgreSQL 14+) and TCP keepalives are on (connect()), so that neither ends it, and the slot with it.
  */
-async function holdWal(endpoint: Endpoint): Promise<WalHold | string> {
-  const client = await connect(endpoint);
+async function holdWal(endpoint: Endpoint, major: number): Promise<WalHold | string> {
+  let client: Awaited<ReturnType<typeof connect>>;
+  try {
+    client = await connect(endpoint);
+  } catch (error) {
+    return (error as Error).message; // -X none needs no extra session (max_connections reached, say)
+  }
   const slot = `lifeboat_${process.pid}_${randomBytes(4).toString('hex')}`;
   try {
+    if (major >= 14) await client.query('SET idle_session_timeout = 0');
     await client.query('SELECT pg_create_physical_replication_slot($1, true, true)', [slot]);
   } catch (error) {
     await client.end().catch(() => undefined);
@@ -174,8 +184,20 @@ async function holdWal(endpoint: Endpoint): Promise<WalHold | string> {
   return {
     slot,
     async release() {
-      await client.query('SELECT pg_drop_replication_slot($1)', [slot]).catch(() => undefined);
-      await client.end().catch(() => undefined); // ending the session drops it anyway
+      const release = (async () => {
+        await client.query('SELECT pg_drop_replication_slot($1)', [slot]).catch(() => undefined);
+        await client.end().catch(() => undefined); // ending the session drops it anyway
+      })();
+      // A connection gone half-open must not hold the backup up: closing the socket ends the session
+      // on the server's side, which drops a temporary slot.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), RELEASE_MS)));
+      if ((await Promise.race([release, late])) === 'late') {
+        (
+          client as unknown as { connection?: { stream?: { destroy(): void } } }
+        ).connection?.stream?.destroy();
+      }
+      clearTimeout(timer);
     },
   };
 }
@@ -267,7 +289,12 @@ export async function* physicalBackup(
                   'LB_ENGINE_FAILED',
                   'physical backups of clusters with extra tablespaces are not supported yet (pg_basebackup cannot stream them to one tar)',
                 )
-              : describeToolFailure('pg_basebackup', endpoint)(exit),
+              : walMethod === 'fetch' && /has already been removed/.test(exit.stderr)
+                ? new LifeboatError(
+                    'LB_ENGINE_FAILED',
+                    `the server removed WAL this base backup needs before its end: the temporary replication slot that held it was lost (its session ended, or max_slot_wal_keep_size invalidated it). ${describeToolFailure('pg_basebackup', endpoint)(exit).message}`,
+                  )
+                : describeToolFailure('pg_basebackup', endpoint)(exit),
       },
     );
     options.log?.(`streaming base backup (pg_basebackup -X ${walMethod})`);
@@ -329,7 +356,7 @@ export async function* physicalBackup(
       metadata: metadata as unknown as Record<string, unknown>,
     };
   };
-  const hold = await holdWal(endpoint);
+  const hold = await holdWal(endpoint, major);
   try {
     if (typeof hold === 'string') {
       options.log?.(`no temporary replication slot (${hold}): the server waits for the archive instead`);
