@@ -159,6 +159,11 @@ export async function pushArchiveFiles(
     for (const [index, file] of files.entries()) {
       const skip = (reason: string) =>
         results.set(file.name, { name: file.name, outcome: 'skipped', reason });
+      /** A file that cannot be read: skipped when taken along, else the push fails. */
+      const unreadable = (error: unknown) => {
+        if (!file.optional) throw error;
+        skip(`cannot read it: ${(error as Error).message}`);
+      };
       const existing = await lookup(index);
       if (existing !== undefined) {
         // Already archived: the same bytes are acknowledged, other bytes are a conflict. Only here is the
@@ -167,8 +172,7 @@ export async function pushArchiveFiles(
         try {
           data = Buffer.isBuffer(file.data) ? file.data : await readFile(file.data.path);
         } catch (error) {
-          if (!file.optional) throw error;
-          skip(`cannot read it: ${(error as Error).message}`);
+          unreadable(error);
           continue;
         }
         const sha256 = createHash('sha256').update(data).digest('hex');
@@ -185,8 +189,7 @@ export async function pushArchiveFiles(
         try {
           opened = await open(file.data.path, 'r');
         } catch (error) {
-          if (!file.optional) throw error;
-          skip(`cannot read it: ${(error as Error).message}`);
+          unreadable(error);
           continue;
         }
         input = readFailures(fdSource(opened.fd));
@@ -198,8 +201,7 @@ export async function pushArchiveFiles(
         // A file taken along that fails mid-read is skipped like one that cannot be opened: the
         // session stays usable (the chunks it already stored belong to no record: garbage for prune).
         if (!(error instanceof ReadFailure)) throw error;
-        if (!file.optional) throw error.cause as Error;
-        skip(`cannot read it: ${(error.cause as Error).message}`);
+        unreadable(error.cause);
       } finally {
         await opened?.close();
       }
