@@ -76,6 +76,15 @@ describe('postgres physical backups, WAL archiving and point-in-time restore', (
     }
   };
 
+  /** The entry names of a snapshot's base.tar, read back through `lifeboat dump`. */
+  const baseTarEntries = (snapshot: string): string[] =>
+    execFileSync(
+      'sh',
+      ['-c', `${NODE} ${BIN} --config ${workspace.configPath} dump ${snapshot} base.tar | tar -t`],
+      { maxBuffer: 64 * 1024 * 1024 },
+    )
+      .toString()
+      .split('\n');
   const slotCount = async () =>
     Number((await query<{ n: string }>('SELECT count(*) AS n FROM pg_replication_slots'))[0]!.n);
   /** archive_command by ALTER SYSTEM (not -c: the command line would win over it), then a reload. */
@@ -156,13 +165,7 @@ drills:
     expect(snapshot.metadata.physical.startSegment).toMatch(/^[0-9A-F]{24}$/);
     // The tar carries the WAL from its start to its end (-X fetch): restorable to its end point from
     // the snapshot alone. The temporary slot that kept that WAL on the server is gone.
-    const entries = execFileSync(
-      'sh',
-      ['-c', `${NODE} ${BIN} --config ${workspace.configPath} dump ${snapshot.id} base.tar | tar -t`],
-      { maxBuffer: 64 * 1024 * 1024 },
-    )
-      .toString()
-      .split('\n');
+    const entries = baseTarEntries(snapshot.id);
     expect(entries).toContain(`pg_wal/${snapshot.metadata.physical.startSegment}`);
     expect(entries).toContain(`pg_wal/${snapshot.metadata.physical.stopSegment}`);
     expect(entries).toContain('backup_manifest');
@@ -424,12 +427,7 @@ drills:
       expect(id, backup.stdout).toBeDefined();
       const show = await lifeboat(['show', id!, '--json']);
       const snapshot = show.json<{ snapshots: Array<{ id: string }> }>().snapshots[0]!;
-      const entries = execFileSync(
-        'sh',
-        ['-c', `${NODE} ${BIN} --config ${workspace.configPath} dump ${snapshot.id} base.tar | tar -t`],
-        { maxBuffer: 64 * 1024 * 1024 },
-      ).toString();
-      expect(entries).not.toMatch(/pg_wal\/[0-9A-F]{24}/);
+      expect(baseTarEntries(snapshot.id).join('\n')).not.toMatch(/pg_wal\/[0-9A-F]{24}/);
     } finally {
       for (const slot of taken) await query(`SELECT pg_drop_replication_slot('${slot}')`);
     }
