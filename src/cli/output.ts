@@ -38,6 +38,14 @@ export class Output {
     else this.stdout.write(`${this.scrub(typeof human === 'function' ? human() : human)}\n`);
   }
 
+  /**
+   * A result that is itself a secret the user asked for (`key generate` without --output): printed as
+   * is, since scrubbing would print a key nobody can use. Never use it for anything else.
+   */
+  secretResult(data: unknown, human: string): void {
+    this.stdout.write(this.json ? `${JSON.stringify(data, null, 2)}\n` : `${human}\n`);
+  }
+
   /** A note for people (stderr); silent in json mode. */
   info(message: string): void {
     if (!this.json) this.stderr.write(`${this.scrub(message)}\n`);

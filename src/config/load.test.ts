@@ -191,4 +191,11 @@ describe('redaction', () => {
       'auth failed for *** at redis://u:***@h',
     );
   });
+
+  it('hides a generated repository key by its form, even one the config does not hold', () => {
+    const key = `lbk1-${'Ab9_-'.repeat(8)}xyz`;
+    expect(key).toHaveLength(48);
+    expect(redactText(`opened with ${key}.`, [])).toBe('opened with lbk1-***.');
+    expect(redactText(`not a key: lbk1-short`, [])).toBe('not a key: lbk1-short');
+  });
 });

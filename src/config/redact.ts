@@ -11,6 +11,9 @@ export const REDACTED = '***';
 /** scheme://user:PASSWORD@ — group 1 is everything before the password, group 2 the password. */
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)([^@/?#\s]+)@/gi;
 
+/** A generated repository key (lifeboat key generate), wherever it appears: it is a secret by its form. */
+const GENERATED_KEY = /\blbk1-[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g;
+
 /** A deep copy with secrets replaced by "***" (URL passwords too). */
 export function redactConfig<T>(value: T): T {
   return redactNode(value, undefined) as T;
@@ -55,7 +58,7 @@ export function collectSecrets(config: unknown): string[] {
 
 /** Removes every known secret (and any URL password) from free text. */
 export function redactText(text: string, secrets: readonly string[]): string {
-  let out = redactUrl(text);
+  let out = redactUrl(text).replace(GENERATED_KEY, `lbk1-${REDACTED}`);
   for (const secret of secrets) out = out.split(secret).join(REDACTED);
   return out;
 }

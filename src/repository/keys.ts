@@ -11,10 +11,15 @@
 //                  wrap 1  seal(dataKey, key, aad)                (password mode, readers only)
 //                  wrap 2  age to the recipients of aad ‖ key     (public-key mode, readers only)
 //                  wrap 3  seal(writerKey, key, aad)              (index files, every writer)
-//   key file     keys/<sha256>. Password mode: the keys sealed under scrypt(password). Public-key mode:
-//                the recipients and the writer keys in plain base64 (see docs/repository-format.md for
-//                what that allows someone who can read the bucket to do).
-import { randomBytes, scrypt } from 'node:crypto';
+//   key file     keys/<sha256>. Password mode: the keys sealed under scrypt(password), or under
+//                HKDF(generated key) for a generated key. Public-key mode: the recipients and the writer
+//                keys in plain base64 (see docs/repository-format.md for what that allows someone who
+//                can read the bucket to do).
+//   generated key  a password that `lifeboat key generate` made: "lbk1-" and 32 random bytes in
+//                base64url. It has 256 bits of entropy, so stretching it with scrypt would add nothing
+//                but a third of a second to every process that opens the repository (every wal-push,
+//                once per WAL segment); its key file is sealed under HKDF-SHA256 of those bytes instead.
+import { hkdfSync, randomBytes, scrypt } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 
 import type * as Age from 'age-encryption';
@@ -42,6 +47,29 @@ export interface KdfParameters {
 export const DEFAULT_KDF: KdfParameters = { N: 2 ** 16, r: 8, p: 1 };
 
 export type KeyMode = 'password' | 'public-key';
+
+/** How a password key file's key-encryption key is derived. */
+export type PasswordKdf = 'scrypt' | 'hkdf-sha256';
+
+const GENERATED_KEY = /^lbk1-([A-Za-z0-9_-]{43})$/;
+
+/** A new generated key (see the module comment). */
+export function generateRepositoryKey(): string {
+  return `lbk1-${randomBytes(KEY_BYTES).toString('base64url')}`;
+}
+
+/** The 32 secret bytes of a generated key, or undefined for any other password. */
+function generatedKeyBytes(password: string): Buffer | undefined {
+  const match = GENERATED_KEY.exec(password);
+  if (!match) return undefined;
+  const bytes = Buffer.from(match[1]!, 'base64url');
+  return bytes.length === KEY_BYTES ? bytes : undefined;
+}
+
+/** Whether a password is a generated key (its key file skips scrypt). */
+export function isGeneratedKey(password: string): boolean {
+  return generatedKeyBytes(password) !== undefined;
+}
 
 /** Everything a process holds to use the repository. */
 export class KeyRing {
@@ -135,10 +163,11 @@ export class KeyRing {
 interface PasswordKeyFile {
   version: number;
   kind?: 'password';
-  kdf: 'scrypt';
-  N: number;
-  r: number;
-  p: number;
+  kdf: PasswordKdf;
+  /** scrypt only. */
+  N?: number;
+  r?: number;
+  p?: number;
   salt: string;
   created: string;
   hostname: string;
@@ -162,6 +191,8 @@ interface PublicKeyFile {
 export interface KeyFileInfo {
   id: string;
   kind: KeyMode;
+  /** Password mode: scrypt (a password) or hkdf-sha256 (a generated key). */
+  kdf?: PasswordKdf;
   created: string;
   hostname: string;
   username: string;
@@ -169,6 +200,7 @@ export interface KeyFileInfo {
 }
 
 const KEY_FILE_AAD = Buffer.from('lifeboat key file');
+const HKDF_INFO = Buffer.from('lifeboat key file kek');
 
 export function generateWriterKeys(): WriterKeys {
   return { idKey: newKey(), chunkerKey: newKey(), writerKey: newKey() };
@@ -184,6 +216,11 @@ async function deriveKek(password: string, salt: Buffer, kdf: KdfParameters): Pr
       (error, key) => (error ? reject(error) : resolve(key)),
     ),
   );
+}
+
+/** The key-encryption key of a generated key's file: HKDF-SHA256, no stretching (see the module comment). */
+function deriveGeneratedKek(secret: Buffer, salt: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, salt, HKDF_INFO, KEY_BYTES));
 }
 
 const b64 = (key: Buffer) => key.toString('base64');
@@ -208,7 +245,7 @@ const origin = () => ({
   username: userInfo().username,
 });
 
-/** Writes a password key file holding these keys; returns its id. */
+/** Writes a password key file holding these keys; returns its id. A generated key's file uses HKDF. */
 export async function addPasswordKey(
   storage: StorageBackend,
   writer: WriterKeys,
@@ -217,7 +254,8 @@ export async function addPasswordKey(
   kdf: KdfParameters = DEFAULT_KDF,
 ): Promise<string> {
   const salt = randomBytes(32);
-  const kek = await deriveKek(password, salt, kdf);
+  const secret = generatedKeyBytes(password);
+  const kek = secret ? deriveGeneratedKek(secret, salt) : await deriveKek(password, salt, kdf);
   const payload = {
     dataKeys: dataKeys.map(b64),
     idKey: b64(writer.idKey),
@@ -227,8 +265,7 @@ export async function addPasswordKey(
   return writeKeyFile(storage, {
     version: KEY_FILE_VERSION,
     kind: 'password',
-    kdf: 'scrypt',
-    ...kdf,
+    ...(secret ? { kdf: 'hkdf-sha256' as const } : { kdf: 'scrypt' as const, ...kdf }),
     salt: salt.toString('base64'),
     ...origin(),
     keys: seal(kek, Buffer.from(JSON.stringify(payload)), KEY_FILE_AAD).toString('base64'),
@@ -303,6 +340,7 @@ export async function listKeyFiles(storage: StorageBackend): Promise<KeyFileInfo
   return (await readKeyFiles(storage)).map(({ id, file }) => ({
     id,
     kind: file.kind === 'public-key' ? 'public-key' : 'password',
+    ...(file.kind === 'public-key' ? {} : { kdf: file.kdf }),
     created: file.created,
     hostname: file.hostname,
     username: file.username,
@@ -310,7 +348,11 @@ export async function listKeyFiles(storage: StorageBackend): Promise<KeyFileInfo
   }));
 }
 
-/** Opens a password-mode repository's keys, trying every password key file. */
+/**
+ * Opens a password-mode repository's keys, trying every password key file that can open with this
+ * password: a generated key tries its own (HKDF) files first, then scrypt ones (it may have been added
+ * as an ordinary password); any other password tries the scrypt files only.
+ */
 export async function unlockWithPassword(
   storage: StorageBackend,
   password: string,
@@ -319,12 +361,23 @@ export async function unlockWithPassword(
     id: string;
     file: PasswordKeyFile;
   }>;
-  for (const { id, file } of files) {
-    const usable = [file.N, file.r, file.p].every((value) => Number.isInteger(value) && value > 0);
-    if (usable && (file.N > KDF_LIMITS.N || file.r > KDF_LIMITS.r || file.p > KDF_LIMITS.p)) continue; // refuse a memory bomb
+  const secret = generatedKeyBytes(password);
+  const candidates = [
+    ...(secret ? files.filter(({ file }) => file.kdf === 'hkdf-sha256') : []),
+    ...files.filter(({ file }) => file.kdf === 'scrypt'),
+  ];
+  for (const { id, file } of candidates) {
+    if (typeof file.salt !== 'string' || typeof file.keys !== 'string') continue; // not a file this lifeboat can use
+    const salt = Buffer.from(file.salt, 'base64');
+    let kek: Buffer;
+    if (file.kdf === 'hkdf-sha256') kek = deriveGeneratedKek(secret!, salt);
+    else {
+      const cost = { N: file.N, r: file.r, p: file.p };
+      if (!isKdfParameters(cost)) continue;
+      if (cost.N > KDF_LIMITS.N || cost.r > KDF_LIMITS.r || cost.p > KDF_LIMITS.p) continue; // refuse a memory bomb
+      kek = await deriveKek(password, salt, cost);
+    }
     const name = `keys/${id}`;
-    if (file.kdf !== 'scrypt' || !usable || typeof file.salt !== 'string') continue; // not a file this lifeboat can use
-    const kek = await deriveKek(password, Buffer.from(file.salt, 'base64'), file);
     let payload: Record<string, unknown>;
     try {
       payload = JSON.parse(
@@ -347,8 +400,12 @@ export async function unlockWithPassword(
   }
   throw new LifeboatError(
     'LB_REPO_WRONG_KEY',
-    `wrong password: none of the ${files.length} password key file(s) of ${storage.location} opens with it`,
+    `wrong ${secret ? 'generated key' : 'password'}: none of the ${files.length} password key file(s) of ${storage.location} opens with it`,
   );
+}
+
+function isKdfParameters(cost: Partial<KdfParameters>): cost is KdfParameters {
+  return [cost.N, cost.r, cost.p].every((value) => Number.isInteger(value) && (value as number) > 0);
 }
 
 /**

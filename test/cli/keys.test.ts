@@ -119,3 +119,59 @@ describe('password keys from the CLI', () => {
     expect(rotate.stdout.toString()).toMatch(/^rotated: new key [0-9a-f]{8}/);
   });
 });
+
+describe('generated keys from the CLI', () => {
+  it('key generate makes a key that inits, backs up and restores; --output writes a 0600 file once', () => {
+    const printed = lifeboat('none.yaml', ['key', 'generate']);
+    expect(printed.code, printed.stderr).toBe(0);
+    const key = printed.stdout.toString().trim();
+    expect(key).toMatch(/^lbk1-[A-Za-z0-9_-]{43}$/);
+    const json = JSON.parse(lifeboat('none.yaml', ['key', 'generate', '--json']).stdout.toString()) as {
+      key: string;
+    };
+    expect(Object.keys(json)).toEqual(['key']);
+    expect(json.key).toMatch(/^lbk1-[A-Za-z0-9_-]{43}$/);
+
+    const file = join(directory, 'generated.key');
+    const written = lifeboat('none.yaml', ['key', 'generate', '--output', file]);
+    expect(written.code, written.stderr).toBe(0);
+    expect(written.stdout.toString()).not.toMatch(/lbk1-/);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const fromFile = readFileSync(file, 'utf8').trim();
+    expect(fromFile).toMatch(/^lbk1-[A-Za-z0-9_-]{43}$/);
+    expect(fromFile).not.toBe(key);
+    const again = lifeboat('none.yaml', ['key', 'generate', '--output', file]);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/LB_USAGE/);
+    expect(readFileSync(file, 'utf8').trim()).toBe(fromFile);
+
+    writeFileSync(
+      join(directory, 'gen.yaml'),
+      'repository: { url: ./gen-repo, passwordFile: ./generated.key }\n',
+    );
+    expect(lifeboat('gen.yaml', ['init']).code).toBe(0);
+    const backup = lifeboat('gen.yaml', ['backup-stream', '--name', 'data', '--json'], data);
+    expect(backup.code, backup.stderr).toBe(0);
+    const { id } = JSON.parse(backup.stdout.toString()) as { id: string };
+    expect(sha(lifeboat('gen.yaml', ['dump', id]).stdout)).toBe(sha(data));
+
+    const add = lifeboat('gen.yaml', ['key', 'add'], undefined, { LIFEBOAT_NEW_PASSWORD: key });
+    expect(add.code, add.stderr).toBe(0);
+    const list = lifeboat('gen.yaml', ['key', 'list']);
+    expect(list.stdout.toString().trim().split('\n')).toEqual([
+      expect.stringMatching(/^\* [0-9a-f]{8} {2}generated /),
+      expect.stringMatching(/^ {2}[0-9a-f]{8} {2}generated /),
+    ]);
+    writeFileSync(join(directory, 'gen2.yaml'), 'repository: { url: ./gen-repo, password: "${GEN_KEY}" }\n');
+    const viaOther = lifeboat('gen2.yaml', ['dump', id], undefined, { GEN_KEY: key });
+    expect(sha(viaOther.stdout)).toBe(sha(data));
+
+    // A wrong generated key: a clear error, and the key itself never printed.
+    const wrong = lifeboat('gen2.yaml', ['snapshots'], undefined, {
+      GEN_KEY: printed.stdout.toString().trim().slice(0, -1) + 'A',
+    });
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toMatch(/LB_REPO_WRONG_KEY: wrong generated key/);
+    expect(wrong.stderr).not.toMatch(/lbk1-[A-Za-z0-9_-]{10}/);
+  });
+});

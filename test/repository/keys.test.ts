@@ -12,10 +12,12 @@ import {
   Repository,
   addPassword,
   checkRepository,
+  listKeyFiles,
   listKeys,
   removeKey,
   rotateKeys,
 } from '../../src/repository/index.js';
+import { generateRepositoryKey, isGeneratedKey } from '../../src/repository/keys.js';
 import { openStorage } from '../../src/storage/index.js';
 import { collect, dumpLike, randomData, sha } from './data.js';
 
@@ -142,6 +144,46 @@ describe('password mode keys', () => {
       code: 'LB_REPO_WRONG_KEY',
     });
     await expect(removeKey(viaSecond, secondId)).rejects.toMatchObject({ code: 'LB_USAGE' });
+  });
+
+  it('a generated key: its key file skips scrypt, it opens and restores, a wrong one is refused', async () => {
+    const storage = freshStorage();
+    const key = generateRepositoryKey();
+    expect(key).toMatch(/^lbk1-[A-Za-z0-9_-]{43}$/);
+    expect(isGeneratedKey(key)).toBe(true);
+    expect(isGeneratedKey('lbk1-too-short')).toBe(false);
+    await Repository.init(storage, { password: key });
+    const [info] = await listKeyFiles(storage);
+    const file = JSON.parse((await storage.read(`keys/${info!.id}`)).toString()) as Record<string, unknown>;
+    expect(file).toMatchObject({ kind: 'password', kdf: 'hkdf-sha256' });
+    expect(file).not.toHaveProperty('N');
+    const repository = await Repository.open(storage, { password: key });
+    const data = dumpLike(3 * MiB, 8);
+    const { id } = await backup(repository, 'db', data);
+    expect(await restore(await Repository.open(storage, { password: key }), id)).toBe(sha(data));
+    expect(await listKeys(repository)).toMatchObject([
+      { kind: 'password', kdf: 'hkdf-sha256', current: true },
+    ]);
+
+    // A second generated key and an ordinary password open the same repository; each its own file.
+    const other = generateRepositoryKey();
+    const otherId = await addPassword(repository, other);
+    await addPassword(repository, 'a human password', CHEAP_KDF);
+    expect((await Repository.open(storage, { password: other })).keyId).toBe(otherId);
+    const viaPassword = await Repository.open(storage, { password: 'a human password' });
+    expect(await restore(viaPassword, id)).toBe(sha(data));
+    expect((await listKeys(viaPassword)).map((entry) => entry.kdf).sort()).toEqual([
+      'hkdf-sha256',
+      'hkdf-sha256',
+      'scrypt',
+    ]);
+    const wrong = Repository.open(storage, { password: generateRepositoryKey() });
+    await expect(wrong).rejects.toMatchObject({ code: 'LB_REPO_WRONG_KEY' });
+    await expect(wrong).rejects.toThrow(/^wrong generated key: none of the 3 password key file/);
+    // The generated key's secret is not a password: typed without its prefix it opens nothing.
+    await expect(Repository.open(storage, { password: key.slice(5) })).rejects.toMatchObject({
+      code: 'LB_REPO_WRONG_KEY',
+    });
   });
 
   it('opens despite an unusable key file, and refuses absurd scrypt parameters', async () => {

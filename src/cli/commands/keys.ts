@@ -1,5 +1,5 @@
 // `lifeboat key list|add|remove|rotate`: the repository's key files (passwords, age recipients).
-import { appendFile, chmod, readFile } from 'node:fs/promises';
+import { appendFile, chmod, readFile, writeFile } from 'node:fs/promises';
 
 import type { Command } from 'commander';
 
@@ -32,7 +32,7 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
             keys
               .map(
                 (entry) =>
-                  `${entry.current ? '*' : ' '} ${entry.id.slice(0, 8)}  ${entry.kind.padEnd(10)}  ${entry.created}  ${entry.username}@${entry.hostname}${entry.recipients ? `  ${entry.recipients.join(', ')}` : ''}`,
+                  `${entry.current ? '*' : ' '} ${entry.id.slice(0, 8)}  ${(entry.kdf === 'hkdf-sha256' ? 'generated' : entry.kind).padEnd(10)}  ${entry.created}  ${entry.username}@${entry.hostname}${entry.recipients ? `  ${entry.recipients.join(', ')}` : ''}`,
               )
               .join('\n'),
           );
@@ -41,8 +41,32 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
     );
 
   key
+    .command('generate')
+    .description(
+      'print a new generated key: a random password that opens the repository without scrypt (for hosts that run wal-push)',
+    )
+    .option('--output <file>', 'write it to this new file (mode 0600) instead of standard output')
+    .action(
+      run(async (context, options) => {
+        const { output } = options as { output?: string };
+        const { generateRepositoryKey } = await import('../../repository/keys.js');
+        const key = generateRepositoryKey();
+        if (output === undefined) {
+          context.output.secretResult({ key }, key);
+          return;
+        }
+        await writeFile(output, `${key}\n`, { mode: 0o600, flag: 'wx' }).catch((error: unknown) => {
+          throw new LifeboatError('LB_USAGE', `cannot write a new key file ${output}: ${String(error)}`, {
+            cause: error,
+          });
+        });
+        context.output.result({ file: output }, `new key written to ${output} (mode 0600)`);
+      }),
+    );
+
+  key
     .command('add')
-    .description('add a password (password mode)')
+    .description('add a password or a generated key (password mode)')
     .option('--new-password-file <file>', 'file holding the new password (else $LIFEBOAT_NEW_PASSWORD)')
     .action(
       run(async (context, options) => {
