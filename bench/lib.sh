@@ -11,6 +11,8 @@ build_lifeboat() {
     LIFEBOAT_SOURCE="$(git -C "$root" rev-parse --short "$ref^{commit}") (BENCH_LIFEBOAT_REF=$ref)"
     git -C "$root" archive "$ref" src bin/lifeboat.js package.json tsconfig.json tsconfig.build.json |
       tar -x -C "$build"
+    # Builds since the bundle (scripts/bundle.mjs) have it; older ones run dist/cli/main.js.
+    git -C "$root" archive "$ref" scripts/bundle.mjs 2>/dev/null | tar -x -C "$build" 2>/dev/null || true
   else
     # Named before the copy: others may commit while it is taken.
     LIFEBOAT_SOURCE="work tree at $(git -C "$root" rev-parse --short HEAD)"
@@ -19,9 +21,11 @@ build_lifeboat() {
     fi
     cp -r "$root/src" "$root/package.json" "$root/tsconfig.json" "$root/tsconfig.build.json" "$build/"
     cp "$root/bin/lifeboat.js" "$build/bin/"
+    mkdir -p "$build/scripts" && cp "$root/scripts/bundle.mjs" "$build/scripts/"
   fi
   cp -al "$root/node_modules" "$build/node_modules" 2>/dev/null || cp -a "$root/node_modules" "$build/node_modules"
   (cd "$build" && node node_modules/typescript/bin/tsc -p tsconfig.build.json)
+  if [ -f "$build/scripts/bundle.mjs" ]; then (cd "$build" && node scripts/bundle.mjs); fi
 }
 
 # ratio A B: A/B to 2 decimals, or "–" when either is not a number.

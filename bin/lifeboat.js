@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The `lifeboat` executable: loads the compiled CLI (npm run build writes dist/).
-import { main } from '../dist/cli/main.js';
+// The `lifeboat` executable: loads the bundled CLI (npm run build: tsc writes dist/, then
+// scripts/bundle.mjs joins it into dist/lifeboat/, which starts faster).
+import { main } from '../dist/lifeboat/main.js';
 
 process.exitCode = await main(process.argv);

@@ -47,7 +47,7 @@ esac
 
 [ -x "$PGBIN/postgres" ] || { echo "PostgreSQL 15 is missing: run ./scripts/provision.sh first" >&2; exit 1; }
 [ -d "$ROOT/node_modules" ] || { echo "node_modules is missing: run ./scripts/provision.sh first" >&2; exit 1; }
-if [ ! -f "$ROOT/dist/cli/main.js" ]; then log "building lifeboat"; (cd "$ROOT" && npm run build --silent); fi
+if [ ! -f "$ROOT/dist/lifeboat/main.js" ]; then log "building lifeboat"; (cd "$ROOT" && npm run build --silent); fi
 
 stop_server
 rm -rf "$DEMO"

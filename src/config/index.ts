@@ -10,3 +10,6 @@ export {
 } from './schema.js';
 export { SECRET_KEYS } from './interpolate.js';
 export { formatPath } from './problems.js';
+// yaml's printer, from here rather than `await import('yaml')`: the bundle (scripts/bundle.mjs) gives
+// a lazily imported CommonJS package only a default export.
+export { stringify as toYaml } from 'yaml';

@@ -1,10 +1,10 @@
 // Vitest globalSetup of the integration project: builds the CLI into dist/ once, before any suite runs,
-// so suites can spawn bin/lifeboat.js (which imports dist/cli/main.js).
+// so suites can spawn bin/lifeboat.js (which imports the bundle, dist/lifeboat/main.js).
 //
 // Terms:
-//   build        `npx --no -- tsc -p tsconfig.build.json` in the repository root (`--no`: never download a
-//                package, use the project's own TypeScript). A failed build fails the whole run, with the
-//                compiler's output in the error.
+//   build        `npm run build` in the repository root: tsc -p tsconfig.build.json, then
+//                scripts/bundle.mjs (esbuild, from node_modules). A failed build fails the whole run,
+//                with the compiler's output in the error.
 //   sweep        first, server roots that killed runs left under os.tmpdir() are removed (see
 //                data-directories.ts); roots of runs still in progress are left alone.
 //   LIFEBOAT_SKIP_BUILD  when set (to anything but "", "0" or "false"), the build is skipped and dist/ is
@@ -14,8 +14,8 @@ import { describeFailure, runCommand } from './commands.js';
 import { removeStaleServerDirectories } from './data-directories.js';
 
 const REPOSITORY_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BUILD_COMMAND = 'npx';
-const BUILD_ARGS = ['--no', '--', 'tsc', '-p', 'tsconfig.build.json'] as const;
+const BUILD_COMMAND = 'npm';
+const BUILD_ARGS = ['run', '--silent', 'build'] as const;
 const BUILD_TIMEOUT_MS = 300_000;
 
 function skipRequested(env: NodeJS.ProcessEnv): boolean {
@@ -49,5 +49,5 @@ async function buildCli(): Promise<void> {
     );
   }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  console.log(`[harness] built dist/ with tsc -p tsconfig.build.json in ${seconds} s`);
+  console.log(`[harness] built dist/ (tsc, then the bundle) in ${seconds} s`);
 }

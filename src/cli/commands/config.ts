@@ -26,9 +26,9 @@ export function registerConfigCommands(program: Command, run: CommandRunner): vo
     .action(
       run(async (context) => {
         const { config: loaded } = await context.config();
-        const { stringify } = await import('yaml');
+        const { toYaml } = await import('../../config/index.js');
         const redacted = redactConfig(loaded);
-        context.output.result(redacted, () => stringify(redacted).trimEnd());
+        context.output.result(redacted, () => toYaml(redacted).trimEnd());
       }),
     );
 }

@@ -1,19 +1,19 @@
 // `lifeboat backup`, `list`, `show` and `restore`: recovery points across the configured sources.
 import { createInterface } from 'node:readline/promises';
-import { fileURLToPath } from 'node:url';
 
 import type { Command } from 'commander';
 import prettyBytes from 'pretty-bytes';
 
 import { LifeboatError } from '../../errors.js';
 import { shellQuote } from '../../util/process.js';
+import { lifeboatEntry } from '../../util/version.js';
 import type { RestorePlan } from '../../recovery/index.js';
 import type { CommandRunner } from '../command.js';
 import type { CommandContext } from '../context.js';
 
 /** The command PostgreSQL runs to fetch WAL: this lifeboat, this config. Quoted for sh -c. */
 export function walFetchCommand(configPath: string, source: string): string {
-  const entry = fileURLToPath(new URL('../../../bin/lifeboat.js', import.meta.url));
+  const entry = lifeboatEntry();
   return `${shellQuote(process.execPath)} ${shellQuote(entry)} --config ${shellQuote(configPath)} wal-fetch --source ${shellQuote(source)} %f "%p"`;
 }
 

@@ -65,7 +65,7 @@ export type Client = RedisClientType;
 
 /** A connected client. Connection failures become LB_ENGINE_UNAVAILABLE / LB_ENGINE_AUTH within seconds. */
 export async function connect(endpoint: Endpoint): Promise<Client> {
-  const { createClient, RESP_TYPES } = await import('@redis/client');
+  const { createClient, RESP_TYPES } = await import('./client.js');
   const socket = endpoint.tls
     ? { host: endpoint.host, port: endpoint.port, tls: true as const, ...endpoint.tls }
     : { host: endpoint.host, port: endpoint.port };
