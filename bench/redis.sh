@@ -62,6 +62,9 @@ cp "$ROOT/bench/redis-fill.ts" "$BUILD/bench/"
 (cd "$BUILD" && node node_modules/typescript/bin/tsc --target es2022 --module nodenext --moduleResolution nodenext \
   --types node --strict --skipLibCheck --outDir bench bench/redis-fill.ts)
 LIFEBOAT=("$NODE" "$BUILD/bin/lifeboat.js")
+# The repository opens with a generated key (no scrypt), as on a host that backs up on a schedule;
+# builds before `key generate` use a password.
+REPO_KEY=$("${LIFEBOAT[@]}" key generate 2>/dev/null) || REPO_KEY=bench-password
 log "built lifeboat ($LIFEBOAT_SOURCE)"
 
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'; }
@@ -86,7 +89,7 @@ log "$KEYS keys, used_memory $USED bytes"
 
 config() { # config REPO_DIR: a lifeboat config with one redis source and an empty target
   cat > "$1.yaml" <<YAML
-repository: { url: $1, password: bench-password }
+repository: { url: $1, password: $REPO_KEY }
 sources:
   cache: { engine: redis, url: "redis://127.0.0.1:$PORT", password: "$PASSWORD" }
 drills:
@@ -131,7 +134,7 @@ REPORT="$SCRATCH/report.md"
 {
   echo "# lifeboat redis engine vs redis-cli --rdb — $(date -u +%Y-%m-%d)"
   echo
-  echo "Command: \`$COMMAND_LINE\`. lifeboat: $LIFEBOAT_SOURCE. Server: $FLAVOUR $VERSION, $KEYS keys, used_memory $(numfmt --to=iec "$USED"), RDB $(numfmt --to=iec "$RDB_SIZE"). Medians of $RUNS alternating runs; $(nproc) CPUs."
+  echo "Command: \`$COMMAND_LINE\`. lifeboat: $LIFEBOAT_SOURCE. Server: $FLAVOUR $VERSION, $KEYS keys, used_memory $(numfmt --to=iec "$USED"), RDB $(numfmt --to=iec "$RDB_SIZE"). Medians of $RUNS alternating runs; $(nproc) CPUs. lifeboat's repository opens with $([[ $REPO_KEY == lbk1-* ]] && echo "a generated key (no KDF)" || echo "a password (scrypt)")."
   echo
   echo "| | wall s | CPU s | peak RSS MiB | stored |"
   echo "|---|---:|---:|---:|---:|"
