@@ -169,7 +169,7 @@ async function backupSource(
  * wait makes sure the archive also reaches it, so the point can be rolled forward from there (and a
  * broken archive_command fails the backup instead of going unnoticed). The archiver pushes that segment
  * as soon as the backup switches WAL, usually while the last chunks are still being stored: the first
- * looks are 50 ms apart, then further apart up to a second. Returns the time it was seen.
+ * looks are 50 ms apart for 2 s, then further apart up to a second. Returns the time it was seen.
  */
 async function waitForBackupWal(
   repository: Repository,
@@ -178,7 +178,10 @@ async function waitForBackupWal(
 ): Promise<{ stopTime: string }> {
   const archive = (source.config as { archive?: { checkTimeout: string } }).archive;
   const deadline = Date.now() + (parseDuration(archive?.checkTimeout ?? '60s') ?? 60_000);
-  for (let pause = 50; ; pause = Math.min(1000, pause * 1.5)) {
+  const started = Date.now();
+  // Every 50 ms for the first 2 s (the push of one segment takes a few hundred ms, and every look saved
+  // ends the backup sooner), then further apart, up to a second.
+  for (let pause = 50; ; pause = Date.now() - started < 2000 ? 50 : Math.min(1000, pause * 1.5)) {
     if (await archiveHas(repository, source.name, physical.stopSegment)) {
       return { stopTime: new Date().toISOString() };
     }

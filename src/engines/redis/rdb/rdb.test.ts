@@ -100,9 +100,24 @@ describe('CRC-64/Jones and LZF', () => {
       expect(crc.bytes().readBigUInt64LE(0)).toBe(expected);
       expect(crc.hex()).toBe(expected.toString(16).padStart(16, '0'));
     }
-    // An unaligned view (DataView reads at any offset).
+    // An unaligned view.
     const shifted = Buffer.concat([Buffer.from([1, 2, 3]), data]).subarray(3);
     expect(crc64(shifted).readBigUInt64LE(0)).toBe(expected);
+  });
+
+  it('agrees with itself across the 1 MiB staging buffer, and checks an input with its CRC appended', () => {
+    const data = randomBytes(3 * 1024 * 1024 + 13);
+    const whole = crc64(data);
+    for (const piece of [1024 * 1024 - 1, 1024 * 1024, 1024 * 1024 + 7]) {
+      const crc = new Crc64();
+      for (let offset = 0; offset < data.length; offset += piece)
+        crc.update(data.subarray(offset, offset + piece));
+      expect(crc.bytes().equals(whole)).toBe(true);
+    }
+    // A reflected CRC with no final xor is 0 over data followed by its own CRC (little-endian): how an
+    // RDB file's last 8 bytes check out.
+    expect(crc64(Buffer.concat([data, whole])).readBigUInt64LE(0)).toBe(0n);
+    expect(crc64(Buffer.alloc(0)).readBigUInt64LE(0)).toBe(0n);
   });
 
   it('decompresses literal runs and back references, and rejects bad data', () => {
