@@ -196,6 +196,14 @@ describe('redaction', () => {
     const key = `lbk1-${'Ab9_-'.repeat(8)}xyz`;
     expect(key).toHaveLength(48);
     expect(redactText(`opened with ${key}.`, [])).toBe('opened with lbk1-***.');
+    for (const [before, after] of [
+      ['pw_', '-old'],
+      ['secret', '_bak'],
+      ['/etc/keys/', '/x'],
+      ['a%3D', ''],
+    ]) {
+      expect(redactText(`${before}${key}${after}`, [])).toBe(`${before}lbk1-***${after}`);
+    }
     expect(redactText(`not a key: lbk1-short`, [])).toBe('not a key: lbk1-short');
   });
 });

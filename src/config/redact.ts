@@ -11,8 +11,11 @@ export const REDACTED = '***';
 /** scheme://user:PASSWORD@ — group 1 is everything before the password, group 2 the password. */
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)([^@/?#\s]+)@/gi;
 
-/** A generated repository key (lifeboat key generate), wherever it appears: it is a secret by its form. */
-const GENERATED_KEY = /\blbk1-[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g;
+/**
+ * A generated repository key (lifeboat key generate), wherever it appears, whatever touches it (a path,
+ * a URL parameter): it is a secret by its form, and redacting a little too much costs nothing.
+ */
+const GENERATED_KEY = /lbk1-[A-Za-z0-9_-]{43}/g;
 
 /** A deep copy with secrets replaced by "***" (URL passwords too). */
 export function redactConfig<T>(value: T): T {

@@ -63,7 +63,8 @@ function generatedKeyBytes(password: string): Buffer | undefined {
   const match = GENERATED_KEY.exec(password);
   if (!match) return undefined;
   const bytes = Buffer.from(match[1]!, 'base64url');
-  return bytes.length === KEY_BYTES ? bytes : undefined;
+  // Canonical only: the last character carries 2 spare bits, so four spellings would decode alike.
+  return bytes.length === KEY_BYTES && bytes.toString('base64url') === match[1] ? bytes : undefined;
 }
 
 /** Whether a password is a generated key (its key file skips scrypt). */

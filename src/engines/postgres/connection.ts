@@ -8,7 +8,6 @@
 //   tool          a PostgreSQL client program; looked up in binDirectory, else in the Debian directory
 //                 of the server's major version (pg_dump must not be older than the server), else PATH.
 import { access, constants } from 'node:fs/promises';
-import { Socket } from 'node:net';
 import { join } from 'node:path';
 
 import type pg from 'pg';
@@ -71,10 +70,6 @@ export async function connect(endpoint: Endpoint): Promise<pg.Client> {
   // Loaded on first use: wal-push and wal-fetch (one process per WAL file) never connect.
   const { default: driver } = await import('pg');
   const client = new driver.Client({
-    // The socket, given rather than left to pg: to choose one, pg first asks whether it runs on
-    // Cloudflare Workers by constructing a fetch Response, which makes Node 20 load undici, ~25 ms of
-    // every process that connects. (With TLS, pg upgrades this socket itself.)
-    stream: () => new Socket(),
     host: endpoint.host,
     port: endpoint.port,
     user: endpoint.user,

@@ -209,7 +209,7 @@ export async function* physicalBackup(
   const endpoint = endpointOf(source);
   const facts: Record<string, unknown> = {};
   const fingerprints: Record<string, string> = {};
-  const { major, version, segmentSize, names } = await withClient(endpoint, async (client) => {
+  const { major, version, segmentSize } = await withClient(endpoint, async (client) => {
     const settings = new Map(
       (
         await client.query<{ name: string; setting: string }>(
@@ -229,18 +229,6 @@ export async function* physicalBackup(
         `SELECT datname AS name FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1`,
       )
     ).rows.map((row) => row.name);
-    const version = (await client.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v.split(' on ')[0]!;
-    return {
-      major: await serverMajor(client),
-      version,
-      segmentSize: Number(settings.get('wal_segment_size') ?? 16777216),
-      names,
-    };
-  });
-  // Each database's schema fingerprint and size, read while the base backup streams (a connection per
-  // database, one after another): they took ~0.1 s off the front of every backup. Awaited before the
-  // result; a failure fails the backup then.
-  const databaseFacts = (async () => {
     const databases: Record<string, unknown> = {};
     for (const name of names) {
       await withClient({ ...endpoint, database: name }, async (session) => {
@@ -252,9 +240,14 @@ export async function* physicalBackup(
         };
       });
     }
-    return databases;
-  })();
-  databaseFacts.catch(() => undefined); // awaited below; not an unhandled rejection if the stream fails first
+    facts.databases = databases;
+    const version = (await client.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v.split(' on ')[0]!;
+    return {
+      major: await serverMajor(client),
+      version,
+      segmentSize: Number(settings.get('wal_segment_size') ?? 16777216),
+    };
+  });
   const basebackup = await toolPath('pg_basebackup', source, major);
   /** Runs pg_basebackup, yields its tar, returns the backup's metadata. */
   const streamBaseBackup = async function* (
@@ -357,7 +350,6 @@ export async function* physicalBackup(
       stopSegment: segmentName(range.timeline, segmentOfLsn(stopLsn - 1n, segmentSize), segmentSize),
       label: sniffer.label,
     };
-    facts.databases = await databaseFacts;
     // Rows move on between the base backup and any recovery target: only schemas are compared.
     return {
       stats: { items: [], fingerprints, facts, openPrefixes: [''] },

@@ -160,9 +160,14 @@ let kernel: Kernel | undefined;
 /** The module, instantiated on first use (synchronously: it is a few hundred bytes). */
 function load(): Kernel {
   if (kernel) return kernel;
-  const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+  const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+  if (!wasm) {
+    throw new Error('the CRC-64 of RDB data needs WebAssembly, which this Node.js runs without (--jitless?)');
+  }
   const { exports } = new wasm.Instance(new wasm.Module(assemble()));
-  new BigUint64Array(exports.memory.buffer, 0, 8 * 256).set(tables());
+  // Little-endian whatever the host's order: i64.load reads little-endian.
+  const memory = new DataView(exports.memory.buffer);
+  tables().forEach((word, index) => memory.setBigUint64(index * 8, word, true));
   kernel = {
     update: exports.update,
     staging: new Uint8Array(exports.memory.buffer, TABLE_BYTES, STAGING_BYTES),
