@@ -28,6 +28,13 @@ build_lifeboat() {
   if [ -f "$build/scripts/bundle.mjs" ]; then (cd "$build" && node scripts/bundle.mjs); fi
 }
 
+# repository_key FALLBACK: a new generated key from the lifeboat under test ("${LIFEBOAT[@]}"), or
+# FALLBACK for builds before `key generate` (they open the repository with it as a password, via scrypt).
+repository_key() { "${LIFEBOAT[@]}" key generate 2>/dev/null || printf '%s\n' "$1"; }
+
+# key_kind KEY: how the report names the way lifeboat's repository was opened.
+key_kind() { if [[ $1 == lbk1-* ]]; then echo "a generated key (no KDF)"; else echo "a password (scrypt)"; fi; }
+
 # ratio A B: A/B to 2 decimals, or "–" when either is not a number.
 ratio() {
   awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "–" }'

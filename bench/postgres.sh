@@ -170,7 +170,7 @@ chmod -R a+rX "$BUILD/dist" "$BUILD/bin" "$BUILD/package.json"
 LIFEBOAT=("$NODE" "$BUILD/bin/lifeboat.js")
 # lifeboat's repositories open with a generated key (no KDF), as pgBackRest's repo1-cipher-pass is used
 # without one; builds before `key generate` use the password (and pay scrypt in every step).
-REPO_KEY=$("${LIFEBOAT[@]}" key generate 2>/dev/null) || REPO_KEY="$PASSWORD"
+REPO_KEY=$(repository_key "$PASSWORD")
 
 # Everything but the build belongs to postgres: archive_command, restores and backups run as it.
 mkdir -p "$SCRATCH/home" "$SOCKETS" "$SCRATCH/logs/pgbackrest" "$SCRATCH/segments"
@@ -722,7 +722,7 @@ PB_ASYNC=${values[pgbackrest.async.segments]:-0}
   echo
   echo "pgBackRest settings: compress-type=zst, compress-level=3, process-max=2, repo1-cipher-type=aes-256-cbc (passphrase)," \
     "start-fast=y, archive-async=n (=y in the asynchronous WAL step, with spool-path), log-level-file=info, local repo1-path; restore with --archive-mode=off." \
-    "lifeboat: defaults (zstd 3, two worker threads, AES-256-GCM, local repository), repositories opened with $([[ $REPO_KEY == lbk1-* ]] && echo "a generated key (no KDF)" || echo "a password (scrypt)")."
+    "lifeboat: defaults (zstd 3, two worker threads, AES-256-GCM, local repository), repositories opened with $(key_kind "$REPO_KEY")."
   echo
   echo "Commands timed (\$BENCH_DIR = $SCRATCH; all as \`setpriv --reuid=postgres --regid=postgres --init-groups env HOME=\$BENCH_DIR/home …\`):"
   echo

@@ -64,7 +64,7 @@ cp "$ROOT/bench/redis-fill.ts" "$BUILD/bench/"
 LIFEBOAT=("$NODE" "$BUILD/bin/lifeboat.js")
 # The repository opens with a generated key (no scrypt), as on a host that backs up on a schedule;
 # builds before `key generate` use a password.
-REPO_KEY=$("${LIFEBOAT[@]}" key generate 2>/dev/null) || REPO_KEY=bench-password
+REPO_KEY=$(repository_key bench-password)
 log "built lifeboat ($LIFEBOAT_SOURCE)"
 
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'; }
@@ -134,7 +134,7 @@ REPORT="$SCRATCH/report.md"
 {
   echo "# lifeboat redis engine vs redis-cli --rdb — $(date -u +%Y-%m-%d)"
   echo
-  echo "Command: \`$COMMAND_LINE\`. lifeboat: $LIFEBOAT_SOURCE. Server: $FLAVOUR $VERSION, $KEYS keys, used_memory $(numfmt --to=iec "$USED"), RDB $(numfmt --to=iec "$RDB_SIZE"). Medians of $RUNS alternating runs; $(nproc) CPUs. lifeboat's repository opens with $([[ $REPO_KEY == lbk1-* ]] && echo "a generated key (no KDF)" || echo "a password (scrypt)")."
+  echo "Command: \`$COMMAND_LINE\`. lifeboat: $LIFEBOAT_SOURCE. Server: $FLAVOUR $VERSION, $KEYS keys, used_memory $(numfmt --to=iec "$USED"), RDB $(numfmt --to=iec "$RDB_SIZE"). Medians of $RUNS alternating runs; $(nproc) CPUs. lifeboat's repository opens with $(key_kind "$REPO_KEY")."
   echo
   echo "| | wall s | CPU s | peak RSS MiB | stored |"
   echo "|---|---:|---:|---:|---:|"
