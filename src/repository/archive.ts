@@ -75,9 +75,6 @@ export interface PushResult {
   reason?: string;
 }
 
-/** Records written at once at the end of a push. */
-const RECORD_WRITES = 8;
-
 /** Records looked up ahead of the file being stored (a lookup is a read: a round trip on S3). */
 const LOOKAHEAD = 8;
 
@@ -235,15 +232,10 @@ export async function pushArchiveFiles(
         results.set(record.name, { name: record.name, outcome: 'skipped', reason: (error as Error).message });
       }
     };
-    // Records are independent objects, each a create-only write and a sync: a few at a time (a push-ahead
-    // of 63 segments spent ~0.2 s writing them one after the other).
-    let next = 0;
-    const writer = async (): Promise<void> => {
-      while (next < records.length) await store(records[next++]!);
-    };
-    const settled = await Promise.allSettled(
-      Array.from({ length: Math.min(RECORD_WRITES, records.length) }, writer),
-    );
+    // Records are independent objects, each a create-only write and a sync: all started at once, as many
+    // in flight as the storage's own concurrency limit lets through (a push-ahead of 63 segments spent
+    // ~0.2 s writing them one after the other).
+    const settled = await Promise.allSettled(records.map(store));
     const failed = settled.find((outcome) => outcome.status === 'rejected');
     if (failed) throw failed.reason;
   } catch (error) {
