@@ -2,7 +2,7 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 
 import { describe, expect, it } from 'vitest';
 
-import { Chunker, gearTable } from './chunker.js';
+import { Chunker, FixedCutter, gearTable } from './chunker.js';
 import { DEFAULT_CHUNKER } from './format.js';
 
 const SMALL = { minSize: 2048, averageSize: 8192, maxSize: 65536 };
@@ -110,5 +110,43 @@ describe('Chunker', () => {
     const average = big.length / sizes.length;
     expect(average).toBeGreaterThan(DEFAULT_CHUNKER.minSize);
     expect(average).toBeLessThan(2 * DEFAULT_CHUNKER.averageSize);
+  });
+});
+
+describe('FixedCutter', () => {
+  /** Chunk sizes from feeding `total` bytes in pieces of `piece`, and whether a short chunk is left. */
+  function sizes(size: number, total: number, piece: number): number[] {
+    const cutter = new FixedCutter(size);
+    const out: number[] = [];
+    let last = 0;
+    for (let offset = 0; offset < total; offset += piece) {
+      const length = Math.min(piece, total - offset);
+      for (const cut of cutter.cuts(new Uint8Array(length))) {
+        out.push(offset + cut - last);
+        last = offset + cut;
+      }
+    }
+    if (cutter.end()) out.push(total - last);
+    return out;
+  }
+
+  it('cuts every size bytes however the input is split, with a short last chunk', () => {
+    for (const piece of [1, 7, 100, 1000, 1024, 5000]) {
+      expect(sizes(1000, 3500, piece)).toEqual([1000, 1000, 1000, 500]);
+      expect(sizes(1000, 3000, piece)).toEqual([1000, 1000, 1000]); // ends on a boundary: nothing after
+    }
+    expect(sizes(1000, 0, 10)).toEqual([]);
+    expect(sizes(1000, 1, 10)).toEqual([1]);
+  });
+
+  it('starts afresh after end()', () => {
+    const cutter = new FixedCutter(10);
+    expect([...cutter.cuts(new Uint8Array(15))]).toEqual([10]);
+    expect(cutter.end()).toBe(true);
+    expect([...cutter.cuts(new Uint8Array(15))]).toEqual([10]);
+  });
+
+  it('refuses a size that is not positive', () => {
+    expect(() => new FixedCutter(0)).toThrow(RangeError);
   });
 });

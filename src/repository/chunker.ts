@@ -31,8 +31,41 @@ function topBits(bits: number): number {
   return (0xffffffff << (32 - bits)) | 0;
 }
 
+/** What the backup session asks of a chunker: cut points in a stream fed piece by piece. */
+export interface ChunkCutter {
+  /** Yields, for every chunk `data` completes, the position in `data` just after its last byte. */
+  cuts(data: Uint8Array): Generator<number>;
+  /** Ends the stream: true when bytes after the last cut form a last, short chunk. Resets the state. */
+  end(): boolean;
+}
+
+/** Cuts a stream every `size` bytes (the last chunk may be shorter). */
+export class FixedCutter implements ChunkCutter {
+  private filled = 0;
+
+  constructor(private readonly size: number) {
+    if (!(size > 0)) throw new RangeError(`chunk size must be positive (got ${size})`);
+  }
+
+  *cuts(data: Uint8Array): Generator<number> {
+    let position = 0;
+    while (data.length - position >= this.size - this.filled) {
+      position += this.size - this.filled;
+      this.filled = 0;
+      yield position;
+    }
+    this.filled += data.length - position;
+  }
+
+  end(): boolean {
+    const pending = this.filled > 0;
+    this.filled = 0;
+    return pending;
+  }
+}
+
 /** Splits a stream of bytes into content-defined chunks; feed with push(), end with finish(). */
-export class Chunker {
+export class Chunker implements ChunkCutter {
   private readonly gear: Int32Array;
   private readonly min: number;
   private readonly normal: number;

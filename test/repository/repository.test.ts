@@ -15,6 +15,7 @@ import {
   Repository,
   checkRepository,
   listLocks,
+  loadArchiveRecord,
   prune,
   pushArchiveFiles,
   readArchiveFile,
@@ -398,6 +399,13 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       const segment = randomData(3 * MiB, 21);
       const third = randomData(MiB, 22);
       await pushArchiveFiles(full, 'db', [{ name: '000000010000000000000001', data: segment }]);
+      // WAL is cut at fixed offsets (the chunker's average size), not at content boundaries.
+      const pushed = await loadArchiveRecord(full, 'db', '000000010000000000000001');
+      expect(pushed.blobs.map((id) => full.index.get(id)?.rawLength)).toEqual([
+        averageSize,
+        averageSize,
+        averageSize,
+      ]);
       // An appender opened without the index: the storage it uses must never read an index file.
       const reads: string[] = [];
       const watched = new Proxy(storage, {
