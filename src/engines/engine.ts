@@ -78,6 +78,8 @@ export type ArtifactStream =
        */
       source: DirectSource;
       precompressed?: boolean;
+      /** A tar stream: chunks are cut by its members (a base backup), not by a rolling hash. */
+      chunking?: 'tar';
     }
   | {
       name: string;

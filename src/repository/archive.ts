@@ -193,7 +193,7 @@ export async function pushArchiveFiles(
       }
       try {
         session ??= await repository.startBackup();
-        await session.writeArtifactParts(file.name, [input], { fixedChunks: true });
+        await session.writeArtifactParts(file.name, [input], { chunking: 'fixed' });
       } catch (error) {
         // A file taken along that fails mid-read is skipped like one that cannot be opened: the
         // session stays usable (the chunks it already stored belong to no record: garbage for prune).

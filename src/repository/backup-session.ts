@@ -21,6 +21,7 @@ import { LifeboatError } from '../errors.js';
 import type { DirectSource } from '../util/read-fd.js';
 import { BlobIndex } from './blob-index.js';
 import { type ChunkCutter, Chunker, FixedCutter } from './chunker.js';
+import { TarCutter } from './tar-cutter.js';
 import type { KeyRing } from './keys.js';
 import type { HeldLock } from './locks.js';
 import { PackWriter, type PackedBlob, packName } from './pack.js';
@@ -80,6 +81,8 @@ interface BatchedChunk {
   reject: (error: unknown) => void;
 }
 
+export type Chunking = 'content' | 'fixed' | 'tar';
+
 /** How one artifact is stored. */
 export interface ArtifactOptions {
   /**
@@ -88,13 +91,15 @@ export interface ArtifactOptions {
    */
   precompressed?: boolean;
   /**
-   * Cut the artifact into chunks of the chunker's average size at fixed offsets instead of at content
-   * boundaries. For data whose shifted copies never recur, where content-defined chunking finds nothing
-   * to deduplicate that fixed offsets miss (a WAL segment: its bytes sit at fixed offsets for its LSN
-   * range, a second push of it is the same bytes at the same offsets, and its zero-filled tail dedups
-   * by whole chunks either way): rolling the gear hash over every byte cost ~10% of a WAL push's CPU.
+   * Where chunks are cut (boundaries decide only how the artifact dedups, never what is stored):
+   *   content  FastCDC over every byte (the default): finds shifted copies of data.
+   *   fixed    every averageSize bytes: for data whose shifted copies never recur, such as a WAL segment
+   *            (its bytes sit at fixed offsets for its LSN range, a second push of it is the same bytes
+   *            at the same offsets, and its zero-filled tail dedups by whole chunks either way). Rolling
+   *            the gear hash over every byte cost ~10% of a WAL push's CPU.
+   *   tar      by the members of a tar stream (tar-cutter.ts): a PostgreSQL base backup.
    */
-  fixedChunks?: boolean;
+  chunking?: Chunking;
 }
 
 export class BackupSession {
@@ -160,9 +165,14 @@ export class BackupSession {
   ): Promise<ArtifactRecord> {
     const configured = this.repository.options.compressionLevel;
     const level = options.precompressed && configured > 1 ? 1 : configured;
-    const chunker: ChunkCutter = options.fixedChunks
-      ? new FixedCutter(this.repository.config.chunker.averageSize)
-      : new Chunker(this.ring.writer.chunkerKey, this.repository.config.chunker);
+    const parameters = this.repository.config.chunker;
+    const chunkerKey = this.ring.writer.chunkerKey;
+    const chunker: ChunkCutter =
+      options.chunking === 'fixed'
+        ? new FixedCutter(parameters.averageSize)
+        : options.chunking === 'tar'
+          ? new TarCutter(chunkerKey, parameters)
+          : new Chunker(chunkerKey, parameters);
     const hash = this.pool.hashStream();
     const ids: Array<Promise<string>> = [];
     let size = 0;

@@ -316,7 +316,7 @@ export async function* physicalBackup(
         output.destroy?.(error);
       },
     };
-    yield { name: 'base.tar', source: tar };
+    yield { name: 'base.tar', source: tar, chunking: 'tar' };
     if (sniffer.label === undefined) {
       throw new LifeboatError('LB_ENGINE_FAILED', 'pg_basebackup produced a tar without backup_label');
     }

@@ -1,0 +1,163 @@
+// Chunk boundaries for a tar stream (a PostgreSQL base backup), taken from its structure instead of
+// from a rolling hash over every byte.
+//
+// Terms:
+//   member       one tar entry: a 512-byte header, then its data padded to a multiple of 512 bytes.
+//   large        a member whose data is at least the chunker's average size (a relation file segment).
+//                Its data starts a chunk and is cut every `averageSize` bytes from there, so a page
+//                changed in place changes one chunk, and a file that grows adds chunks at its end: the
+//                same as pgBackRest's block-level incremental, at chunk granularity. Its header goes
+//                with the chunk before (a header is only known to belong to a large member once read).
+//   group        consecutive small members, cut after a member whose name's keyed hash hits (1 in
+//                GROUP_ODDS), or once the group nears the chunker's max size. A member added or
+//                removed changes its own group only: the next hit puts the boundaries back where they
+//                were, as content-defined chunking would.
+//   fallback     a header that does not check out (its checksum) means the stream is not the tar this
+//                expected: content-defined chunking (FastCDC) from there on, as after the end-of-archive
+//                blocks. Boundaries never affect what is stored, only how it dedups. Every chunk stays
+//                within the chunker's max size.
+//
+// Why: FastCDC's gear hash over every byte was ~8% of a base backup's CPU on this 2-core machine
+// (1.1 CPU-s for 1.5 GB), on the main thread; walking tar headers costs nothing per data byte.
+// Written here: tar libraries parse into files; this needs boundaries alongside an unchanged stream.
+import { type ChunkCutter, Chunker, gearTable } from './chunker.js';
+import type { ChunkerParameters } from './format.js';
+
+const BLOCK = 512;
+/** One small member in this many ends a group (keyed hash of its name). */
+const GROUP_ODDS = 16;
+
+export class TarCutter implements ChunkCutter {
+  private readonly header = Buffer.alloc(BLOCK);
+  private headerFill = 0;
+  /** Bytes of the current member's data and padding still to pass. */
+  private dataLeft = 0;
+  /** The current member is large: where its data's next fixed cut is, counted down. */
+  private large = false;
+  private untilCut = 0;
+  /** Bytes since the last cut. */
+  private sinceCut = 0;
+  private fallback: Chunker | undefined;
+  /** The keyed gear table of the chunker: group boundaries reveal nothing about names. */
+  private readonly gear: Int32Array;
+  /** A group this large is cut after its next member (a member is under averageSize, plus padding). */
+  private readonly fullGroup: number;
+
+  constructor(
+    private readonly chunkerKey: Buffer,
+    private readonly parameters: ChunkerParameters,
+  ) {
+    this.gear = gearTable(chunkerKey);
+    this.fullGroup = Math.max(parameters.maxSize - 2 * parameters.averageSize, parameters.maxSize / 2);
+  }
+
+  *cuts(data: Uint8Array): Generator<number> {
+    let position = 0;
+    while (position < data.length) {
+      if (this.fallback) {
+        for (const cut of this.fallback.cuts(data.subarray(position))) yield position + cut;
+        return;
+      }
+      if (this.dataLeft > 0) {
+        // Member data: a large member is cut every averageSize bytes; the end of any member may cut.
+        const step = Math.min(this.dataLeft, data.length - position, this.large ? this.untilCut : Infinity);
+        position += step;
+        this.dataLeft -= step;
+        this.sinceCut += step;
+        if (this.large) {
+          this.untilCut -= step;
+          if (this.untilCut === 0 || this.dataLeft === 0) {
+            this.untilCut = this.parameters.averageSize;
+            yield* this.cut(position);
+          }
+        } else if (this.dataLeft === 0 && this.endsGroup()) {
+          yield* this.cut(position);
+        }
+        continue;
+      }
+      // A header block, possibly split across calls.
+      const take = Math.min(BLOCK - this.headerFill, data.length - position);
+      this.header.set(data.subarray(position, position + take), this.headerFill);
+      this.headerFill += take;
+      position += take;
+      this.sinceCut += take;
+      if (this.headerFill < BLOCK) return;
+      this.headerFill = 0;
+      const size = this.readHeader();
+      if (size === undefined) {
+        // The end-of-archive blocks, or not a tar header: content-defined from here.
+        yield* this.cut(position);
+        this.fallback = new Chunker(this.chunkerKey, this.parameters);
+        continue;
+      }
+      this.dataLeft = size + ((BLOCK - (size % BLOCK)) % BLOCK);
+      this.large = size >= this.parameters.averageSize;
+      if (this.large) {
+        this.untilCut = this.parameters.averageSize;
+        yield* this.cut(position); // the data starts a chunk
+      } else if (this.dataLeft === 0 && this.endsGroup()) {
+        yield* this.cut(position); // a member without data (a directory)
+      }
+    }
+  }
+
+  end(): boolean {
+    const pending = this.fallback ? this.fallback.end() : this.sinceCut > 0;
+    this.headerFill = 0;
+    this.dataLeft = 0;
+    this.large = false;
+    this.sinceCut = 0;
+    this.fallback = undefined;
+    return pending;
+  }
+
+  /** A cut at `position`, unless the chunk would be empty. */
+  private *cut(position: number): Generator<number> {
+    if (this.sinceCut === 0) return;
+    this.sinceCut = 0;
+    yield position;
+  }
+
+  /** Whether the small member just passed ends its group: its name's hash hits, or the group is full. */
+  private endsGroup(): boolean {
+    if (this.sinceCut >= this.fullGroup) return true;
+    let hash = 0;
+    for (let index = 0; index < 100 && this.header[index] !== 0; index++)
+      hash = ((hash << 1) + this.gear[this.header[index]!]!) | 0;
+    return (hash >>> 0) % GROUP_ODDS === 0;
+  }
+
+  /** The data size of the header in `this.header`; undefined for an end-of-archive (zero) block or
+   * anything that is not a valid tar header. */
+  private readHeader(): number | undefined {
+    const header = this.header;
+    // The checksum: the sum of the header's bytes, its own field counted as spaces.
+    let sum = 0;
+    for (let index = 0; index < BLOCK; index++) sum += index >= 148 && index < 156 ? 0x20 : header[index]!;
+    const stored = octal(header, 148, 8);
+    if (stored === undefined || stored !== sum) return undefined;
+    if ((header[124]! & 0x80) !== 0) {
+      // GNU base-256 size (files of 8 GiB and more): big-endian in the remaining bytes.
+      let size = 0;
+      for (let index = 125; index < 136; index++) size = size * 256 + header[index]!;
+      return size;
+    }
+    return octal(header, 124, 12);
+  }
+}
+
+/** An octal number field (digits, ended by a space or NUL), or undefined if malformed. */
+function octal(bytes: Buffer, start: number, length: number): number | undefined {
+  let value = 0;
+  let digits = 0;
+  let index = start;
+  while (index < start + length && bytes[index] === 0x20) index++; // leading spaces
+  for (; index < start + length; index++) {
+    const byte = bytes[index]!;
+    if (byte === 0 || byte === 0x20) break;
+    if (byte < 0x30 || byte > 0x37) return undefined;
+    value = value * 8 + (byte - 0x30);
+    digits++;
+  }
+  return digits === 0 ? 0 : value;
+}
