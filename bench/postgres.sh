@@ -83,10 +83,7 @@
 #   BENCH_PG_TEXT_ROWS      rows of the text-heavy table `documents` (default scale × 2000, ~600 B each)
 #   BENCH_PG_SEGMENTS       WAL segments (16 MiB) pgbench writes for each tool's archiving step (default 64)
 #   BENCH_PG_PUSH_SEGMENTS  segments pushed by hand per tool for the push latency (default 10)
-#   BENCH_PG_PUSH_AHEAD     lifeboat's archive.pushAhead in the asynchronous WAL step (default: the
-#                           backlog, BENCH_PG_SEGMENTS: pgBackRest's async process takes every ready
-#                           file, archive-push-queue-max being unset, so one push taking the whole
-#                           backlog is the like-for-like setting; 32 split it over two processes)
+#   BENCH_PG_PUSH_AHEAD     lifeboat's archive.pushAhead in the asynchronous WAL step (default 32)
 #   BENCH_PG_ORDER          order of the physical phases (default "lifeboat pgbackrest")
 #   BENCH_DIR               scratch directory (default /tmp/lifeboat-bench-pg); emptied at the start,
 #                           clusters, repositories and dumps removed at the end (logs and the report kept)
@@ -99,7 +96,7 @@ SCALE="${BENCH_PG_SCALE:-100}"
 TEXT_ROWS="${BENCH_PG_TEXT_ROWS:-$((SCALE * 2000))}"
 SEGMENTS="${BENCH_PG_SEGMENTS:-64}"
 PUSH_SEGMENTS="${BENCH_PG_PUSH_SEGMENTS:-10}"
-PUSH_AHEAD="${BENCH_PG_PUSH_AHEAD:-$SEGMENTS}"
+PUSH_AHEAD="${BENCH_PG_PUSH_AHEAD:-32}"
 ORDER="${BENCH_PG_ORDER:-lifeboat pgbackrest}"
 SCRATCH="${BENCH_DIR:-/tmp/lifeboat-bench-pg}"
 KEEP="${BENCH_KEEP:-0}"
