@@ -9,7 +9,7 @@
 //                same as pgBackRest's block-level incremental, at chunk granularity. Its header goes
 //                with the chunk before (a header is only known to belong to a large member once read).
 //   group        consecutive small members, cut after a member whose name's keyed hash hits (1 in
-//                GROUP_ODDS), or once the group nears the chunker's max size. A member added or
+//                2^GROUP_BITS), or once the group nears the chunker's max size. A member added or
 //                removed changes its own group only: the next hit puts the boundaries back where they
 //                were, as content-defined chunking would.
 //   fallback     a header that does not check out (its checksum) means the stream is not the tar this
@@ -24,8 +24,8 @@ import { type ChunkCutter, Chunker, gearTable } from './chunker.js';
 import type { ChunkerParameters } from './format.js';
 
 const BLOCK = 512;
-/** One small member in this many ends a group (keyed hash of its name). */
-const GROUP_ODDS = 16;
+/** One small member in 2^GROUP_BITS ends a group (keyed hash of its name). */
+const GROUP_BITS = 4;
 
 export class TarCutter implements ChunkCutter {
   private readonly header = Buffer.alloc(BLOCK);
@@ -124,7 +124,9 @@ export class TarCutter implements ChunkCutter {
     let hash = 0;
     for (let index = 0; index < 100 && this.header[index] !== 0; index++)
       hash = ((hash << 1) + this.gear[this.header[index]!]!) | 0;
-    return (hash >>> 0) % GROUP_ODDS === 0;
+    // The top bits: in a gear hash, bit k depends on the last k + 1 bytes (the low bits would see only
+    // the name's last few characters, the same "_fsm" or "_vm" for many files).
+    return hash >>> (32 - GROUP_BITS) === 0;
   }
 
   /** The data size of the header in `this.header`; undefined for an end-of-archive (zero) block or
