@@ -90,6 +90,21 @@ for (const flavour of ['redis', 'valkey'] as const) {
       }
     }, 120_000);
 
+    it('backs up an empty server in both transfer formats (the whole RDB comes with the handshake)', async () => {
+      for (const [diskless, transfer] of [
+        ['no', 'disk'],
+        ['yes', 'diskless'],
+      ] as const) {
+        const source = await start(['--repl-diskless-sync', diskless]);
+        const snapshot = await backUp(repository, redisEngine, sourceOf(source));
+        expect(snapshot.metadata).toMatchObject({ transfer, keys: 0 });
+        const target = await start();
+        await withClient(target, (client) => command(client, ['SET', 'stale', '1']));
+        await restoreInto(snapshot, target, true);
+        expect(await withClient(target, (client) => command<number>(client, ['DBSIZE']))).toBe(0);
+      }
+    }, 60_000);
+
     it('takes one consistent snapshot while a writer runs', async () => {
       const source = await start();
       const accounts = 500;

@@ -70,6 +70,21 @@ describe('SnapshotSource (the RDB bytes of a replication transfer)', () => {
     }
   });
 
+  it('ends without another read when the handshake brought the whole payload (a small RDB)', async () => {
+    // The server sends nothing after the mark (or the $length bytes) until it closes the connection:
+    // a read here would fail with "lost", or wait for the idle timeout.
+    const payload = randomBytes(90);
+    const withMark = Buffer.concat([payload, mark]);
+    for (const targets of [[1 << 20], [7, 4096], [1]]) {
+      const diskless = new SnapshotSource(scriptedFeed(Buffer.alloc(0), 1), endpoint, withMark, { mark });
+      expect((await drain(diskless, targets)).equals(payload)).toBe(true);
+      const disk = new SnapshotSource(scriptedFeed(Buffer.alloc(0), 1), endpoint, payload, {
+        length: payload.length,
+      });
+      expect((await drain(disk, targets)).equals(payload)).toBe(true);
+    }
+  });
+
   it('gives exactly $length bytes of a disk-based transfer; a connection cut early is an error', async () => {
     const payload = randomBytes(50_000);
     const stream = Buffer.concat([payload, Buffer.from('+extra')]);

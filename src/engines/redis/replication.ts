@@ -52,9 +52,10 @@ const IDLE_TIMEOUT_MS = 60_000;
 const EOF_MARK_LENGTH = 40;
 /**
  * How far before the end of what is received the diskless end mark is looked for. The server sends
- * the mark last, so it ends a read; searching every read whole for it cost ~0.1 s of the main thread
- * per 600 MB. A mark followed by more than this (no server does that) is not seen: the bytes after
- * it then fail the RDB's own parse ("data after the end of the RDB"), never pass as payload.
+ * the mark last (nothing follows until the replica acknowledges, which lifeboat never does), so it
+ * ends what is received; searching every read whole for it cost ~0.1 s of the main thread per 600 MB.
+ * A mark followed by more than this (no server does that) would not be seen: the transfer then never
+ * ends cleanly (the connection's loss or the idle timeout fails it), so no payload is cut or extended.
  */
 const EOF_MARK_SLACK = 4096;
 /** Targets smaller than this are filled through the snapshot's own buffer (see SnapshotSource). */
@@ -253,7 +254,11 @@ export class SnapshotSource implements DirectSource {
     for (;;) {
       let have = this.carry.copy(buffer);
       this.carry = this.carry.subarray(have);
-      if (this.carry.length === 0 && have < buffer.length) have += await this.read(buffer.subarray(have));
+      // More from the socket only when the carried bytes do not already end the payload: a small RDB
+      // can come whole (mark included) with the handshake's last read, and the server then sends
+      // nothing more until it closes the connection.
+      if (this.carry.length === 0 && have < buffer.length && !this.ends(buffer.subarray(0, have)))
+        have += await this.read(buffer.subarray(have));
       if ('length' in this.end) {
         const take = Math.min(have, this.end.length - this.received);
         this.received += take;
@@ -273,6 +278,12 @@ export class SnapshotSource implements DirectSource {
       this.received += release;
       if (release > 0) return release;
     }
+  }
+
+  /** Whether `bytes` (what is received and not yet passed on) reach the end of the payload. */
+  private ends(bytes: Buffer): boolean {
+    if ('length' in this.end) return this.received + bytes.length >= this.end.length;
+    return bytes.indexOf(this.end.mark, Math.max(0, bytes.length - EOF_MARK_LENGTH - EOF_MARK_SLACK)) >= 0;
   }
 
   private async read(target: Buffer): Promise<number> {
