@@ -255,7 +255,10 @@ export class BackupSession {
             }
           }
         }
-        if (chunker.end() && filled > start) await dispatch(filled);
+        // Whatever follows the last cut is the last chunk (a part's end is a boundary): by the session's
+        // own account, not the cutter's, so no cutter can drop a tail.
+        chunker.end();
+        if (filled > start) await dispatch(filled);
       }
       flushHash();
       this.flushBatch();

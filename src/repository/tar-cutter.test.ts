@@ -1,4 +1,4 @@
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv } from 'node:crypto';
 
 import { describe, expect, it } from 'vitest';
 
@@ -6,7 +6,7 @@ import { Chunker } from './chunker.js';
 import { TarCutter } from './tar-cutter.js';
 
 const PARAMETERS = { minSize: 2048, averageSize: 8192, maxSize: 65536 };
-const key = randomBytes(32);
+const key = Buffer.alloc(32, 7); // fixed: group boundaries are the same in every run
 
 function pseudoRandom(size: number, seed: number): Buffer {
   return createCipheriv('aes-256-ctr', Buffer.alloc(32, seed), Buffer.alloc(16)).update(Buffer.alloc(size));
@@ -54,8 +54,8 @@ function tar(members: Member[]): { bytes: Buffer; dataStarts: number[] } {
 }
 
 /** Chunks (as buffers) of `bytes` fed in pieces of `piece`. */
-function chunks(bytes: Buffer, piece: number): Buffer[] {
-  const cutter = new TarCutter(key, PARAMETERS);
+function chunks(bytes: Buffer, piece: number, parameters = PARAMETERS): Buffer[] {
+  const cutter = new TarCutter(key, parameters);
   const out: Buffer[] = [];
   let last = 0;
   for (let offset = 0; offset < bytes.length; offset += piece) {
@@ -154,6 +154,49 @@ describe('TarCutter', () => {
     const all = chunks(trailing, 65536);
     expect(Buffer.concat(all).equals(trailing)).toBe(true);
     for (const chunk of all) expect(chunk.length).toBeLessThanOrEqual(PARAMETERS.maxSize);
+  });
+
+  it('keeps every chunk within max size when max is close to the average (full groups)', () => {
+    const tight = { minSize: 2048, averageSize: 8192, maxSize: 12_288 };
+    // Sizes spread over everything below the large size, so groups end at every fill level.
+    const sizes = pseudoRandom(2 * 1000, 8);
+    const many = Array.from({ length: 1000 }, (_, index) => ({
+      name: `base/1/${index}`,
+      data: pseudoRandom(index % 50 === 0 ? 12_289 : sizes.readUInt16LE(2 * index) % 8192, index),
+    }));
+    const { bytes: stream } = tar(many);
+    for (const piece of [1, 500, 65536]) {
+      const pieces = chunks(stream, piece, tight);
+      expect(Buffer.concat(pieces).equals(stream)).toBe(true);
+      for (const chunk of pieces) expect(chunk.length).toBeLessThanOrEqual(tight.maxSize);
+    }
+  });
+
+  it('ends groups on names that share a suffix about one time in 16, not all or never', () => {
+    const suffixed = Array.from({ length: 800 }, (_, index) => ({
+      name: `base/16384/${16_384 + index}_fsm`,
+      data: pseudoRandom(100, index),
+    }));
+    const count = chunks(tar(suffixed).bytes, 65536).length;
+    expect(count).toBeGreaterThan(800 / 16 / 3);
+    expect(count).toBeLessThan((800 / 16) * 3);
+  });
+
+  it('handles members without data, a member of exactly averageSize, and a stream cut short', () => {
+    const odd = [
+      { name: 'base/', data: Buffer.alloc(0) },
+      { name: 'base/exact', data: pseudoRandom(PARAMETERS.averageSize, 6) },
+      { name: 'base/empty', data: Buffer.alloc(0) },
+      { name: 'base/small', data: pseudoRandom(300, 7) },
+    ];
+    const { bytes: stream, dataStarts } = tar(odd);
+    const cuts = ends(chunks(stream, 333));
+    expect(cuts).toContain(dataStarts[1]); // the exact-size member is large: its data starts a chunk...
+    expect(cuts).toContain(dataStarts[1]! + PARAMETERS.averageSize); // ...and is one chunk
+    for (const cut of [100, 512 + 700, dataStarts[1]! + 5000]) {
+      const short = stream.subarray(0, cut);
+      expect(Buffer.concat(chunks(short, 97)).equals(short)).toBe(true);
+    }
   });
 
   it('handles an empty stream and starts afresh after end()', () => {

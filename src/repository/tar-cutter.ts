@@ -3,7 +3,8 @@
 //
 // Terms:
 //   member       one tar entry: a 512-byte header, then its data padded to a multiple of 512 bytes.
-//   large        a member whose data is at least the chunker's average size (a relation file segment).
+//   large        a member whose data is at least the chunker's average size (a relation file segment;
+//                or a quarter of the max size, if that is less).
 //                Its data starts a chunk and is cut every `averageSize` bytes from there, so a page
 //                changed in place changes one chunk, and a file that grows adds chunks at its end: the
 //                same as pgBackRest's block-level incremental, at chunk granularity. Its header goes
@@ -20,10 +21,11 @@
 // Why: FastCDC's gear hash over every byte was ~8% of a base backup's CPU on this 2-core machine
 // (1.1 CPU-s for 1.5 GB), on the main thread; walking tar headers costs nothing per data byte.
 // Written here: tar libraries parse into files; this needs boundaries alongside an unchanged stream.
+import { TAR_BLOCK, tarChecksumMatches, tarNumber } from '../util/tar-header.js';
 import { type ChunkCutter, Chunker, gearTable } from './chunker.js';
 import type { ChunkerParameters } from './format.js';
 
-const BLOCK = 512;
+const BLOCK = TAR_BLOCK;
 /** One small member in 2^GROUP_BITS ends a group (keyed hash of its name). */
 const GROUP_BITS = 4;
 
@@ -40,7 +42,13 @@ export class TarCutter implements ChunkCutter {
   private fallback: Chunker | undefined;
   /** The keyed gear table of the chunker: group boundaries reveal nothing about names. */
   private readonly gear: Int32Array;
-  /** A group this large is cut after its next member (a member is under averageSize, plus padding). */
+  /** A member with at least this much data is large (the average size, or a quarter of the max). */
+  private readonly largeSize: number;
+  /**
+   * A group this large is cut after its next member. Before that member the group is under it; the
+   * member adds its header, under largeSize of data and its padding, and a large member's header may
+   * follow: every chunk stays within maxSize.
+   */
   private readonly fullGroup: number;
 
   constructor(
@@ -48,7 +56,8 @@ export class TarCutter implements ChunkCutter {
     private readonly parameters: ChunkerParameters,
   ) {
     this.gear = gearTable(chunkerKey);
-    this.fullGroup = Math.max(parameters.maxSize - 2 * parameters.averageSize, parameters.maxSize / 2);
+    this.largeSize = Math.min(parameters.averageSize, Math.floor(parameters.maxSize / 4));
+    this.fullGroup = Math.max(0, parameters.maxSize - this.largeSize - 3 * BLOCK);
   }
 
   *cuts(data: Uint8Array): Generator<number> {
@@ -91,7 +100,7 @@ export class TarCutter implements ChunkCutter {
         continue;
       }
       this.dataLeft = size + ((BLOCK - (size % BLOCK)) % BLOCK);
-      this.large = size >= this.parameters.averageSize;
+      this.large = size >= this.largeSize;
       if (this.large) {
         this.untilCut = this.parameters.averageSize;
         yield* this.cut(position); // the data starts a chunk
@@ -132,34 +141,6 @@ export class TarCutter implements ChunkCutter {
   /** The data size of the header in `this.header`; undefined for an end-of-archive (zero) block or
    * anything that is not a valid tar header. */
   private readHeader(): number | undefined {
-    const header = this.header;
-    // The checksum: the sum of the header's bytes, its own field counted as spaces.
-    let sum = 0;
-    for (let index = 0; index < BLOCK; index++) sum += index >= 148 && index < 156 ? 0x20 : header[index]!;
-    const stored = octal(header, 148, 8);
-    if (stored === undefined || stored !== sum) return undefined;
-    if ((header[124]! & 0x80) !== 0) {
-      // GNU base-256 size (files of 8 GiB and more): big-endian in the remaining bytes.
-      let size = 0;
-      for (let index = 125; index < 136; index++) size = size * 256 + header[index]!;
-      return size;
-    }
-    return octal(header, 124, 12);
+    return tarChecksumMatches(this.header) ? tarNumber(this.header, 124, 12) : undefined;
   }
-}
-
-/** An octal number field (digits, ended by a space or NUL), or undefined if malformed. */
-function octal(bytes: Buffer, start: number, length: number): number | undefined {
-  let value = 0;
-  let digits = 0;
-  let index = start;
-  while (index < start + length && bytes[index] === 0x20) index++; // leading spaces
-  for (; index < start + length; index++) {
-    const byte = bytes[index]!;
-    if (byte === 0 || byte === 0x20) break;
-    if (byte < 0x30 || byte > 0x37) return undefined;
-    value = value * 8 + (byte - 0x30);
-    digits++;
-  }
-  return digits === 0 ? 0 : value;
 }

@@ -11,6 +11,7 @@
 // for the caller to accept or skip. Damage is an error, never a guess: a header whose checksum does not
 // match, a number that does not parse, an archive that ends inside an entry.
 import { LifeboatError } from '../../errors.js';
+import { tarChecksumMatches, tarNumber } from '../../util/tar-header.js';
 
 export type TarEntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'other';
 
@@ -124,32 +125,14 @@ function text(block: Buffer, start: number, length: number): string {
 
 /** An octal number field (spaces and NULs around it), or base-256 when its first byte has the high bit. */
 function number(block: Buffer, start: number, length: number, field: string): number {
-  if (block[start]! & 0x80) {
-    // GNU base-256: big-endian two's complement, the first byte's high bit a marker.
-    let value = block[start]! & 0x7f;
-    for (let at = start + 1; at < start + length; at++) value = value * 256 + block[at]!;
-    if (!Number.isSafeInteger(value)) throw damaged(`the ${field} field is too large`);
-    return value;
-  }
-  const raw = block
-    .toString('ascii', start, start + length)
-    .replace(/[\0 ]+$/, '')
-    .replace(/^ +/, '');
-  if (raw === '') return 0;
-  if (!/^[0-7]+$/.test(raw)) throw damaged(`the ${field} field is not a number (${JSON.stringify(raw)})`);
-  return parseInt(raw, 8);
-}
-
-function checksumMatches(block: Buffer): boolean {
-  const stored = number(block, 148, 8, 'checksum');
-  let unsigned = 0;
-  let signed = 0;
-  for (let at = 0; at < BLOCK; at++) {
-    const byte = at >= 148 && at < 156 ? 0x20 : block[at]!;
-    unsigned += byte;
-    signed += byte > 127 ? byte - 256 : byte;
-  }
-  return stored === unsigned || stored === signed; // some old writers summed signed bytes
+  const value = tarNumber(block, start, length);
+  if (value !== undefined) return value;
+  const raw = block.toString('ascii', start, start + length).replace(/[\0 ]+$/, '');
+  throw damaged(
+    block[start]! & 0x80
+      ? `the ${field} field is too large`
+      : `the ${field} field is not a number (${JSON.stringify(raw)})`,
+  );
 }
 
 const isZero = (block: Buffer): boolean => {
@@ -218,7 +201,7 @@ export async function* readTar(
     for (;;) {
       const block = await reader.read(BLOCK);
       if (block === undefined || isZero(block)) return; // the end (a missing second zero block is fine)
-      if (!checksumMatches(block)) throw damaged('a header checksum does not match');
+      if (!tarChecksumMatches(block)) throw damaged('a header checksum does not match');
       const flag = String.fromCharCode(block[156]!);
       let size = number(block, 124, 12, 'size');
       // Extended headers: their data describes the next entry.

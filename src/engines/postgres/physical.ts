@@ -27,6 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { LifeboatError } from '../../errors.js';
 import { parseDuration } from '../../util/duration.js';
 import { toolOutputSource } from '../../util/process.js';
+import { tarNumber } from '../../util/tar-header.js';
 import type { DirectSource } from '../../util/read-fd.js';
 import type { ArtifactStream, BackupOptions, BackupResult } from '../engine.js';
 import type { PostgresSource } from './config.js';
@@ -111,7 +112,7 @@ export class TarInspector {
       this.ended = true; // end-of-archive blocks
       return;
     }
-    const size = parseInt(field(124, 12).trim() || '0', 8);
+    const size = tarNumber(header, 124, 12) ?? 0;
     const base = name.replace(/^\.\//, '');
     this.capturing = base === 'backup_label' ? 'label' : base === 'backup_manifest' ? 'manifest' : undefined;
     this.captured = [];
