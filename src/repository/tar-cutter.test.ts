@@ -172,6 +172,11 @@ describe('TarCutter', () => {
     }
   });
 
+  it('cuts by content alone when max size is under four tar blocks', () => {
+    const tiny = { minSize: 100, averageSize: 300, maxSize: 1000 };
+    for (const chunk of chunks(bytes, 4096, tiny)) expect(chunk.length).toBeLessThanOrEqual(tiny.maxSize);
+  });
+
   it('ends groups on names that share a suffix about one time in 16, not all or never', () => {
     const suffixed = Array.from({ length: 800 }, (_, index) => ({
       name: `base/16384/${16_384 + index}_fsm`,

@@ -61,6 +61,8 @@ export class TarCutter implements ChunkCutter {
   }
 
   *cuts(data: Uint8Array): Generator<number> {
+    // A member takes at least two blocks: under 4 blocks of max size, tar structure cannot bound chunks.
+    if (this.parameters.maxSize < 4 * BLOCK) this.fallback ??= new Chunker(this.chunkerKey, this.parameters);
     let position = 0;
     while (position < data.length) {
       if (this.fallback) {
