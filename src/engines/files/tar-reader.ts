@@ -11,7 +11,7 @@
 // for the caller to accept or skip. Damage is an error, never a guess: a header whose checksum does not
 // match, a number that does not parse, an archive that ends inside an entry.
 import { LifeboatError } from '../../errors.js';
-import { tarChecksumMatches, tarNumber } from '../../util/tar-header.js';
+import { TAR_BLOCK, tarChecksumMatches, tarNumber } from '../../util/tar-header.js';
 
 export type TarEntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'other';
 
@@ -42,7 +42,7 @@ export interface TarReadEntry {
   data: Buffer | AsyncIterable<Buffer>;
 }
 
-const BLOCK = 512;
+const BLOCK = TAR_BLOCK;
 
 function damaged(why: string): LifeboatError {
   return new LifeboatError('LB_REPO_CORRUPT', `the archive is damaged: ${why}`);
