@@ -129,7 +129,7 @@ async function backupSource(
         try {
           await session.writeArtifact(artifact.name, input, {
             precompressed: artifact.precompressed === true,
-            ...('chunking' in artifact && artifact.chunking ? { chunking: artifact.chunking } : {}),
+            chunking: 'chunking' in artifact ? artifact.chunking : undefined,
           });
         } catch (error) {
           input.destroy?.();

@@ -31,6 +31,11 @@ import {
 
 type Handle = RedisLikeHandle<'redis' | 'valkey'>;
 const DEBUG = ['--enable-debug-command', 'yes', '--repl-diskless-sync-delay', '0'];
+/** repl-diskless-sync setting, and the transfer format it gives: $length (disk-based) or $EOF marker. */
+const TRANSFERS = [
+  ['no', 'disk'],
+  ['yes', 'diskless'],
+] as const;
 
 const scratch = mkdtempSync(join(tmpdir(), 'lifeboat-redis-edges-'));
 let repository: Repository;
@@ -65,10 +70,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
     });
 
     it('reads both transfer formats: $length (disk-based sync) and $EOF marker (diskless)', async () => {
-      for (const [diskless, transfer] of [
-        ['no', 'disk'],
-        ['yes', 'diskless'],
-      ] as const) {
+      for (const [diskless, transfer] of TRANSFERS) {
         const source = await start(['--repl-diskless-sync', diskless]);
         await withClient(source, (client) => seedAllTypes(client, { scale: 0.05 }));
         const connections = () =>
@@ -91,10 +93,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
     }, 120_000);
 
     it('backs up an empty server in both transfer formats (the whole RDB comes with the handshake)', async () => {
-      for (const [diskless, transfer] of [
-        ['no', 'disk'],
-        ['yes', 'diskless'],
-      ] as const) {
+      for (const [diskless, transfer] of TRANSFERS) {
         const source = await start(['--repl-diskless-sync', diskless]);
         const snapshot = await backUp(repository, redisEngine, sourceOf(source));
         expect(snapshot.metadata).toMatchObject({ transfer, keys: 0 });

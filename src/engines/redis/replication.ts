@@ -58,6 +58,10 @@ const EOF_MARK_LENGTH = 40;
  * ends cleanly (the connection's loss or the idle timeout fails it), so no payload is cut or extended.
  */
 const EOF_MARK_SLACK = 4096;
+/** Where the diskless end mark starts in what is received (searched near its end only), or -1. */
+const markAt = (bytes: Buffer, mark: Buffer): number =>
+  bytes.indexOf(mark, Math.max(0, bytes.length - EOF_MARK_LENGTH - EOF_MARK_SLACK));
+
 /** Targets smaller than this are filled through the snapshot's own buffer (see SnapshotSource). */
 const SMALL_TARGET_BYTES = 4096;
 
@@ -266,7 +270,7 @@ export class SnapshotSource implements DirectSource {
         return take;
       }
       const region = buffer.subarray(0, have);
-      const at = region.indexOf(this.end.mark, Math.max(0, have - EOF_MARK_LENGTH - EOF_MARK_SLACK));
+      const at = markAt(region, this.end.mark);
       if (at >= 0) {
         this.received += at;
         this.finish();
@@ -283,7 +287,7 @@ export class SnapshotSource implements DirectSource {
   /** Whether `bytes` (what is received and not yet passed on) reach the end of the payload. */
   private ends(bytes: Buffer): boolean {
     if ('length' in this.end) return this.received + bytes.length >= this.end.length;
-    return bytes.indexOf(this.end.mark, Math.max(0, bytes.length - EOF_MARK_LENGTH - EOF_MARK_SLACK)) >= 0;
+    return markAt(bytes, this.end.mark) >= 0;
   }
 
   private async read(target: Buffer): Promise<number> {
