@@ -9,7 +9,8 @@
 //   stale       its object was last modified more than STALE_MS ago by the storage's clock (not the
 //               holder's), or it belongs to a process of this host that no longer runs. Stale locks are
 //               ignored, and removed by `lifeboat unlock`. A holder that could not refresh for STALE_MS/2
-//               considers its lock lost (assertHeld) and makes nothing visible.
+//               considers its lock lost (assertHeld) and makes nothing visible; a lost
+//               lock is never written again (a refresh would revive a lock judged stale or unlocked).
 // Protocol (as restic's): write our lock first, then list the others. Two racing clients both see each
 // other and both give up, which is safe; neither can miss the other.
 import { randomBytes } from 'node:crypto';
@@ -151,15 +152,35 @@ async function tryAcquireLock(
   }
   let refreshing = Promise.resolve();
   let lastRefresh = Date.now();
+  // Once lost, a lock stays lost: after a gap of STALE_MS/2 without a good refresh (the process was
+  // suspended, the storage unreachable), another client may have judged it stale and a prune may have
+  // deleted this operation's packs. Writing the lock again would hide that, and would bring back a
+  // lock that `lifeboat unlock` removed.
+  let lostReason: string | undefined;
+  const refresh = async (attempt: number) => {
+    if (lostReason !== undefined) return;
+    const gap = attempt - lastRefresh;
+    if (gap > STALE_MS / 2) {
+      lostReason = `not refreshed for ${Math.round(gap / 60_000)} minutes`;
+      return;
+    }
+    try {
+      await storage.stat(name);
+    } catch (error) {
+      if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) lostReason = 'its lock file was removed';
+      return; // any other failure shows in assertHeld(), as the lock then ages
+    }
+    info.refreshed = new Date(attempt).toISOString();
+    try {
+      await storage.write(name, Buffer.from(JSON.stringify(info)));
+      lastRefresh = attempt;
+    } catch {
+      // a failed refresh shows in assertHeld()
+    }
+  };
   const timer = setInterval(() => {
     const attempt = Date.now();
-    info.refreshed = new Date(attempt).toISOString();
-    refreshing = storage.write(name, Buffer.from(JSON.stringify(info))).then(
-      () => {
-        lastRefresh = attempt;
-      },
-      () => undefined, // a failed refresh shows in assertHeld()
-    );
+    refreshing = refreshing.then(() => refresh(attempt));
   }, REFRESH_MS);
   timer.unref();
   return {
@@ -171,8 +192,13 @@ async function tryAcquireLock(
           'LB_REPO_LOCKED',
           `the ${operation} lost its lock (${reason}); nothing was made visible: run it again`,
         );
+      await refreshing;
+      if (lostReason !== undefined) throw lost(lostReason);
       const since = Date.now() - lastRefresh;
-      if (since > STALE_MS / 2) throw lost(`not refreshed for ${Math.round(since / 60_000)} minutes`);
+      if (since > STALE_MS / 2) {
+        lostReason = `not refreshed for ${Math.round(since / 60_000)} minutes`;
+        throw lost(lostReason);
+      }
       try {
         await storage.stat(name);
       } catch (error) {
