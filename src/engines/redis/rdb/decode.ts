@@ -106,11 +106,12 @@ export function listpackElements(data: Buffer): Element[] {
   return out;
 }
 
+/** The size of an entry's back-length, as listpack.c's lpEncodeBacklen (its bounds are 2^k - 1, not 2^k). */
 function backlenSize(length: number): number {
-  if (length < 128) return 1;
-  if (length < 16384) return 2;
-  if (length < 2097152) return 3;
-  if (length < 268435456) return 4;
+  if (length <= 127) return 1;
+  if (length < 16383) return 2;
+  if (length < 2097151) return 3;
+  if (length < 268435455) return 4;
   return 5;
 }
 

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 import { Crc64, crc64 } from './crc64.js';
 import { RdbFormatError } from './cursor.js';
-import { decodeValue } from './decode.js';
+import { decodeValue, listpackElements } from './decode.js';
 import { dumpPayload } from './dump.js';
 import { lzfDecompress } from './lzf.js';
 import { RdbParser, type RdbKeyRecord, type RdbRecord } from './parser.js';
@@ -283,3 +283,30 @@ for (const flavour of ['redis', 'valkey'] as const) {
     });
   });
 }
+
+describe('listpack entries at the back-length size edges', () => {
+  /** A listpack of string entries in the 32-bit string encoding, back-lengths as lpEncodeBacklen. */
+  function listpack(lengths: number[]): Buffer {
+    const entries = lengths.map((length) => {
+      const entryLength = 5 + length;
+      const backlen = entryLength <= 127 ? 1 : entryLength < 16383 ? 2 : entryLength < 2097151 ? 3 : 4;
+      const entry = Buffer.alloc(entryLength + backlen, 0x61);
+      entry[0] = 0xf0;
+      entry.writeUInt32LE(length, 1);
+      return entry;
+    });
+    const body = Buffer.concat(entries);
+    const out = Buffer.alloc(6 + body.length + 1);
+    out.writeUInt32LE(out.length, 0);
+    out.writeUInt16LE(lengths.length, 4);
+    body.copy(out, 6);
+    out[out.length - 1] = 0xff;
+    return out;
+  }
+
+  it('reads entries whose length is 16382-16384 and 2097150-2097152 bytes', () => {
+    const lengths = [16377, 16378, 16379, 2097145, 2097146, 2097147, 10];
+    const elements = listpackElements(listpack(lengths));
+    expect(elements.map((element) => (element as Buffer).length)).toEqual(lengths);
+  });
+});
