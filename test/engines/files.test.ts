@@ -160,26 +160,28 @@ describe('files: crafted archives', () => {
       type?: 'file' | 'symlink' | 'directory';
       linkname?: string;
       content?: string;
+      mode?: number;
     }>,
   ): Promise<Readable> {
     const tar = pack();
     for (const entry of entries) {
       if (entry.type === 'symlink')
         tar.entry({ name: entry.name, type: 'symlink', linkname: entry.linkname });
-      else if (entry.type === 'directory') tar.entry({ name: entry.name, type: 'directory' });
-      else tar.entry({ name: entry.name }, entry.content ?? 'x');
+      else if (entry.type === 'directory')
+        tar.entry({ name: entry.name, type: 'directory', ...(entry.mode ? { mode: entry.mode } : {}) });
+      else tar.entry({ name: entry.name, ...(entry.mode ? { mode: entry.mode } : {}) }, entry.content ?? 'x');
     }
     tar.finalize();
     const chunks: Buffer[] = [];
     for await (const chunk of tar) chunks.push(chunk as Buffer);
     return Readable.from([Buffer.concat(chunks)]);
   }
-  const restoreInto = async (root: string, entries: Parameters<typeof archive>[0]) =>
+  const restoreInto = async (root: string, entries: Parameters<typeof archive>[0], force = false) =>
     restoreFiles(
       root,
       await archive(entries),
       { kind: 'files', roots: ['inside'], artifact: 'files.tar' },
-      { force: false },
+      { force },
     ).then(
       () => undefined,
       (error: unknown) => error,
@@ -217,7 +219,7 @@ describe('files: crafted archives', () => {
     const through = restoreFiles(
       planted,
       await archive([{ name: 'inside/door/evil.txt' }]),
-      { kind: 'files', roots: [], artifact: 'files.tar' },
+      { kind: 'files', roots: ['inside'], artifact: 'files.tar' },
       { force: true },
     ).then(
       () => undefined,
@@ -225,5 +227,75 @@ describe('files: crafted archives', () => {
     );
     expect(isLifeboatError(await through, 'LB_RESTORE_UNSAFE')).toBe(true);
     expect(existsSync(join(outside, 'evil.txt'))).toBe(false);
+  });
+
+  it('refuses entries outside the snapshot roots', async () => {
+    const root = join(scratch, 'crafted-3', 'root');
+    const error = await restoreInto(root, [{ name: 'inside/ok' }, { name: 'elsewhere/evil' }]);
+    expect(isLifeboatError(error, 'LB_RESTORE_UNSAFE'), String(error)).toBe(true);
+    expect(String((error as Error).message)).toContain("outside the snapshot's roots");
+    expect(existsSync(join(root, 'elsewhere'))).toBe(false);
+  });
+
+  it('never writes through a directory that a later entry replaced by a symlink (a chain of links)', async () => {
+    // "d" is checked as a real directory, then replaced by "d -> s1/../..": by its text that is the
+    // restore directory, on disk (s1 -> .) its parent. The file under it must not land there.
+    const base = join(scratch, 'crafted-4');
+    const root = join(base, 'root');
+    const entries = [
+      { name: 'inside', type: 'directory' as const },
+      { name: 'inside/s1', type: 'symlink' as const, linkname: '.' },
+      { name: 'inside/d', type: 'directory' as const },
+      { name: 'inside/d', type: 'symlink' as const, linkname: 's1/../..' },
+      { name: 'inside/d/evil' },
+    ];
+    const plain = await restoreInto(root, entries);
+    expect(isLifeboatError(plain, 'LB_TARGET_NOT_EMPTY'), String(plain)).toBe(true); // d exists: needs --force
+    const forced = await restoreInto(join(base, 'root2'), entries, true);
+    expect(isLifeboatError(forced, 'LB_RESTORE_UNSAFE'), String(forced)).toBe(true);
+    expect(String((forced as Error).message)).toMatch(/inside\/d is a symlink/);
+    expect(existsSync(join(base, 'evil'))).toBe(false);
+    expect(existsSync(join(scratch, 'evil'))).toBe(false);
+  });
+
+  it('removes a symlink that leads outside only through another symlink replaced later', async () => {
+    const base = join(scratch, 'crafted-5');
+    const root = join(base, 'root');
+    const error = await restoreInto(
+      root,
+      [
+        { name: 'inside', type: 'directory' },
+        { name: 'inside/s1', type: 'symlink', linkname: '.' },
+        { name: 'inside/d', type: 'symlink', linkname: 's1/..' }, // the root, as s1 is now
+        { name: 'inside/s1', type: 'symlink', linkname: '..' }, // the root too: d now leads above it
+      ],
+      true,
+    );
+    expect(isLifeboatError(error, 'LB_RESTORE_UNSAFE'), String(error)).toBe(true);
+    expect(String((error as Error).message)).toContain('through other symlinks');
+    expect(existsSync(join(root, 'inside', 'd'))).toBe(false);
+    // A chain that stays inside is kept.
+    const fine = join(base, 'fine');
+    expect(
+      await restoreInto(fine, [
+        { name: 'inside', type: 'directory' },
+        { name: 'inside/sub', type: 'directory' },
+        { name: 'inside/s1', type: 'symlink', linkname: 'sub' },
+        { name: 'inside/d', type: 'symlink', linkname: 's1/..' },
+      ]),
+    ).toBeUndefined();
+    expect(readlinkSync(join(fine, 'inside', 'd'))).toBe('s1/..');
+  });
+
+  it.runIf(process.getuid?.() === 0)('keeps setuid and setgid bits when restoring as root', async () => {
+    const root = join(scratch, 'crafted-6', 'root');
+    expect(
+      await restoreInto(root, [
+        { name: 'inside', type: 'directory', mode: 0o2775 },
+        { name: 'inside/tool', mode: 0o4755 },
+      ]),
+    ).toBeUndefined();
+    expect(statSync(join(root, 'inside', 'tool')).mode & 0o7777).toBe(0o4755);
+    expect(statSync(join(root, 'inside')).mode & 0o7777).toBe(0o2775);
   });
 });

@@ -4,9 +4,15 @@
 //   restore root  the target directory ("/" for the original place). Every entry lands at
 //                 <root>/<archive path>.
 //   unsafe entry  refused with LB_RESTORE_UNSAFE before anything of it is written: an absolute path, a
-//                 ".." segment, a path whose parent inside the root is a symlink (writing through it
-//                 could leave the root), or, unless the root is "/", a symlink whose target resolves
-//                 outside the root.
+//                 ".." segment, a path outside the snapshot's roots, a path whose parent inside the
+//                 root is a symlink (writing through it could leave the root), or, unless the root is
+//                 "/", a symlink whose target resolves outside the root.
+//   no following  nothing is ever written through a symlink: every parent of an entry is checked with
+//                 lstat (a directory checked once is trusted until an entry replaces it or an
+//                 ancestor), files are created with O_EXCL, and the directories' metadata is applied
+//                 through a descriptor opened with O_NOFOLLOW. Symlinks are checked again once all are
+//                 written, against the tree on disk: a chain of links ("a -> ." then "b -> a/../..")
+//                 can point where no single link's text does.
 //   existing      before the first write, the snapshot's roots are looked up in the restore root: any
 //                 that exists (and is not an empty directory) needs --force. With --force, existing files
 //                 and symlinks are replaced; existing directories are kept and updated.
@@ -19,12 +25,15 @@
 // files are streamed, so a slow disk never stalls the event loop for long.
 import {
   closeSync,
+  constants,
   createWriteStream,
   fchmodSync,
   fchownSync,
   futimesSync,
   lstatSync,
   openSync,
+  readlinkSync,
+  unlinkSync,
   writeSync,
 } from 'node:fs';
 import { lchown, lstat, lutimes, mkdir, readdir, rm, symlink, utimes, chmod, chown } from 'node:fs/promises';
@@ -84,12 +93,45 @@ function writeSmallFile(
   try {
     for (let offset = 0; offset < content.length;)
       offset += writeSync(fd, content, offset, content.length - offset);
-    fchmodSync(fd, mode & 0o7777);
+    // Owner first: chown clears the setuid and setgid bits.
     if (owner) fchownSync(fd, owner.uid, owner.gid);
+    fchmodSync(fd, mode & 0o7777);
     futimesSync(fd, mtime, mtime);
   } finally {
     closeSync(fd);
   }
+}
+
+/** Whether `path` is `base` or inside it. */
+function within(base: string, path: string): boolean {
+  return path === base || path.startsWith(base === sep ? base : `${base}${sep}`);
+}
+
+/**
+ * Where `link` (the text of a symlink in directory `from`) leads on the disk as it is now, following
+ * every symlink on the way; the part after a missing component is taken as text. Undefined for a loop.
+ */
+function followOnDisk(from: string, link: string): string | undefined {
+  let current = isAbsolute(link) ? sep : from;
+  const pending = link.split(sep).filter((part) => part !== '' && part !== '.');
+  for (let hops = 0; pending.length > 0;) {
+    const part = pending.shift()!;
+    if (part === '..') {
+      current = dirname(current);
+      continue;
+    }
+    const next = join(current, part);
+    const info = lstatSync(next, { throwIfNoEntry: false });
+    if (info?.isSymbolicLink()) {
+      if (++hops > 40) return undefined;
+      const text = readlinkSync(next);
+      pending.unshift(...text.split(sep).filter((piece) => piece !== '' && piece !== '.'));
+      if (isAbsolute(text)) current = sep;
+      continue;
+    }
+    current = next;
+  }
+  return current;
 }
 
 export async function restoreFiles(
@@ -113,10 +155,22 @@ export async function restoreFiles(
   }
   await mkdir(root, { recursive: true });
   const isRoot = process.getuid?.() === 0;
+  const roots = metadata.roots.map((path) => locate(root, path));
   const checkedDirectories = new Set<string>([root]);
-  const directories: Array<{ path: string; mode: number; uid: number; gid: number; mtime: number }> = [];
+  let directories: Array<{ path: string; mode: number; uid: number; gid: number; mtime: number }> = [];
+  const links: Array<{ target: string; path: string; link: string }> = [];
   let files = 0;
   let bytes = 0;
+
+  /**
+   * Before something at `target` is removed to make room for an entry: what was checked or recorded
+   * at or under it is gone, and must be neither trusted nor touched again (it may become a symlink).
+   */
+  const replacing = async (target: string) => {
+    for (const checked of checkedDirectories) if (within(target, checked)) checkedDirectories.delete(checked);
+    directories = directories.filter((directory) => !within(target, directory.path));
+    await rm(target, { recursive: true, force: true });
+  };
 
   /** Every directory between root and `target` must be a real directory (never a symlink). */
   const checkParents = async (target: string, path: string) => {
@@ -144,6 +198,8 @@ export async function restoreFiles(
     for await (const { header, data } of readTar(archive, SMALL_FILE)) {
       const path = header.name;
       const target = locate(root, path);
+      if (!roots.some((base) => within(base, target)))
+        throw unsafe(path, `it is outside the snapshot's roots (${metadata.roots.join(', ')})`);
       // readTar applies the pax records: path, link path, size, ids beyond ustar's 2097151, and
       // nanosecond mtimes.
       const { mtime, mode, uid, gid } = header;
@@ -156,7 +212,7 @@ export async function restoreFiles(
               'LB_TARGET_NOT_EMPTY',
               `${target} exists and is not a directory (use --force)`,
             );
-          await rm(target, { recursive: true, force: true });
+          await replacing(target);
         }
         if (!info?.isDirectory()) await mkdir(target, { mode: 0o700 });
         checkedDirectories.add(target);
@@ -169,23 +225,28 @@ export async function restoreFiles(
             throw unsafe(path, `a symlink to ${link} would point outside the restore directory ${root}`);
           }
         }
-        if (exists(target)) await rm(target, { recursive: true, force: true });
+        if (exists(target)) {
+          if (!options.force && !links.some((created) => created.target === target))
+            throw new LifeboatError('LB_TARGET_NOT_EMPTY', `${target} exists (use --force to overwrite)`);
+          await replacing(target);
+        }
         await symlink(link, target);
+        links.push({ target, path, link });
         if (isRoot) await lchown(target, uid, gid);
         await lutimes(target, mtime, mtime);
       } else if (header.type === 'file') {
         if (exists(target)) {
           if (!options.force)
             throw new LifeboatError('LB_TARGET_NOT_EMPTY', `${target} exists (use --force to overwrite)`);
-          await rm(target, { recursive: true, force: true });
+          await replacing(target);
         }
         if (Buffer.isBuffer(data)) {
           writeSmallFile(target, data, mode, isRoot ? { uid, gid } : undefined, mtime);
         } else {
           // "wx": never follows or truncates something that appeared meanwhile.
           await pipeline(Readable.from(data), createWriteStream(target, { flags: 'wx', mode: 0o600 }));
+          if (isRoot) await chown(target, uid, gid); // first: chown clears setuid and setgid
           await chmod(target, mode & 0o7777);
-          if (isRoot) await chown(target, uid, gid);
           await utimes(target, mtime, mtime);
         }
         files++;
@@ -195,10 +256,31 @@ export async function restoreFiles(
       options.signal?.throwIfAborted();
     }
   }
+  if (root !== sep) {
+    for (const { target, path, link } of links) {
+      const info = lstatSync(target, { throwIfNoEntry: false });
+      if (!info?.isSymbolicLink() || readlinkSync(target) !== link) continue; // replaced since
+      const leadsTo = followOnDisk(dirname(target), link);
+      if (leadsTo === undefined || !within(root, leadsTo)) {
+        unlinkSync(target);
+        throw unsafe(
+          path,
+          `the symlink to ${link} leads outside the restore directory ${root} through other symlinks (it was removed)`,
+        );
+      }
+    }
+  }
+  // Deepest first, each through a descriptor that refuses a symlink in the last place; every parent
+  // was checked to be a real directory, and none was replaced since (replacing() drops those).
   for (const directory of directories.reverse()) {
-    await chmod(directory.path, directory.mode & 0o7777);
-    if (isRoot) await chown(directory.path, directory.uid, directory.gid);
-    await utimes(directory.path, directory.mtime, directory.mtime);
+    const fd = openSync(directory.path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      if (isRoot) fchownSync(fd, directory.uid, directory.gid); // first: chown clears setgid
+      fchmodSync(fd, directory.mode & 0o7777);
+      futimesSync(fd, directory.mtime, directory.mtime);
+    } finally {
+      closeSync(fd);
+    }
   }
   return {
     actions: [`restored ${files} files (${bytes} bytes) and ${directories.length} directories into ${root}`],
