@@ -13,7 +13,7 @@
 //                    last replayed transaction, and the new timeline; plus the server log's line saying
 //                    where recovery stopped.
 import { execFile } from 'node:child_process';
-import { appendFile, mkdir, readFile, readdir, rm, stat, writeFile, chmod } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, writeFile, chmod } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -74,6 +74,9 @@ const asOwner = (owner: { uid: number; gid: number }) =>
 
 const quote = (value: string): string => `'${value.replace(/'/g, "''")}'`;
 
+/** The server log of a restore that starts the server, in the data directory. */
+const RECOVERY_LOG = 'lifeboat-recovery.log';
+
 export function recoverySettings(
   target: RecoveryTarget,
   restoreCommand: string,
@@ -95,6 +98,34 @@ export function recoverySettings(
   if (target.kind !== 'latest') lines.push(`recovery_target_action = 'promote'`);
   if (!keepArchiving) lines.push(`archive_mode = 'off'`);
   return `${lines.join('\n')}\n`;
+}
+
+const RECOVERY_ONLY = /^\s*(restore_command|recovery_target[a-z_]*)\s*=/;
+const LIFEBOAT_MARK = /^# Written by lifeboat restore/;
+
+/**
+ * postgresql.auto.conf with the recovery settings of `settings` in place of earlier ones. A base
+ * backup copies the file, so it holds whatever an earlier restore wrote: a recovery_target_time left
+ * there would stop the next recovery at that time, and two targets make the server refuse to start.
+ * Every restore_command and recovery_target* line goes (they matter only during recovery), and so does
+ * an archive_mode written in an earlier lifeboat block; the user's other settings stay.
+ */
+export function withRecoverySettings(existing: string, settings: string): string {
+  const kept: string[] = [];
+  let inOurBlock = false;
+  for (const line of existing.split('\n')) {
+    if (LIFEBOAT_MARK.test(line)) {
+      inOurBlock = true;
+      continue;
+    }
+    if (line.trim() === '') inOurBlock = false;
+    if (RECOVERY_ONLY.test(line)) continue;
+    if (inOurBlock && /^\s*archive_mode\s*=/.test(line)) continue;
+    if (line.trim() === '' && kept.length > 0 && kept[kept.length - 1]!.trim() === '') continue;
+    kept.push(line);
+  }
+  while (kept.length > 0 && kept[kept.length - 1]!.trim() === '') kept.pop();
+  return `${kept.length > 0 ? `${kept.join('\n')}\n` : ''}${settings}`;
 }
 
 export async function physicalRestore(
@@ -161,14 +192,21 @@ export async function physicalRestore(
   const prefetching = physical.start && physical.prefetch !== undefined;
   const spool = spoolOf(dataDirectory);
   if (prefetching) await prepareSpool(spool, owner);
-  await appendFile(
-    join(dataDirectory, 'postgresql.auto.conf'),
-    recoverySettings(
-      physical.recoveryTarget,
-      prefetching ? prefetchingCommand(spool, physical.restoreCommand) : physical.restoreCommand,
-      physical.keepArchiving,
+  const autoConf = join(dataDirectory, 'postgresql.auto.conf');
+  await writeFile(
+    autoConf,
+    withRecoverySettings(
+      await readFile(autoConf, 'utf8').catch(() => ''),
+      recoverySettings(
+        physical.recoveryTarget,
+        prefetching ? prefetchingCommand(spool, physical.restoreCommand) : physical.restoreCommand,
+        physical.keepArchiving,
+      ),
     ),
   );
+  // The base backup may carry the log of an earlier restore (the server kept logging there): its
+  // "recovery stopping" and "shut down" lines must not be read as this recovery's.
+  await rm(join(dataDirectory, RECOVERY_LOG), { force: true });
   await writeFile(join(dataDirectory, 'recovery.signal'), '');
   await chmod(dataDirectory, 0o700);
   if (process.getuid?.() === 0)
@@ -229,7 +267,7 @@ async function startAndRecover(
 ): Promise<Record<string, unknown>> {
   const endpoint = endpointOf(target, 'postgres');
   const port = target.port ?? endpoint.port;
-  const logFile = join(dataDirectory, 'lifeboat-recovery.log');
+  const logFile = join(dataDirectory, RECOVERY_LOG);
   const serverOptions = `-p ${port} -c listen_addresses=${endpoint.host.startsWith('/') ? "''" : endpoint.host} -c unix_socket_directories=${quote(dataDirectory)} -c logging_collector=off`;
   await runTool(
     join(binDirectory, 'pg_ctl'),
