@@ -40,6 +40,10 @@ sources:
   broken:
     engine: postgres
     url: "postgres://nobody@127.0.0.1:1/none"
+  whole:
+    engine: postgres
+    url: "${url('postgres')}"
+    databases: all
 drills:
   targets:
     cluster:
@@ -51,7 +55,7 @@ drills:
   afterAll(() => workspace.remove());
 
   it('records the sources that succeeded, names the one that failed, and exits 1', async () => {
-    const run = await workspace.run(['backup', '--json']);
+    const run = await workspace.run(['backup', '--source', 'cluster', '--source', 'broken', '--json']);
     expect(run.code).toBe(1);
     const result = run.json<{
       id: string;
@@ -109,6 +113,23 @@ drills:
     const drill = await workspace.run(['drill', '--source', 'cluster', '--json']);
     expect(drill.code, drill.stdout).toBe(0);
   }, 120_000);
+
+  it('restores every database of the server in place with --force, postgres (the one it connects to) included', async () => {
+    await sql(
+      server,
+      'postgres',
+      'CREATE TABLE IF NOT EXISTS kept (id int); INSERT INTO kept VALUES (1), (2)',
+    );
+    const backup = await workspace.run(['backup', '--source', 'whole', '--json']);
+    expect(backup.code, backup.stderr).toBe(0);
+    await sql(server, 'north', 'INSERT INTO t VALUES (1000)');
+    await sql(server, 'postgres', 'DELETE FROM kept');
+    const restore = await workspace.run(['restore', 'latest', '--source', 'whole', '--force', '--yes']);
+    expect(restore.code, restore.stderr).toBe(0);
+    expect(restore.stdout + restore.stderr).toContain('dropped database postgres (--force)');
+    expect(await sql(server, 'north', 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 10 }]);
+    expect(await sql(server, 'postgres', 'SELECT count(*)::int AS n FROM kept')).toEqual([{ n: 2 }]);
+  }, 180_000);
 });
 
 describe('wal-push on a write-only host', () => {

@@ -84,7 +84,10 @@ async function stats(
   config: PostgresSource | PostgresTarget,
   metadata?: Record<string, unknown>,
 ): Promise<Stats> {
-  const endpoint = endpointOf(config);
+  // A physical target's restored server listens on its `port` (as the restore started it), which may
+  // differ from the URL's: counting on the URL's port could read the live source instead.
+  const base = endpointOf(config);
+  const endpoint = 'port' in config && config.port !== undefined ? { ...base, port: config.port } : base;
   const exactRowLimit = 'exactRowLimit' in config ? config.exactRowLimit : 2_000_000;
   const { logical, physical } = (metadata ?? {}) as PostgresMetadata;
   let pairs: Array<{ label: string; database: string }>;

@@ -221,7 +221,11 @@ export async function logicalRestore(
   const jobs = options.jobs ?? 1;
   for (const plan of plans) {
     if (!selective(options)) {
-      await withClient(endpoint, async (client) => {
+      // A database cannot be dropped from a session connected to it: for the one lifeboat connects to
+      // (postgres, with `databases: all`), drop and create it from template1.
+      const maintenance =
+        plan.target === endpoint.database ? { ...endpoint, database: 'template1' } : endpoint;
+      await withClient(maintenance, async (client) => {
         const name = quoteIdentifier(plan.target);
         if (plan.exists && (plan.relations > 0 || options.force)) {
           await client.query(

@@ -291,7 +291,7 @@ async function startAndRecover(
     if (/recovery ended before configured recovery target was reached/.test(text)) {
       throw new LifeboatError(
         'LB_ENGINE_FAILED',
-        `the archive ends before the recovery target: the server stopped; its log (${logFile}) ends with:\n${tail(text)}`,
+        `the archive ends before the recovery target${physical.recoveryTarget.kind === 'xid' || physical.recoveryTarget.kind === 'name' ? `, or the ${physical.recoveryTarget.kind} lies before the end of the base backup it started from (a restore by ${physical.recoveryTarget.kind} starts from the newest base backup unless given a recovery point's ID: lifeboat list, then lifeboat restore ID --at ...)` : ''}: the server stopped; its log (${logFile}) ends with:\n${tail(text)}`,
       );
     }
     if ((await runningPostmaster(dataDirectory)) === undefined) {
