@@ -108,10 +108,12 @@ export async function checkRepository(
 
   // Packs the index names: present, and long enough.
   const indexed = blobsByPack(index);
+  const reported = new Set<string>(); // missing or truncated: not read again
   for (const [pack, blobs] of indexed) {
     const size = stored.get(pack);
     const end = Math.max(...blobs.map((blob) => blob.offset + blob.length));
     if (size === undefined || size < end + 8) {
+      reported.add(pack);
       problems.push({
         object: packName(pack),
         message:
@@ -127,7 +129,9 @@ export async function checkRepository(
     let done = 0;
     for (const [pack, blobs] of indexed) {
       const name = packName(pack);
-      if (!stored.has(pack) || blobs.some((blob) => badBlobs.has(blob.id))) {
+      // Every other pack is read, even one holding a copy of a blob whose used copy is bad elsewhere:
+      // its own blobs may be what other snapshots need.
+      if (!stored.has(pack) || reported.has(pack)) {
         options.onPack?.(++done, indexed.size, 0);
         continue;
       }

@@ -305,6 +305,77 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       expect(deletedReport.affectedSnapshots).toEqual([a.id]);
     });
 
+    it('check --read-data reads a pack holding a copy of a blob whose used copy is lost, and names what its own damage affects', async (ctx) => {
+      const repository = await open(ctx);
+      // Two sessions that did not know of each other store their own copies of D's blobs, each with
+      // a tail of its own; two later backups need only one tail each.
+      const other = await Repository.open(repository.storage, { password: PASSWORD });
+      const shared = randomData(3 * MiB, 71);
+      const tails = [randomData(3 * MiB, 72), randomData(3 * MiB, 73)];
+      const sessions = [await repository.startBackup(), await other.startBackup()];
+      for (const [index, session] of sessions.entries())
+        // In parts: a chunk starts where the tail does, so a backup of the tail alone has its blobs.
+        await session.writeArtifactParts(index === 0 ? 'a' : 'b', [[shared], [tails[index]!]]);
+      for (const [index, session] of sessions.entries())
+        await session.commit({
+          source: index === 0 ? 'a' : 'b',
+          engine: 'stream',
+          tags: [],
+          stats: {},
+          lifeboatVersion: 'test',
+        });
+      const reader = await Repository.open(repository.storage, { password: PASSWORD });
+      const onlyTail = [];
+      for (const [index, tail] of tails.entries()) {
+        const session = await reader.startBackup();
+        await session.writeArtifactParts(`t${index}`, [[tail]]);
+        const source = `t${index}`;
+        onlyTail.push({
+          id: await session.commit({
+            source,
+            engine: 'stream',
+            tags: [],
+            stats: {},
+            lifeboatVersion: 'test',
+          }),
+        });
+      }
+      const fresh = await Repository.open(repository.storage, { password: PASSWORD });
+      const tailSnapshots = await Promise.all(onlyTail.map(async ({ id }) => fresh.loadSnapshot(id)));
+      // A blob stored twice whose other copy shares its pack with a blob only a tail backup needs.
+      const copiesOf = (id: string) =>
+        [...fresh.index.packs()].filter((pack) => fresh.index.blobsOf(pack).some((blob) => blob.id === id));
+      let found:
+        { used: string; copy: string; victim: (typeof tailSnapshots)[number]; blob: string } | undefined;
+      for (const id of new Set([...fresh.index.entries()].map((entry) => entry.id))) {
+        const copies = copiesOf(id);
+        if (copies.length !== 2) continue;
+        const used = fresh.index.get(id)!.pack;
+        const copy = copies.find((pack) => pack !== used)!;
+        for (const victim of tailSnapshots) {
+          const blob = victim.artifacts[0]!.blobs.find(
+            (candidate) => fresh.index.get(candidate)!.pack === copy,
+          );
+          if (blob !== undefined && copiesOf(blob).length === 1) found ??= { used, copy, victim, blob };
+        }
+      }
+      expect(found).toBeDefined();
+      const { used, copy, victim, blob } = found!;
+      const entry = fresh.index.get(blob)!;
+      const bytes = Buffer.from(await repository.storage.read(packName(copy)));
+      bytes[entry.offset + 40]! ^= 0x01;
+      await repository.storage.write(packName(copy), bytes);
+      await repository.storage.delete(packName(used));
+      const report = await checkRepository(
+        await Repository.open(repository.storage, { password: PASSWORD }),
+        { readData: true },
+      );
+      expect(report.problems.map((problem) => problem.object).sort()).toEqual(
+        [packName(used), packName(copy)].sort(),
+      );
+      expect(report.affectedSnapshots).toContain(victim.id);
+    });
+
     it('forget and prune free what only forgotten snapshots used, repack mostly-unused packs, and keep the rest whole', async (ctx) => {
       const repository = await open(ctx);
       const a = randomData(10 * MiB, 41);
