@@ -24,6 +24,8 @@ export function entrySource(
   header: Buffer,
   size: number,
   log?: (message: string) => void,
+  /** The file, opened already (the source closes it); else it is opened at the first read. */
+  opened?: number,
 ): DirectSource & { digest(): string } {
   const trailer = padding(size);
   let headerAt = 0;
@@ -35,7 +37,7 @@ export function entrySource(
   // a hash object per file; else incrementally.
   let hash: Hash | undefined;
   let digest: string | undefined;
-  let fd: number | undefined;
+  let fd: number | undefined = opened;
   const close = () => {
     if (fd !== undefined) closeSync(fd);
     fd = undefined;

@@ -7,7 +7,7 @@
 //              and a large file is chunked on its own (unchanged parts of it dedupe too).
 //   stats      items files, directories, symlinks, bytes; fingerprint tree (walk.ts); facts skipped.
 //   target     a directory: drills.targets.<source>.directory, or "/" for the original place.
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, openSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { statfs } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -28,14 +28,14 @@ import { SMALL_FILE, entrySource } from './entry-source.js';
 import type { FilesSource, FilesTarget } from './config.js';
 import { type FilesMetadata, restoreFiles } from './restore.js';
 import { END_OF_ARCHIVE, entryHeader } from './tar.js';
-import { TreeHasher, archivePathOf, walk } from './walk.js';
+import { type Skipped, TreeHasher, archivePathOf, unreadable, vanished, walk } from './walk.js';
 
 const ARTIFACT = 'files.tar';
 
 const rootsOf = (source: FilesSource) =>
   source.paths.map((path) => ({ disk: resolve(path), archive: archivePathOf(path) }));
 
-function statsOf(tree: TreeHasher, skipped: number): Stats {
+function statsOf(tree: TreeHasher, skipped: Skipped): Stats {
   return {
     items: [
       { key: 'files', count: tree.files, exact: true },
@@ -44,7 +44,7 @@ function statsOf(tree: TreeHasher, skipped: number): Stats {
       { key: 'bytes', count: tree.bytes, exact: true },
     ],
     fingerprints: { tree: tree.digest() },
-    facts: { skipped },
+    facts: { skipped: skipped.count, vanished: skipped.vanished },
   };
 }
 
@@ -71,7 +71,7 @@ async function* backup(
   options: BackupOptions,
 ): AsyncGenerator<ArtifactStream, BackupResult, void> {
   const tree = new TreeHasher();
-  const skipped = { count: 0 };
+  const skipped: Skipped = { count: 0, vanished: 0 };
   const roots = rootsOf(source);
   for (const root of roots) {
     try {
@@ -85,7 +85,7 @@ async function* backup(
     }
   }
   async function* parts(): AsyncGenerator<Iterable<unknown> | DirectSource> {
-    for await (const entry of walk(roots, source, skipped)) {
+    for await (const entry of walk(roots, source, skipped, options.log)) {
       options.signal?.throwIfAborted();
       const header = entryHeader({
         path: entry.path,
@@ -102,7 +102,18 @@ async function* backup(
         yield [header];
         continue;
       }
-      const source = entrySource(entry.absolute, header, entry.stat.size, options.log);
+      // Opened before its header goes out: a file deleted since its lstat is left out whole (a header
+      // already written would have to be followed by its size in zeros).
+      let fd: number;
+      try {
+        fd = openSync(entry.absolute, 'r');
+      } catch (error) {
+        if (!vanished(error)) throw unreadable(entry.absolute, error);
+        skipped.vanished++;
+        options.log?.(`${entry.absolute} vanished during the backup; left out`);
+        continue;
+      }
+      const source = entrySource(entry.absolute, header, entry.stat.size, options.log, fd);
       yield source;
       tree.add(entry, source.digest());
     }
@@ -114,7 +125,7 @@ async function* backup(
     roots: roots.map((root) => root.archive),
     artifact: ARTIFACT,
   };
-  return { stats: statsOf(tree, skipped.count), metadata: metadata as unknown as Record<string, unknown> };
+  return { stats: statsOf(tree, skipped), metadata: metadata as unknown as Record<string, unknown> };
 }
 
 /** Stats of the live paths, or of a restore target (the snapshot's roots under its directory). */
@@ -125,7 +136,7 @@ async function stats(config: FilesSource | FilesTarget, metadata?: Record<string
       ? (files?.roots ?? []).map((archive) => ({ disk: resolve(config.directory, archive), archive }))
       : rootsOf(config);
   const tree = new TreeHasher();
-  const skipped = { count: 0 };
+  const skipped: Skipped = { count: 0, vanished: 0 };
   for await (const entry of walk(roots, 'directory' in config ? {} : config, skipped)) {
     if (entry.type !== 'file') {
       tree.add(entry);
@@ -138,7 +149,7 @@ async function stats(config: FilesSource | FilesTarget, metadata?: Record<string
       for await (const chunk of createReadStream(entry.absolute) as AsyncIterable<Buffer>) hash.update(chunk);
     tree.add(entry, hash.digest('hex'));
   }
-  return statsOf(tree, skipped.count);
+  return statsOf(tree, skipped);
 }
 
 async function restore(

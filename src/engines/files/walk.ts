@@ -12,6 +12,10 @@
 //                 milliseconds (directories too: a restore sets them last), SHA-256 of the content (files) or the link target (symlinks), and the
 //                 owner when running as root (only root can restore owners).
 //   skipped       sockets, FIFOs and devices are not backed up; they are counted.
+//   vanished      an entry deleted between its directory's listing and its own lstat (or readdir,
+//                 readlink) is left out, counted and logged, as restic and tar do on a live tree. An
+//                 entry that cannot be read (EACCES) fails the backup, naming it: a backup that quietly
+//                 lacks files would be found out on the worst day.
 //
 // The file system calls are synchronous: one lstat per entry and one readdir per directory, each a few
 // microseconds on a local disk. Through the promise API every call was a round trip to libuv's thread
@@ -23,7 +27,30 @@ import { join, resolve } from 'node:path';
 
 import picomatch from 'picomatch';
 
+import { LifeboatError } from '../../errors.js';
 import type { EntryType } from './tar.js';
+
+/** What a walk left out: special files, and entries gone before they could be read. */
+export interface Skipped {
+  count: number;
+  vanished: number;
+}
+
+/** Whether a file system error means the entry was deleted (or replaced) while the walk ran. */
+export function vanished(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** The error for an entry the backup cannot read. */
+export function unreadable(path: string, error: unknown): LifeboatError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new LifeboatError(
+    'LB_ENGINE_FAILED',
+    `cannot read ${path} (${code ?? (error as Error).message}): run lifeboat as a user that can read it, or leave it out with the source's exclude globs`,
+    { cause: error },
+  );
+}
 
 export interface WalkOptions {
   include?: string[];
@@ -72,7 +99,8 @@ const byteOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 export async function* walk(
   roots: ReadonlyArray<{ disk: string; archive: string }>,
   options: WalkOptions,
-  skipped: { count: number } = { count: 0 },
+  skipped: Skipped = { count: 0, vanished: 0 },
+  log?: (line: string) => void,
 ): AsyncGenerator<WalkedEntry> {
   const exclude = (options.exclude ?? []).map((glob) =>
     picomatch(glob, { dot: true, basename: !glob.includes('/') }),
@@ -89,17 +117,32 @@ export async function* walk(
     device: bigint | undefined,
   ): AsyncGenerator<WalkedEntry> {
     if (excluded(disk)) return;
-    const info = lstatSync(disk, { bigint: true });
+    /** Runs a file system call on this entry; undefined when the entry vanished meanwhile. */
+    const attempt = <T>(call: () => T): T | undefined => {
+      try {
+        return call();
+      } catch (error) {
+        if (!vanished(error)) throw unreadable(disk, error);
+        skipped.vanished++;
+        log?.(`${disk} vanished during the backup; left out`);
+        return undefined;
+      }
+    };
+    const info = attempt(() => lstatSync(disk, { bigint: true }));
+    if (info === undefined) return;
     const stat = entryStat(info);
     if (info.isSymbolicLink()) {
-      if (included(disk))
-        yield { absolute: disk, path: archive, type: 'symlink', stat, linkname: readlinkSync(disk) };
+      if (!included(disk)) return;
+      const linkname = attempt(() => readlinkSync(disk));
+      if (linkname !== undefined) yield { absolute: disk, path: archive, type: 'symlink', stat, linkname };
     } else if (info.isFile()) {
       if (included(disk)) yield { absolute: disk, path: archive, type: 'file', stat };
     } else if (info.isDirectory()) {
+      const names = attempt(() => readdirSync(disk));
+      if (names === undefined) return;
       yield { absolute: disk, path: archive, type: 'directory', stat };
       if (options.oneFileSystem && device !== undefined && info.dev !== device) return;
-      for (const name of readdirSync(disk).sort(byteOrder))
+      for (const name of names.sort(byteOrder))
         yield* visit(join(disk, name), `${archive}/${name}`, device ?? info.dev);
     } else {
       skipped.count++;
