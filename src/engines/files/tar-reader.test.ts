@@ -108,7 +108,7 @@ describe('readTar', () => {
         })),
       ).toEqual(expected);
     }
-  });
+  }, 60_000); // ~2 s alone; several times that beside an integration run
 
   it("reads lifeboat's own headers: pax path, ids above 2097151, nanosecond mtimes, large sizes", async () => {
     const long = `${'deep/'.repeat(40)}ünïcödé-名前.txt`;
