@@ -357,6 +357,36 @@ export class Repository {
     }
   }
 
+  /**
+   * Every snapshot that can be read, and the ids of those that cannot (damaged, missing data key) with
+   * why: for listings, which must still show what is there when part of the repository is damaged.
+   * Anything that acts on the whole set (forget, prune, WAL retention) uses listSnapshots, which fails.
+   */
+  async listSnapshotsReadable(): Promise<{
+    snapshots: Snapshot[];
+    unreadable: Array<{ id: string; error: LifeboatError }>;
+  }> {
+    const unreadable: Array<{ id: string; error: LifeboatError }> = [];
+    const loaded = await Promise.all(
+      (await listSnapshotIds(this.storage)).map((id) =>
+        this.loadSnapshot(id).catch((error: unknown) => {
+          // Damage to this manifest, or a key this reader lacks; anything else (a write-only host,
+          // the storage unreachable) is about the whole repository and fails the listing.
+          if (
+            !isLifeboatError(error, 'LB_REPO_CORRUPT') &&
+            !isLifeboatError(error, 'LB_REPO_WRONG_KEY') &&
+            !isLifeboatError(error, 'LB_REPO_VERSION')
+          )
+            throw error;
+          unreadable.push({ id, error });
+          return undefined;
+        }),
+      ),
+    );
+    const snapshots = loaded.filter((snapshot): snapshot is Snapshot => snapshot !== undefined);
+    return { snapshots: snapshots.sort((a, b) => a.time.localeCompare(b.time)), unreadable };
+  }
+
   async listSnapshots(): Promise<Snapshot[]> {
     const snapshots = await Promise.all(
       (await listSnapshotIds(this.storage)).map((id) => this.loadSnapshot(id)),

@@ -121,6 +121,28 @@ describe('lifeboat init, backup-stream, snapshots, dump', () => {
     expect(sha(dump.stdout)).toBe(sha(input));
   });
 
+  it('still lists the readable snapshots when one manifest is damaged, names that one and exits 1', () => {
+    const second = lifeboat(['backup-stream', '--name', 'small'], data(1000, 9));
+    expect(second.code, second.stderr).toBe(0);
+    const damagedId = second.stdout.toString().trim();
+    const file = join(directory, 'repo', 'snapshots', damagedId);
+    const flipped = Buffer.from(readFileSync(file));
+    flipped[flipped.length - 5]! ^= 0x40;
+    writeFileSync(file, flipped);
+    try {
+      const listed = lifeboat(['snapshots', '--json']);
+      expect(listed.code).toBe(1);
+      const rows = JSON.parse(listed.stdout.toString()) as Array<{ id: string; error?: { code: string } }>;
+      expect(rows.find((row) => row.id === id)?.error).toBeUndefined();
+      expect(rows.find((row) => row.id === damagedId)?.error?.code).toBe('LB_REPO_CORRUPT');
+      const human = lifeboat(['snapshots']);
+      expect(human.stdout.toString()).toContain(id.slice(0, 8));
+      expect(human.stdout.toString()).toContain(`${damagedId.slice(0, 8)}  UNREADABLE: LB_REPO_CORRUPT`);
+    } finally {
+      rmSync(file); // the tests below count on the first snapshot alone (its data goes at a prune)
+    }
+  });
+
   it('gives clear errors for a wrong password and an unknown snapshot', () => {
     const wrong = lifeboat(['snapshots'], undefined, 'not-the-password');
     expect(wrong.code).toBe(1);

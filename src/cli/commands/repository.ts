@@ -98,8 +98,8 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
     .action(
       run(async (context) => {
         await context.withRepository(async (repository) => {
-          const snapshots = await repository.listSnapshots();
-          const rows = snapshots.map((snapshot) => ({
+          const { snapshots, unreadable } = await repository.listSnapshotsReadable();
+          const rows: Array<Record<string, unknown>> = snapshots.map((snapshot) => ({
             id: snapshot.id,
             time: snapshot.time,
             source: snapshot.source,
@@ -108,14 +108,26 @@ export function registerRepositoryCommands(program: Command, run: CommandRunner)
             artifacts: snapshot.artifacts.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
             size: snapshot.artifacts.reduce((total, artifact) => total + artifact.size, 0),
           }));
-          context.output.result(rows, () =>
-            rows.length === 0
+          // A snapshot that cannot be read is listed with why, and the exit code says so (1).
+          const broken = unreadable.map(({ id, error }) => ({
+            id,
+            error: { code: error.code, message: error.message },
+          }));
+          if (broken.length > 0) context.exitCode = 1;
+          context.output.result([...rows, ...broken], () =>
+            snapshots.length + broken.length === 0
               ? 'no snapshots'
               : [
                   'ID        TIME                      SOURCE            ENGINE    SIZE',
-                  ...rows.map(
-                    (row) =>
-                      `${row.id.slice(0, 8)}  ${row.time.padEnd(24)}  ${row.source.padEnd(16)}  ${row.engine.padEnd(8)}  ${prettyBytes(row.size, { binary: true })}`,
+                  ...snapshots.map(
+                    (snapshot) =>
+                      `${snapshot.id.slice(0, 8)}  ${snapshot.time.padEnd(24)}  ${snapshot.source.padEnd(16)}  ${snapshot.engine.padEnd(8)}  ${prettyBytes(
+                        snapshot.artifacts.reduce((total, artifact) => total + artifact.size, 0),
+                        { binary: true },
+                      )}`,
+                  ),
+                  ...broken.map(
+                    ({ id, error }) => `${id.slice(0, 8)}  UNREADABLE: ${error.code}: ${error.message}`,
                   ),
                 ].join('\n'),
           );
