@@ -315,7 +315,10 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       const sessions = [await repository.startBackup(), await other.startBackup()];
       for (const [index, session] of sessions.entries())
         // In parts: a chunk starts where the tail does, so a backup of the tail alone has its blobs.
-        await session.writeArtifactParts(index === 0 ? 'a' : 'b', [[shared], [tails[index]!]]);
+        await session.writeArtifactParts(index === 0 ? 'a' : 'b', [
+          Readable.from([shared]),
+          Readable.from([tails[index]!]),
+        ]);
       for (const [index, session] of sessions.entries())
         await session.commit({
           source: index === 0 ? 'a' : 'b',
@@ -328,7 +331,7 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       const onlyTail = [];
       for (const [index, tail] of tails.entries()) {
         const session = await reader.startBackup();
-        await session.writeArtifactParts(`t${index}`, [[tail]]);
+        await session.writeArtifactParts(`t${index}`, [Readable.from([tail])]);
         const source = `t${index}`;
         onlyTail.push({
           id: await session.commit({
