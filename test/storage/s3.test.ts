@@ -129,6 +129,24 @@ describe('s3 backend on real MinIO', () => {
     expect(backend.capabilities.atomicCreate).toBe(true);
   });
 
+  it('an unprobed backend (every process but init) still creates atomically: of racing create-only writes one wins', async (ctx) => {
+    await fresh(ctx); // the bucket exists
+    const backend = openStorage(settings(minio.get(ctx), `s3://${BUCKET}/run-${process.pid}-${++counter}`));
+    opened.push(backend);
+    for (let round = 0; round < 5; round++) {
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, writer) =>
+          backend.write(`locks/race-${round}`, Buffer.from(`writer ${writer}`), { createOnly: true }),
+        ),
+      );
+      const won = results.filter((result) => result.status === 'fulfilled');
+      expect(won, `round ${round}`).toHaveLength(1);
+      for (const result of results)
+        if (result.status === 'rejected')
+          expect(await codeOf(Promise.reject(result.reason as Error))).toBe('LB_STORAGE_EXISTS');
+    }
+  });
+
   it('uploads large bodies as multipart (ETag "-parts") and aborts a failed multipart upload', async (ctx) => {
     const backend = await fresh(ctx);
     const body = generatedBody(12 * MiB, 'multipart');

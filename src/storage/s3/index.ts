@@ -7,7 +7,10 @@
 //                  partSize × (uploadConcurrency + 1) bytes of memory.
 //   conditional    a createOnly write sends If-None-Match: * (PutObject and CompleteMultipartUpload), which
 //   create         S3 and recent MinIO answer with 412 when the key exists. probe() checks that the server
-//                  honours it; where it does not, createOnly falls back to a HEAD before the PUT.
+//                  honours it; where it does not, createOnly falls back to a HEAD before the PUT. A
+//                  backend that was not probed (every process but `init`) sends the header after the
+//                  HEAD: where the server honours it the race is closed, where it rejects the header
+//                  (400, 501) the write is sent again without it, and the backend stops sending it.
 //
 // The SDK's own retries are off (maxAttempts 1): the generic retry wrapper decides from our error codes.
 // Every request has a connect timeout and a socket idle timeout (optionally a total timeout), so a dead
@@ -86,6 +89,8 @@ export class S3Backend implements StorageBackend {
   /** Both false until probe() has checked them against the server. */
   readonly capabilities: StorageCapabilities = { atomicCreate: false, objectLock: false };
   private probed = false;
+  /** The server rejected If-None-Match on a write (an unprobed backend learns it so). */
+  private conditionalRejected = false;
   private readonly client: S3Client;
   private readonly options: Required<
     Pick<S3BackendOptions, 'partSize' | 'uploadConcurrency' | 'listPageSize'>
@@ -219,6 +224,29 @@ export class S3Backend implements StorageBackend {
   }
 
   async write(name: string, body: WriteBody, options: WriteOptions = {}): Promise<void> {
+    const conditional =
+      options.createOnly === true &&
+      !this.conditionalRejected &&
+      (this.capabilities.atomicCreate || !this.probed);
+    try {
+      await this.put(name, body, options, conditional);
+    } catch (error) {
+      const rejected =
+        conditional &&
+        !this.probed &&
+        (isLifeboatError(error, 'LB_STORAGE_FAILED') || isLifeboatError(error, 'LB_STORAGE_UNSUPPORTED'));
+      if (!rejected) throw error;
+      this.conditionalRejected = true;
+      await this.put(name, body, options, false);
+    }
+  }
+
+  private async put(
+    name: string,
+    body: WriteBody,
+    options: WriteOptions,
+    conditional: boolean,
+  ): Promise<void> {
     const key = this.key(name);
     const size = bodySize(body);
     if (options.retainUntil && this.probed && !this.capabilities.objectLock) {
@@ -230,7 +258,7 @@ export class S3Backend implements StorageBackend {
     const params: PutObjectCommandInput = {
       Bucket: this.options.bucket,
       Key: key,
-      ...(options.createOnly && this.capabilities.atomicCreate ? { IfNoneMatch: '*' } : {}),
+      ...(conditional ? { IfNoneMatch: '*' } : {}),
       ...(options.retainUntil
         ? {
             ObjectLockMode: this.options.objectLockMode ?? 'GOVERNANCE',
