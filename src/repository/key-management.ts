@@ -91,17 +91,25 @@ export interface RotationResult {
 }
 
 /** Rotates the repository's reader key; see the module comment. */
+export interface RotateOptions {
+  password?: string;
+  kdf?: KdfParameters;
+  /**
+   * Public-key mode: keeps the new identity somewhere durable. Called before the repository accepts
+   * the new recipient: if it throws, nothing changed, and no data can be sealed to a recipient whose
+   * identity was lost.
+   */
+  keepIdentity?: (identity: string, recipient: string) => Promise<void>;
+}
+
 export async function rotateKeys(
   repository: Repository,
-  options: { password?: string; kdf?: KdfParameters } = {},
+  options: RotateOptions = {},
 ): Promise<RotationResult> {
   return exclusively(repository, 'key rotate', () => rotate(repository, options));
 }
 
-async function rotate(
-  repository: Repository,
-  options: { password?: string; kdf?: KdfParameters },
-): Promise<RotationResult> {
+async function rotate(repository: Repository, options: RotateOptions): Promise<RotationResult> {
   const ring = repository.keyRing;
   const before = await listKeys(repository);
   if (ring.mode === 'password') {
@@ -121,6 +129,7 @@ async function rotate(
   const { generateX25519Identity, identityToRecipient } = await import('age-encryption');
   const identity = await generateX25519Identity();
   const recipient = await identityToRecipient(identity);
+  await options.keepIdentity?.(identity, recipient);
   const keyId = await addPublicKey(repository.storage, ring.writer, [recipient]);
   return { keyId, removed: [], identity, recipient };
 }

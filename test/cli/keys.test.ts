@@ -66,6 +66,16 @@ describe('public-key mode from the CLI', () => {
   });
 
   it('key rotate appends a new identity and prints its recipient; old backups stay readable', () => {
+    // Where the identity cannot be kept, the repository does not take the new recipient.
+    const keysBefore = lifeboat('reader.yaml', ['key', 'list', '--json']).stdout.toString();
+    const lost = lifeboat('reader.yaml', [
+      'key',
+      'rotate',
+      '--identity-output',
+      './no-such-directory/identity.txt',
+    ]);
+    expect(lost.code).not.toBe(0);
+    expect(lifeboat('reader.yaml', ['key', 'list', '--json']).stdout.toString()).toBe(keysBefore);
     const rotate = lifeboat('reader.yaml', ['key', 'rotate', '--identity-output', './identity.txt']);
     expect(rotate.code, rotate.stderr).toBe(0);
     const newRecipient = /new recipient (age1[0-9a-z]+)/.exec(rotate.stdout.toString())?.[1];

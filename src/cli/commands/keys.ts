@@ -117,15 +117,16 @@ export function registerKeyCommands(program: Command, run: CommandRunner): void 
           }
           const result = await rotateKeys(repository, {
             ...(loaded.config.repository.password ? { password: loaded.config.repository.password } : {}),
+            // Written (and its mode set) before the repository takes the new recipient.
+            keepIdentity: async (identity) => {
+              await appendFile(
+                identityOutput!,
+                `# lifeboat identity created ${new Date().toISOString()}\n${identity}\n`,
+                { mode: 0o600 },
+              );
+              await chmod(identityOutput!, 0o600);
+            },
           });
-          if (result.identity && identityOutput) {
-            await appendFile(
-              identityOutput,
-              `# lifeboat identity created ${new Date().toISOString()}\n${result.identity}\n`,
-              { mode: 0o600 },
-            );
-            await chmod(identityOutput, 0o600);
-          }
           const { identity: _secret, ...shown } = result;
           context.output.result(shown, () =>
             result.recipient
