@@ -242,5 +242,11 @@ describe('password mode keys', () => {
     expect(await restore(reader, old.id)).toBe(sha(randomData(2 * MiB, 7)));
     expect(await restore(reader, fresh.id)).toBe(sha(randomData(2 * MiB, 8)));
     expect(await checkRepository(reader, { readData: true })).toMatchObject({ problems: [] });
+    // New data is sealed for the new dataKey alone: a reader holding only the old one reads the old
+    // snapshot and nothing of the new one.
+    const oldOnly = await Repository.open(storage, { password: 'pw' });
+    Object.assign(oldOnly.keyRing, { dataKeys: [reader.keyRing.dataKeys[1]!] });
+    expect(await restore(oldOnly, old.id)).toBe(sha(randomData(2 * MiB, 7)));
+    await expect(restore(oldOnly, fresh.id)).rejects.toMatchObject({ code: 'LB_REPO_CORRUPT' });
   });
 });
