@@ -319,6 +319,27 @@ function decode(c: Cursor, type: number): RedisValue {
       return { kind: 'hash', entries: pairs(ziplistElements(c.string()), (f, v) => [text(f), text(v)]) };
     case RDB_TYPE.HASH_LISTPACK:
       return { kind: 'hash', entries: pairs(listpackElements(c.string()), (f, v) => [text(f), text(v)]) };
+    case RDB_TYPE.HASH_METADATA:
+    case RDB_TYPE.HASH_METADATA_PRE_GA:
+      if (type === RDB_TYPE.HASH_METADATA) c.skip(8);
+      return {
+        kind: 'hash',
+        entries: repeat(c.count(), () => {
+          c.bigLength(); // the field's expiry: restored by RESTORE with the value, not compared here
+          return [c.string(), c.string()] as [Buffer, Buffer];
+        }),
+      };
+    case RDB_TYPE.HASH_LISTPACK_EX:
+    case RDB_TYPE.HASH_LISTPACK_EX_PRE_GA: {
+      if (type === RDB_TYPE.HASH_LISTPACK_EX) c.skip(8);
+      // Triplets: field, value, expiry (0: none).
+      const elements = listpackElements(c.string());
+      if (elements.length % 3 !== 0)
+        throw new RdbFormatError('hash listpack with expiries is not in triplets');
+      const entries: Array<[Buffer, Buffer]> = [];
+      for (let k = 0; k < elements.length; k += 3) entries.push([text(elements[k]!), text(elements[k + 1]!)]);
+      return { kind: 'hash', entries };
+    }
     case RDB_TYPE.STREAM_LISTPACKS:
     case RDB_TYPE.STREAM_LISTPACKS_2:
     case RDB_TYPE.STREAM_LISTPACKS_3:

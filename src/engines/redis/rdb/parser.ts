@@ -335,6 +335,21 @@ export function skipValue(c: Cursor, type: number): void {
       }
       return;
     }
+    case RDB_TYPE.HASH_METADATA:
+    case RDB_TYPE.HASH_METADATA_PRE_GA: {
+      if (type === RDB_TYPE.HASH_METADATA) c.skip(8); // earliest field expiry
+      for (let n = c.count(); n > 0; n--) {
+        c.bigLength(); // the field's expiry (0: none)
+        c.skipString();
+        c.skipString();
+      }
+      return;
+    }
+    case RDB_TYPE.HASH_LISTPACK_EX:
+      c.skip(8); // earliest field expiry
+      return c.skipString();
+    case RDB_TYPE.HASH_LISTPACK_EX_PRE_GA:
+      return c.skipString();
     case RDB_TYPE.ZSET: {
       for (let n = c.count(); n > 0; n--) {
         c.skipString();

@@ -12,7 +12,7 @@ import { decodeValue, listpackElements } from './decode.js';
 import { dumpPayload } from './dump.js';
 import { lzfDecompress } from './lzf.js';
 import { RdbParser, type RdbKeyRecord, type RdbRecord } from './parser.js';
-import { kindOf } from './types.js';
+import { kindOf, rdbVersionOf } from './types.js';
 import { seeded } from '../../../../test/harness/seeded.js';
 
 const fixture = (name: string) =>
@@ -308,5 +308,101 @@ describe('listpack entries at the back-length size edges', () => {
     const lengths = [16377, 16378, 16379, 2097145, 2097146, 2097147, 10];
     const elements = listpackElements(listpack(lengths));
     expect(elements.map((element) => (element as Buffer).length)).toEqual(lengths);
+  });
+});
+
+describe('RDB 12 (Redis 7.4): hashes with field expiries', () => {
+  const str = (text: string) => Buffer.concat([Buffer.from([text.length]), Buffer.from(text, 'latin1')]);
+  /** A listpack of short strings and 64-bit integers. */
+  const listpack = (elements: Array<string | bigint>): Buffer => {
+    const entries = elements.map((element) => {
+      if (typeof element === 'bigint') {
+        const entry = Buffer.alloc(10);
+        entry[0] = 0xf4;
+        entry.writeBigInt64LE(element, 1);
+        entry[9] = 9;
+        return entry;
+      }
+      return Buffer.concat([
+        Buffer.from([0x80 | element.length]),
+        Buffer.from(element),
+        Buffer.from([1 + element.length]),
+      ]);
+    });
+    const body = Buffer.concat(entries);
+    const out = Buffer.alloc(6 + body.length + 1);
+    out.writeUInt32LE(out.length, 0);
+    out.writeUInt16LE(elements.length, 4);
+    body.copy(out, 6);
+    out[out.length - 1] = 0xff;
+    return out;
+  };
+  const u64 = (value: bigint) => {
+    const out = Buffer.alloc(8);
+    out.writeBigUInt64LE(value);
+    return out;
+  };
+  const blob = (bytes: Buffer) =>
+    Buffer.concat([Buffer.from([0x40 | (bytes.length >> 8), bytes.length & 0xff]), bytes]);
+  const minExpire = 1_900_000_000_000n;
+  const rdb = Buffer.concat([
+    Buffer.from('REDIS0012', 'latin1'),
+    Buffer.from([0xfe, 0x00]),
+    // HASH_METADATA: earliest expiry, count, then per field: expiry (relative + 1, 0: none), field, value.
+    Buffer.from([24]),
+    str('hm'),
+    u64(minExpire),
+    Buffer.from([2]),
+    Buffer.from([0]),
+    str('f1'),
+    str('v1'),
+    Buffer.from([5]),
+    str('f2'),
+    str('v2'),
+    // HASH_LISTPACK_EX: earliest expiry, then a listpack of (field, value, expiry) triplets.
+    Buffer.from([25]),
+    str('hl'),
+    u64(minExpire),
+    blob(listpack(['a', '1', 0n, 'b', '2', minExpire])),
+    // The release candidates' forms: no earliest expiry; expiries absolute.
+    Buffer.from([22]),
+    str('hp'),
+    Buffer.from([1, 0, ...str('x'), ...str('y')]),
+    Buffer.from([23]),
+    str('hq'),
+    blob(listpack(['k', 'v', 0n])),
+    Buffer.from([0x00]),
+    str('s'),
+    str('plain'),
+    Buffer.from([0xff]),
+    Buffer.alloc(8), // checksum 0: not checked
+  ]);
+
+  it('reads every key, whole and in pieces of any size, and decodes the hashes without their expiries', () => {
+    const records = parseAll(rdb);
+    const keys = keysOf(records);
+    expect([...keys.keys()]).toEqual(['0/hm', '0/hl', '0/hp', '0/hq', '0/s']);
+    const decoded = (name: string) => decodeValue(keys.get(`0/${name}`)!.type, keys.get(`0/${name}`)!.value);
+    const fields = (name: string) => {
+      const value = decoded(name);
+      return value.kind === 'hash'
+        ? value.entries.map(([f, v]) => `${f.toString()}=${v.toString()}`)
+        : value.kind;
+    };
+    expect(fields('hm')).toEqual(['f1=v1', 'f2=v2']);
+    expect(fields('hl')).toEqual(['a=1', 'b=2']);
+    expect(fields('hp')).toEqual(['x=y']);
+    expect(fields('hq')).toEqual(['k=v']);
+    for (const name of ['hm', 'hl', 'hp', 'hq']) expect(kindOf(keys.get(`0/${name}`)!.type)).toBe('hash');
+    const whole = parseTransient(rdb, rdb.length);
+    for (const chunk of [1, 2, 7, 13]) expect(parseTransient(rdb, chunk)).toEqual(whole);
+  });
+
+  it('maps Redis 7.4 and 8 to RDB 12, 7.2 and Valkey 8 to 11', () => {
+    expect(rdbVersionOf('redis', '7.4.1')).toBe(12);
+    expect(rdbVersionOf('redis', '8.0.2')).toBe(12);
+    expect(rdbVersionOf('redis', '7.2.5')).toBe(11);
+    expect(rdbVersionOf('redis', '7.0.15')).toBe(10);
+    expect(rdbVersionOf('valkey', '8.0.1')).toBe(11);
   });
 });

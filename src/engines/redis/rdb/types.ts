@@ -22,6 +22,12 @@ export const RDB_TYPE = {
   STREAM_LISTPACKS_2: 19,
   SET_LISTPACK: 20,
   STREAM_LISTPACKS_3: 21,
+  // Redis 7.4 (RDB 12): hashes with field expiration (HEXPIRE). The PRE_GA forms are 7.4's release
+  // candidates'; the others add the hash's earliest field expiry (8 bytes) before the value.
+  HASH_METADATA_PRE_GA: 22,
+  HASH_LISTPACK_EX_PRE_GA: 23,
+  HASH_METADATA: 24,
+  HASH_LISTPACK_EX: 25,
 } as const;
 
 export const OPCODE = {
@@ -39,8 +45,8 @@ export const OPCODE = {
   EOF: 255,
 } as const;
 
-/** The highest RDB version this reader understands (Redis 7.2+/Valkey 7.2-8.x write 11). */
-export const MAX_RDB_VERSION = 11;
+/** The highest RDB version this reader understands (Redis 7.2 and Valkey 7.2-8.x write 11, Redis 7.4 and 8.0 write 12). */
+export const MAX_RDB_VERSION = 12;
 
 /** What TYPE answers for a key stored with this RDB type. */
 export type KeyKind = 'string' | 'list' | 'set' | 'zset' | 'hash' | 'stream' | 'module';
@@ -67,6 +73,10 @@ export function kindOf(type: number): KeyKind {
     case RDB_TYPE.HASH_ZIPMAP:
     case RDB_TYPE.HASH_ZIPLIST:
     case RDB_TYPE.HASH_LISTPACK:
+    case RDB_TYPE.HASH_METADATA_PRE_GA:
+    case RDB_TYPE.HASH_LISTPACK_EX_PRE_GA:
+    case RDB_TYPE.HASH_METADATA:
+    case RDB_TYPE.HASH_LISTPACK_EX:
       return 'hash';
     case RDB_TYPE.STREAM_LISTPACKS:
     case RDB_TYPE.STREAM_LISTPACKS_2:
@@ -80,14 +90,15 @@ export function kindOf(type: number): KeyKind {
 }
 
 export function isValueType(type: number): boolean {
-  return (type >= 0 && type <= 7 && type !== RDB_TYPE.MODULE_PRE_GA) || (type >= 9 && type <= 21);
+  return (type >= 0 && type <= 7 && type !== RDB_TYPE.MODULE_PRE_GA) || (type >= 9 && type <= 25);
 }
 
 /** The RDB version a server writes, from its product and version ("7.0.15" → 10). */
 export function rdbVersionOf(product: 'redis' | 'valkey', version: string): number {
   const [major = 0, minor = 0] = version.split('.').map(Number);
   if (product === 'valkey') return major >= 9 ? 80 : 11;
-  if (major > 7 || (major === 7 && minor >= 2)) return major === 7 ? 11 : 12;
+  if (major > 7 || (major === 7 && minor >= 4)) return 12;
+  if (major === 7 && minor >= 2) return 11;
   if (major === 7) return 10;
   if (major === 6) return 9;
   return 8;
