@@ -128,6 +128,8 @@ export interface PointInTimeOptions {
   start: boolean;
   /** Keep archiving on in the restored server (restoring the source itself); off for copies. */
   keepArchiving: boolean;
+  /** Stop the server again when recovery fails (a drill's or another scratch target's server). */
+  stopOnFailure?: boolean;
   /** Longest wait for recovery to end. Default 1 h. */
   timeoutMs?: number;
   /** Environment of the started server (its restore_command runs lifeboat). */

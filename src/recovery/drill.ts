@@ -7,8 +7,9 @@
 //              into drills.targets.<source> (scratch: replaced without asking), compare the restored
 //              stats with the recorded ones, then stop whatever the restore started.
 //   RTO        measured: seconds from the start of the restore to the end of validation.
-//   RPO        the data a restore of this point would lose if the source died now: the age of the point,
-//              or for a WAL-archived source the age of the newest archived WAL file.
+//   RPO        the data a restore of this point would lose had the source died when the drill started:
+//              the age of the point then, or for a WAL-archived source that of the newest archived WAL
+//              file (taken at the drill's start, so the restore's own duration is not counted in it).
 //   objective  objectives.<source>.rto / .rpo from the config; a drill that misses one fails.
 import type { LifeboatConfig } from '../config/index.js';
 import { type StatMismatch, compareStats, engineFor, type Stats } from '../engines/index.js';
@@ -134,10 +135,10 @@ export async function runDrill(
       const newestWal =
         archived && physicalOf(step.snapshot) ? await newestArchiveTime(repository, source.name) : undefined;
       if (newestWal) {
-        result.rpoSeconds = (Date.now() - Date.parse(newestWal)) / 1000;
+        result.rpoSeconds = (started - Date.parse(newestWal)) / 1000;
         result.rpoBasis = 'WAL archive end';
       } else {
-        result.rpoSeconds = (Date.now() - Date.parse(step.point?.time ?? step.snapshot.time)) / 1000;
+        result.rpoSeconds = (started - Date.parse(step.point?.time ?? step.snapshot.time)) / 1000;
       }
       const missed =
         (objectives.rto !== undefined && result.rtoSeconds > objectives.rto) ||

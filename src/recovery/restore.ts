@@ -335,6 +335,7 @@ export async function restoreStep(
           restoreCommand: options.restoreCommand(step.source),
           start: options.start ?? true,
           keepArchiving: step.targetLabel === 'source',
+          stopOnFailure: step.targetLabel !== 'source',
           env: options.serverEnv,
           prefetch: {
             list: () => listArchive(repository, step.source),

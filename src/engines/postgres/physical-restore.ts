@@ -231,6 +231,14 @@ export async function physicalRestore(
     : Promise.resolve(0);
   try {
     recovered = await startAndRecover(target, dataDirectory, binDirectory, owner, physical, log);
+  } catch (error) {
+    // A scratch target's server is not left running (holding its port) after a failed recovery; a
+    // source's is left as it is, for the operator to look at.
+    if (physical.stopOnFailure) {
+      await stopRestoredServer(dataDirectory, binDirectory).catch(() => undefined);
+      log('stopped the restored server after the failed recovery');
+    }
+    throw error;
   } finally {
     recoveryEnded = true;
     const count = await prefetched;
