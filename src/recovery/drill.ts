@@ -135,7 +135,7 @@ export async function runDrill(
       const newestWal =
         archived && physicalOf(step.snapshot) ? await newestArchiveTime(repository, source.name) : undefined;
       if (newestWal) {
-        result.rpoSeconds = (started - Date.parse(newestWal)) / 1000;
+        result.rpoSeconds = Math.max(0, (started - Date.parse(newestWal)) / 1000); // a file archived since
         result.rpoBasis = 'WAL archive end';
       } else {
         result.rpoSeconds = (started - Date.parse(step.point?.time ?? step.snapshot.time)) / 1000;
