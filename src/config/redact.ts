@@ -66,6 +66,18 @@ export function redactText(text: string, secrets: readonly string[]): string {
   return out;
 }
 
+/**
+ * A shell command (a server's archive_command) with its secrets removed: URL passwords, generated keys,
+ * and the values of environment assignments and options whose names say secret (PASSWORD, SECRET,
+ * TOKEN, KEY), as in `LIFEBOAT_PASSWORD=… lifeboat wal-push %p` or `--password=…`.
+ */
+export function redactCommandLine(text: string): string {
+  return redactText(text, []).replace(
+    /(\b[A-Za-z_-]*(?:PASSWORD|SECRET|TOKEN|KEY|PASS)[A-Za-z_-]*[=\s]+)(?:'[^']*'|"[^"]*"|[^\s;&|]+)/gi,
+    `$1${REDACTED}`,
+  );
+}
+
 function safeDecode(text: string): string {
   try {
     return decodeURIComponent(text);

@@ -24,6 +24,7 @@
 
 import { randomBytes } from 'node:crypto';
 
+import { redactCommandLine } from '../../config/redact.js';
 import { LifeboatError } from '../../errors.js';
 import { parseDuration } from '../../util/duration.js';
 import { toolOutputSource } from '../../util/process.js';
@@ -224,7 +225,9 @@ export async function* physicalBackup(
         `physical backups need WAL archiving: set wal_level = replica, archive_mode = on and archive_command = 'lifeboat wal-push %p' on the server (now wal_level = ${settings.get('wal_level')}, archive_mode = ${settings.get('archive_mode')})`,
       );
     }
-    facts.archiveCommand = settings.get('archive_command');
+    // Kept in the snapshot (and quoted in errors) without what it may carry in the clear.
+    const archiveCommand = settings.get('archive_command');
+    facts.archiveCommand = archiveCommand === undefined ? undefined : redactCommandLine(archiveCommand);
     const names = (
       await client.query<{ name: string }>(
         `SELECT datname AS name FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1`,
