@@ -4,18 +4,10 @@
 // Terms:
 //   secret  the value of a key in SECRET_KEYS (password, secretAccessKey, …), or the password inside a
 //           URL's userinfo (postgres://user:secret@host).
+import { GENERATED_KEY, REDACTED, URL_PASSWORD, redactUrl } from '../util/redact.js';
 import { SECRET_KEYS } from './interpolate.js';
 
-export const REDACTED = '***';
-
-/** scheme://user:PASSWORD@ — group 1 is everything before the password, group 2 the password. */
-const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)([^@/?#\s]+)@/gi;
-
-/**
- * A generated repository key (lifeboat key generate), wherever it appears, whatever touches it (a path,
- * a URL parameter): it is a secret by its form, and redacting a little too much costs nothing.
- */
-const GENERATED_KEY = /lbk1-[A-Za-z0-9_-]{43}/g;
+export { REDACTED, redactCommandLine, redactUrl } from '../util/redact.js';
 
 /** A deep copy with secrets replaced by "***" (URL passwords too). */
 export function redactConfig<T>(value: T): T {
@@ -30,11 +22,6 @@ function redactNode(node: unknown, key: string | undefined): unknown {
   return Object.fromEntries(
     Object.entries(node).map(([childKey, child]) => [childKey, redactNode(child, childKey)]),
   );
-}
-
-/** Replaces the password of a URL with "***"; other text is returned unchanged. */
-export function redactUrl(text: string): string {
-  return text.replace(URL_PASSWORD, `$1${REDACTED}@`);
 }
 
 /** Every secret value in a config: secret keys and URL passwords. */
@@ -64,18 +51,6 @@ export function redactText(text: string, secrets: readonly string[]): string {
   let out = redactUrl(text).replace(GENERATED_KEY, `lbk1-${REDACTED}`);
   for (const secret of secrets) out = out.split(secret).join(REDACTED);
   return out;
-}
-
-/**
- * A shell command (a server's archive_command) with its secrets removed: URL passwords, generated keys,
- * and the values of environment assignments and options whose names say secret (PASSWORD, SECRET,
- * TOKEN, KEY), as in `LIFEBOAT_PASSWORD=… lifeboat wal-push %p` or `--password=…`.
- */
-export function redactCommandLine(text: string): string {
-  return redactText(text, []).replace(
-    /(\b[A-Za-z_-]*(?:PASSWORD|SECRET|TOKEN|KEY|PASS)[A-Za-z_-]*[=\s]+)(?:'[^']*'|"[^"]*"|[^\s;&|]+)/gi,
-    `$1${REDACTED}`,
-  );
 }
 
 function safeDecode(text: string): string {

@@ -24,7 +24,7 @@
 
 import { randomBytes } from 'node:crypto';
 
-import { redactCommandLine } from '../../config/redact.js';
+import { redactCommandLine } from '../../util/redact.js';
 import { LifeboatError } from '../../errors.js';
 import { parseDuration } from '../../util/duration.js';
 import { toolOutputSource } from '../../util/process.js';
