@@ -52,6 +52,8 @@ export interface RestoreStep {
   target: Record<string, unknown>;
   method: 'logical' | 'physical';
   recoveryTarget?: RecoveryTarget;
+  /** Parallel jobs the source's config asks for (pg_restore -j); --jobs overrides it. */
+  jobs?: number;
   /** Human lines for the plan display. */
   description: string[];
 }
@@ -204,6 +206,9 @@ async function planSource(
     target,
     method,
     recoveryTarget: target_,
+    ...(typeof (source.config as { jobs?: unknown }).jobs === 'number'
+      ? { jobs: (source.config as { jobs: number }).jobs }
+      : {}),
     description,
   };
 }
@@ -345,7 +350,7 @@ export async function restoreStep(
       : undefined;
   return engine.restore(step.target, artifacts, step.snapshot.metadata ?? {}, {
     force,
-    jobs: options.jobs,
+    jobs: options.jobs ?? step.jobs,
     only: options.only,
     log: (line) => options.log?.(`${step.source}: ${line}`),
     signal: options.signal,

@@ -44,6 +44,7 @@ sources:
     engine: postgres
     url: "${url('postgres')}"
     databases: all
+    jobs: 2
 drills:
   targets:
     cluster:
@@ -127,6 +128,7 @@ drills:
     const restore = await workspace.run(['restore', 'latest', '--source', 'whole', '--force', '--yes']);
     expect(restore.code, restore.stderr).toBe(0);
     expect(restore.stdout + restore.stderr).toContain('dropped database postgres (--force)');
+    expect(restore.stdout + restore.stderr).toContain('(pg_restore -j 2)'); // the source's jobs setting
     expect(await sql(server, 'north', 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 10 }]);
     expect(await sql(server, 'postgres', 'SELECT count(*)::int AS n FROM kept')).toEqual([{ n: 2 }]);
   }, 180_000);
