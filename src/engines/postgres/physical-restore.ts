@@ -156,6 +156,7 @@ export async function physicalRestore(
       `the backup is a PostgreSQL ${metadata.serverMajor} data directory; no postgres binary in ${binDirectory} (install PostgreSQL ${metadata.serverMajor} or set binDirectory)`,
     );
   }
+  await checkExtensions(binDirectory, metadata);
   const empty = await isEmptyDirectory(dataDirectory);
   if (empty === false) {
     if (!options.force) {
@@ -257,6 +258,61 @@ export async function physicalRestore(
       ...recovered,
     },
   };
+}
+
+/**
+ * The installation's share directory (where extension/<name>.control files live): pg_config's answer
+ * when the bin directory has one, else the usual layouts beside it (a source build's <prefix>/share,
+ * Debian's /usr/share/postgresql/<major>). Undefined when none holds plpgsql's control file.
+ */
+async function shareDirectoryOf(binDirectory: string, major: number): Promise<string | undefined> {
+  const candidates: string[] = [];
+  try {
+    const { stdout } = await execFileAsync(join(binDirectory, 'pg_config'), ['--sharedir'], {
+      timeout: 10_000,
+    });
+    candidates.push(stdout.trim());
+  } catch {
+    // no pg_config here (it comes with the development package on some systems)
+  }
+  const prefix = dirname(binDirectory);
+  candidates.push(
+    join(prefix, 'share', 'postgresql'),
+    join(prefix, 'share'),
+    // Debian: /usr/lib/postgresql/<major>/bin → /usr/share/postgresql/<major>
+    join(dirname(dirname(prefix)), 'share', 'postgresql', String(major)),
+  );
+  for (const candidate of candidates) {
+    if (
+      await stat(join(candidate, 'extension', 'plpgsql.control')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
+  }
+  return undefined;
+}
+
+/** Refuses, before anything is touched, a restore whose databases use extensions the target lacks. */
+export async function checkExtensions(binDirectory: string, metadata: PhysicalMetadata): Promise<void> {
+  const wanted = metadata.extensions ?? [];
+  if (wanted.length === 0) return;
+  const share = await shareDirectoryOf(binDirectory, metadata.serverMajor);
+  if (share === undefined) return; // an unusual layout: the server itself will say what it lacks
+  const missing: string[] = [];
+  for (const extension of wanted) {
+    const present = await stat(join(share, 'extension', `${extension.name}.control`)).then(
+      () => true,
+      () => false,
+    );
+    if (!present) missing.push(`${extension.name} ${extension.version} (database ${extension.database})`);
+  }
+  if (missing.length > 0)
+    throw new LifeboatError(
+      'LB_RESTORE_PRECONDITION',
+      `the PostgreSQL in ${binDirectory} does not have these extensions installed: ${missing.join(', ')}; install them there first (nothing was changed)`,
+    );
 }
 
 export function describeTarget(target: RecoveryTarget): string {

@@ -62,6 +62,11 @@ export interface PhysicalMetadata {
   stopTime?: string;
   /** The backup_label text (also in base.tar). */
   label: string;
+  /**
+   * Extensions installed in each database when the backup started: a restore checks that the target's
+   * PostgreSQL has them before it touches anything (their files are not in the data directory).
+   */
+  extensions?: Array<{ database: string; name: string; version: string }>;
 }
 
 /**
@@ -211,6 +216,7 @@ export async function* physicalBackup(
   const endpoint = endpointOf(source);
   const facts: Record<string, unknown> = {};
   const fingerprints: Record<string, string> = {};
+  const extensions: NonNullable<PhysicalMetadata['extensions']> = [];
   const { major, version, segmentSize } = await withClient(endpoint, async (client) => {
     const settings = new Map(
       (
@@ -236,6 +242,12 @@ export async function* physicalBackup(
     const databases: Record<string, unknown> = {};
     for (const name of names) {
       await withClient({ ...endpoint, database: name }, async (session) => {
+        for (const row of (
+          await session.query<{ name: string; version: string }>(
+            'SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1',
+          )
+        ).rows)
+          extensions.push({ database: name, ...row });
         const stats = await databaseStats(session, name, 0);
         fingerprints[`${name}/schema`] = stats.fingerprint;
         databases[name] = {
@@ -353,6 +365,7 @@ export async function* physicalBackup(
       // The segment holding the last byte of the backup's WAL: the archive must reach it.
       stopSegment: segmentName(range.timeline, segmentOfLsn(stopLsn - 1n, segmentSize), segmentSize),
       label: sniffer.label,
+      extensions,
     };
     // Rows move on between the base backup and any recovery target: only schemas are compared.
     return {
