@@ -298,4 +298,36 @@ describe('files: crafted archives', () => {
     expect(statSync(join(root, 'inside', 'tool')).mode & 0o7777).toBe(0o4755);
     expect(statSync(join(root, 'inside')).mode & 0o7777).toBe(0o2775);
   });
+
+  it('restoring to the original place follows a symlinked directory above the roots (merged /usr), not one below', async () => {
+    const base = join(scratch, 'crafted-7');
+    mkdirSync(join(base, 'usr', 'lib'), { recursive: true });
+    symlinkSync('usr/lib', join(base, 'lib')); // as /lib -> usr/lib
+    const archivePath = `${base.slice(1)}/lib/app`;
+    const restored = await restoreFiles(
+      '/',
+      await archive([
+        { name: archivePath, type: 'directory' },
+        { name: `${archivePath}/settings.conf`, content: 'kept' },
+      ]),
+      { kind: 'files', roots: [archivePath], artifact: 'files.tar' },
+      { force: false },
+    );
+    expect(restored.details).toMatchObject({ files: 1 });
+    expect(readFileSync(join(base, 'usr', 'lib', 'app', 'settings.conf'), 'utf8')).toBe('kept');
+    // Below a root, a symlink is still never written through.
+    symlinkSync(join(scratch, 'crafted-7-outside'), join(base, 'usr', 'lib', 'app', 'door'));
+    mkdirSync(join(scratch, 'crafted-7-outside'));
+    const through = await restoreFiles(
+      '/',
+      await archive([{ name: `${archivePath}/door/evil` }]),
+      { kind: 'files', roots: [archivePath], artifact: 'files.tar' },
+      { force: true },
+    ).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(isLifeboatError(through, 'LB_RESTORE_UNSAFE'), String(through)).toBe(true);
+    expect(existsSync(join(scratch, 'crafted-7-outside', 'evil'))).toBe(false);
+  });
 });

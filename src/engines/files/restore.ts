@@ -36,7 +36,19 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { lchown, lstat, lutimes, mkdir, readdir, rm, symlink, utimes, chmod, chown } from 'node:fs/promises';
+import {
+  lchown,
+  lstat,
+  lutimes,
+  mkdir,
+  readdir,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  chmod,
+  chown,
+} from 'node:fs/promises';
 import { dirname, isAbsolute, join, posix, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -179,8 +191,17 @@ export async function restoreFiles(
       parents.unshift(parent);
     for (const parent of parents) {
       const info = await lstat(parent).catch(() => undefined);
-      if (info?.isSymbolicLink())
+      if (info?.isSymbolicLink()) {
+        // Restoring to the original place: above the snapshot's roots is the system's own layout
+        // (merged /usr: /lib -> usr/lib), which no archive entry can create; it is followed.
+        if (root === sep && roots.some((base) => base !== parent && within(parent, base))) {
+          if ((await stat(parent).catch(() => undefined))?.isDirectory()) {
+            checkedDirectories.add(parent);
+            continue;
+          }
+        }
         throw unsafe(path, `${parent} is a symlink: writing through it could leave the restore directory`);
+      }
       if (info && !info.isDirectory()) throw unsafe(path, `${parent} is not a directory`);
       if (!info) await mkdir(parent);
       checkedDirectories.add(parent);
