@@ -401,6 +401,9 @@ async function startAndRecover(
   log(
     `recovery ended at ${point.lsn ?? '?'} (last transaction ${recoveredTo.lastTransactionTime ?? 'none replayed'}), timeline ${point.timeline}`,
   );
+  log(
+    `the server runs as lifeboat started it (port ${port}, sockets in ${dataDirectory}, its log in ${logFile}, no logging collector): once checked, stop it (pg_ctl stop -D ${dataDirectory}) and start it under your service manager`,
+  );
   return { recoveredTo };
 }
 
