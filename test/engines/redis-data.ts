@@ -25,7 +25,7 @@ export interface TestServer {
   port: number;
   password?: string | undefined;
   username?: string;
-  tls?: { caFile: string };
+  tls?: { caFile: string; certFile?: string; keyFile?: string };
   scheme?: 'redis' | 'rediss';
 }
 

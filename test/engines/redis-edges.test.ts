@@ -211,7 +211,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
       });
     }, 120_000);
 
-    it('backs up and restores over TLS, verifying the server certificate', async () => {
+    it('backs up and restores over TLS, verifying the server certificate and presenting a client certificate', async () => {
       const directory = mkdtempSync(join(scratch, 'tls-'));
       const cert = join(directory, 'server.crt');
       const key = join(directory, 'server.key');
@@ -246,7 +246,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
         '--tls-ca-cert-file',
         cert,
         '--tls-auth-clients',
-        'no',
+        'yes', // Redis's default: clients present a certificate the CA signed
         '--tls-replication',
         'yes',
       ];
@@ -257,7 +257,8 @@ for (const flavour of ['redis', 'valkey'] as const) {
         port,
         password,
         scheme: 'rediss',
-        tls: { caFile: cert },
+        // The self-signed certificate is its own CA: it serves as the client's certificate too.
+        tls: { caFile: cert, certFile: cert, keyFile: key },
       });
       const snapshot = await backUp(repository, redisEngine, sourceOf(over(sourcePort, source.password)));
       const targetPort = await findFreePort();
@@ -270,6 +271,12 @@ for (const flavour of ['redis', 'valkey'] as const) {
       ).rejects.toMatchObject({
         code: 'LB_ENGINE_UNAVAILABLE',
       });
+      // Without a client certificate the server refuses lifeboat.
+      await expect(
+        redisEngine.probe(
+          sourceOf({ port: sourcePort, password: source.password, scheme: 'rediss', tls: { caFile: cert } }),
+        ),
+      ).rejects.toMatchObject({ code: 'LB_ENGINE_UNAVAILABLE' });
     }, 120_000);
 
     it('disk method: BGSAVE plus the multi-part AOF as one set; an offline restore into an appendonly server', async () => {

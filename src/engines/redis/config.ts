@@ -15,10 +15,16 @@ const connection = {
   tls: z
     .object({
       caFile: text().optional(),
+      /** Client certificate and its key (PEM), for servers that authenticate clients (tls-auth-clients yes, Redis's default). */
+      certFile: text().optional(),
+      keyFile: text().optional(),
       insecureSkipVerify: flag().optional(),
       serverName: text().optional(),
     })
     .strict()
+    .refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), {
+      message: 'certFile and keyFile go together (a client certificate and its key)',
+    })
     .optional(),
 };
 

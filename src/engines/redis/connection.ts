@@ -21,6 +21,8 @@ export interface RedisConnectionConfig {
   tls?:
     | {
         caFile?: string | undefined;
+        certFile?: string | undefined;
+        keyFile?: string | undefined;
         insecureSkipVerify?: boolean | undefined;
         serverName?: string | undefined;
       }
@@ -55,6 +57,13 @@ export function endpointOf(config: RedisConnectionConfig): Endpoint {
       servername: config.tls?.serverName ?? (net.isIP(host) ? undefined : host),
     };
     if (config.tls?.caFile) options.ca = readFileSync(config.tls.caFile);
+    if ((config.tls?.certFile === undefined) !== (config.tls?.keyFile === undefined))
+      throw new LifeboatError(
+        'LB_CONFIG_INVALID',
+        'tls.certFile and tls.keyFile go together (a client certificate and its key)',
+      );
+    if (config.tls?.certFile) options.cert = readFileSync(config.tls.certFile);
+    if (config.tls?.keyFile) options.key = readFileSync(config.tls.keyFile);
     if (config.tls?.insecureSkipVerify) options.rejectUnauthorized = false;
     endpoint.tls = options;
   }
@@ -127,7 +136,7 @@ export function classify(error: unknown, endpoint: Endpoint, doing = 'connect to
   if (/CERT|SSL|TLS/.test(code ?? '') || /certificate/i.test(message)) {
     return new LifeboatError(
       'LB_ENGINE_UNAVAILABLE',
-      `cannot ${doing} Redis at ${endpoint.label}: TLS failed (${message}); check tls.caFile and tls.serverName`,
+      `cannot ${doing} Redis at ${endpoint.label}: TLS failed (${message}); check tls.caFile and tls.serverName, and tls.certFile and tls.keyFile where the server authenticates clients`,
       { cause: error },
     );
   }
