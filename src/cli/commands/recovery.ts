@@ -225,7 +225,8 @@ export function registerRecoveryCommands(program: Command, run: CommandRunner): 
               );
               return;
             }
-            if (!context.output.json) process.stderr.write(`${planText}\n`);
+            // The plan goes to stderr (never the JSON channel), and always before a question is asked.
+            if (!context.output.json || flags.yes !== true) process.stderr.write(`${planText}\n`);
             await confirm(context, plan, flags.yes === true);
             // Every artifact of every step is read once (a --database choice reads less: the display ends early).
             const total = plan.steps.reduce(
