@@ -122,6 +122,7 @@ export class BackupSession {
   private failure: unknown;
   private readonly progress: BackupProgress = { bytesRead: 0, bytesNew: 0, bytesStored: 0 };
   private readonly artifacts: ArtifactRecord[] = [];
+  private readonly startTime = new Date().toISOString();
 
   constructor(
     private readonly repository: Repository,
@@ -279,6 +280,7 @@ export class BackupSession {
       await this.persist();
       const id = await saveSnapshot(this.repository.storage, this.ring, {
         time: new Date().toISOString(),
+        startTime: this.startTime,
         hostname: hostname(),
         ...manifest,
         version: 1,

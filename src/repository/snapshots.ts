@@ -22,7 +22,10 @@ export interface ArtifactRecord {
 
 export interface SnapshotManifest {
   version: number;
+  /** When the snapshot was committed (made visible). */
   time: string;
+  /** When its backup session started (absent in snapshots written before it was recorded). */
+  startTime?: string;
   /** Source name from the config ("main-db"), or the --name of a raw stream backup. */
   source: string;
   /** Engine that produced it ("postgres", … or "stream" for backup-stream). */

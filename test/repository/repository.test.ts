@@ -87,6 +87,7 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       for (const [index, { name, data }] of inputs.entries()) {
         const snapshot = await reopened.loadSnapshot(ids[index]!);
         expect(snapshot.artifacts[0]).toMatchObject({ name, size: data.length, sha256: sha(data) });
+        expect(Date.parse(snapshot.startTime!)).toBeLessThanOrEqual(Date.parse(snapshot.time));
         const restored = await collect(reopened.readArtifact(snapshot.artifacts[0]!));
         expect(restored.length, name).toBe(data.length);
         expect(sha(restored), name).toBe(sha(data));
