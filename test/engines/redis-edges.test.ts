@@ -92,15 +92,26 @@ for (const flavour of ['redis', 'valkey'] as const) {
       }
     }, 120_000);
 
-    it('backs up an empty server in both transfer formats (the whole RDB comes with the handshake)', async () => {
+    it('backs up an empty server in both transfer formats (the whole RDB comes with the handshake); --force empties the target of keys and functions', async () => {
       for (const [diskless, transfer] of TRANSFERS) {
         const source = await start(['--repl-diskless-sync', diskless]);
         const snapshot = await backUp(repository, redisEngine, sourceOf(source));
         expect(snapshot.metadata).toMatchObject({ transfer, keys: 0 });
         const target = await start();
-        await withClient(target, (client) => command(client, ['SET', 'stale', '1']));
+        await withClient(target, async (client) => {
+          await command(client, ['SET', 'stale', '1']);
+          await command(client, [
+            'FUNCTION',
+            'LOAD',
+            "#!lua name=stalelib\nredis.register_function('stale_answer', function(keys, args) return 1 end)",
+          ]);
+        });
         await restoreInto(snapshot, target, true);
         expect(await withClient(target, (client) => command<number>(client, ['DBSIZE']))).toBe(0);
+        // --force leaves the target as the snapshot: no keys and no function libraries of its own.
+        expect(
+          await withClient(target, (client) => command<unknown[]>(client, ['FUNCTION', 'LIST'])),
+        ).toEqual([]);
       }
     }, 60_000);
 

@@ -111,7 +111,9 @@ async function restoreOnline(
     await checkMemory(client, identity.title, endpoint, metadata, options);
     const keyspace = keyspaceOf(await info(client, 'keyspace'));
     const present = [...keyspace.entries()].filter(([, value]) => value.keys > 0);
-    const libraries = metadata.functions > 0 ? await command<unknown[]>(client, ['FUNCTION', 'LIST']) : [];
+    // Servers before Redis 7 have no functions (FUNCTION is an unknown command there).
+    const targetLibraries = await command<unknown[]>(client, ['FUNCTION', 'LIST']).catch(() => []);
+    const libraries = metadata.functions > 0 ? targetLibraries : [];
     if ((present.length > 0 || libraries.length > 0) && !options.force) {
       const what =
         present.map(([db, value]) => `db${db}: ${value.keys} keys`).join(', ') ||
@@ -125,6 +127,11 @@ async function restoreOnline(
       options.log?.(`flushing ${endpoint.label} (FLUSHALL SYNC)`);
       await command(client, ['FLUSHALL', 'SYNC']);
       actions.push(`flushed ${present.map(([db, value]) => `db${db} (${value.keys} keys)`).join(', ')}`);
+    }
+    if (options.force && targetLibraries.length > 0) {
+      // FLUSHALL leaves functions: the target is to hold the snapshot's libraries and no others.
+      await command(client, ['FUNCTION', 'FLUSH', 'SYNC']);
+      actions.push(`flushed ${targetLibraries.length} function libraries`);
     }
     const counts = await replay(endpoint, artifacts.open(metadata.rdbArtifact), metadata, options);
     actions.push(
