@@ -398,8 +398,25 @@ drills:
     }>();
     expect(plan.decisions.filter((decision) => decision.kind === 'point' && !decision.keep)).toHaveLength(1);
     expect(plan.wal.main!.length).toBeGreaterThan(0);
+    const archived = async () => {
+      const run = await lifeboat(['check', '--json']);
+      expect(run.code, run.stdout + run.stderr).toBe(0);
+      return run.json<{ archiveFiles: number }>().archiveFiles;
+    };
+    const before = await archived();
     const done = await lifeboat(['forget', '--keep-last', '1', '--prune']);
     expect(done.code, done.stderr).toBe(0);
+    // Exactly the WAL the dry run named is gone: wal-fetch now reports it missing (exit 1).
+    expect(await archived()).toBe(before - plan.wal.main!.length);
+    const gone = await lifeboat([
+      'wal-fetch',
+      '--source',
+      'main',
+      plan.wal.main![0]!,
+      workspace.path('gone'),
+    ]);
+    expect(gone.code, gone.stderr).toBe(1);
+    expect(gone.stdout).toContain('not in the archive');
     const check = await lifeboat(['check', '--json']);
     expect(check.code, check.stdout + check.stderr).toBe(0);
     expect(check.json<{ affectedSnapshots: string[] }>().affectedSnapshots).not.toContain(firstBaseBackup);
