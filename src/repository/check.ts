@@ -14,6 +14,7 @@ import { sha256Hex } from './crypto.js';
 import { openBlob, openPackKey, packName, readPackDirectory } from './pack.js';
 import type { Repository } from './repository.js';
 import { archivePrefix, listArchive, listArchiveSources, loadArchiveRecord } from './archive.js';
+import { listPointIds } from './points.js';
 import { listSnapshotIds } from './snapshots.js';
 
 export interface CheckProblem {
@@ -32,6 +33,8 @@ export interface CheckReport {
   problems: CheckProblem[];
   /** Ids of the snapshots that cannot be restored whole. */
   affectedSnapshots: string[];
+  /** Recovery points read. */
+  points: number;
   /** Archived files (WAL) counted. */
   archiveFiles: number;
   /** Archived files ("wal/<source>/<name>") that cannot be read back whole. */
@@ -76,6 +79,28 @@ export async function checkRepository(
       problems.push({ object: `snapshots/${id}`, message: error.message });
       needs.set(id, new Set(['(unreadable manifest)']));
       badBlobs.add('(unreadable manifest)');
+    }
+  }
+  // Recovery points: each must name snapshots that exist (a point is what `restore ID` starts from).
+  const pointIds = await listPointIds(storage);
+  const present = new Set(ids);
+  for (const id of pointIds) {
+    try {
+      const point = await repository.loadPoint(id);
+      for (const member of point.members)
+        if (!present.has(member.snapshot))
+          problems.push({
+            object: `points/${id}`,
+            message: `names snapshot ${member.snapshot.slice(0, 8)} of ${member.source}, which is missing`,
+          });
+    } catch (error) {
+      if (
+        !isLifeboatError(error) ||
+        error.code === 'LB_REPO_WRITE_ONLY' ||
+        error.code === 'LB_REPO_WRONG_KEY'
+      )
+        throw error;
+      problems.push({ object: `points/${id}`, message: error.message });
     }
   }
   // Archived files (WAL) and their blobs, keyed "wal/<source>/<name>" among the snapshots' needs.
@@ -151,6 +176,7 @@ export async function checkRepository(
   const affectedArchiveFiles = affected.filter((id) => id.startsWith('wal/'));
   return {
     snapshots: ids.length,
+    points: pointIds.length,
     indexFiles: index.files.size + index.damaged.size,
     packs: stored.size,
     blobs: index.size,

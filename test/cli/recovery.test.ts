@@ -3,6 +3,8 @@
 // (--database); a run where one source fails still records the others, names the failure and exits 1;
 // and wal-push on a write-only (age recipients only) host archives while every read is refused.
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
+import { rmSync } from 'node:fs';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { needs } from '../harness/needs.js';
@@ -132,6 +134,26 @@ drills:
     expect(await sql(server, 'north', 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 10 }]);
     expect(await sql(server, 'postgres', 'SELECT count(*)::int AS n FROM kept')).toEqual([{ n: 2 }]);
   }, 180_000);
+
+  it('check names a recovery point whose snapshot is missing', async () => {
+    const points = (await workspace.run(['list', '--json'])).json<
+      Array<{ id: string; members: Array<{ snapshot: string }> }>
+    >();
+    const point = points[0]!;
+    rmSync(workspace.path(`repo/snapshots/${point.members[0]!.snapshot}`));
+    const check = await workspace.run(['check', '--json']);
+    expect(check.code).toBe(1);
+    const report = check.json<{
+      error: {
+        details: { report: { points: number; problems: Array<{ object: string; message: string }> } };
+      };
+    }>().error.details.report;
+    expect(report.points).toBe(points.length);
+    expect(report.problems).toContainEqual({
+      object: `points/${point.id}`,
+      message: expect.stringContaining('which is missing') as unknown,
+    });
+  });
 });
 
 describe('wal-push on a write-only host', () => {
