@@ -132,8 +132,12 @@ export async function runDrill(
         await engine.cleanup?.(step.target, restored);
       }
       result.rtoSeconds = (Date.now() - started) / 1000;
+      // The WAL archive's end is what a restore would reach only when it replays the archive (a
+      // physical restore); a logical one (mode both) brings back the point itself.
       const newestWal =
-        archived && physicalOf(step.snapshot) ? await newestArchiveTime(repository, source.name) : undefined;
+        archived && step.method === 'physical' && physicalOf(step.snapshot)
+          ? await newestArchiveTime(repository, source.name)
+          : undefined;
       if (newestWal) {
         result.rpoSeconds = Math.max(0, (started - Date.parse(newestWal)) / 1000); // a file archived since
         result.rpoBasis = 'WAL archive end';
