@@ -8,7 +8,7 @@
 //   problem          one thing found wrong, naming the object; affected snapshots are those that need a
 //                    damaged or missing blob.
 //   unreferenced     packs no index names (left by an interrupted backup): garbage for prune, not damage.
-import { isLifeboatError } from '../errors.js';
+import { type LifeboatError, isLifeboatError } from '../errors.js';
 import type { BlobIndex } from './blob-index.js';
 import { sha256Hex } from './crypto.js';
 import { openBlob, openPackKey, packName, readPackDirectory } from './pack.js';
@@ -48,6 +48,15 @@ export interface CheckOptions {
   onPack?: (done: number, total: number, bytes: number) => void;
 }
 
+/**
+ * Rethrows what is not damage to one file: not holding the key to read (say so once, instead of
+ * reporting every snapshot), or anything that is not a LifeboatError.
+ */
+function throwUnlessDamage(error: unknown): asserts error is LifeboatError {
+  if (!isLifeboatError(error) || error.code === 'LB_REPO_WRITE_ONLY' || error.code === 'LB_REPO_WRONG_KEY')
+    throw error;
+}
+
 export async function checkRepository(
   repository: Repository,
   options: CheckOptions = {},
@@ -69,13 +78,7 @@ export async function checkRepository(
       const snapshot = await repository.loadSnapshot(id);
       needs.set(id, new Set(snapshot.artifacts.flatMap((artifact) => artifact.blobs)));
     } catch (error) {
-      // Not holding the key to read is not damage: say so instead of reporting every snapshot.
-      if (
-        !isLifeboatError(error) ||
-        error.code === 'LB_REPO_WRITE_ONLY' ||
-        error.code === 'LB_REPO_WRONG_KEY'
-      )
-        throw error;
+      throwUnlessDamage(error);
       problems.push({ object: `snapshots/${id}`, message: error.message });
       needs.set(id, new Set(['(unreadable manifest)']));
       badBlobs.add('(unreadable manifest)');
@@ -94,12 +97,7 @@ export async function checkRepository(
             message: `names snapshot ${member.snapshot.slice(0, 8)} of ${member.source}, which is missing`,
           });
     } catch (error) {
-      if (
-        !isLifeboatError(error) ||
-        error.code === 'LB_REPO_WRITE_ONLY' ||
-        error.code === 'LB_REPO_WRONG_KEY'
-      )
-        throw error;
+      throwUnlessDamage(error);
       problems.push({ object: `points/${id}`, message: error.message });
     }
   }

@@ -332,6 +332,17 @@ for (const flavour of ['redis', 'valkey'] as const) {
   });
 }
 
+/** A listpack of encoded entries (each with its back-length): total bytes, count, entries, 0xFF. */
+function listpackOf(entries: Buffer[]): Buffer {
+  const body = Buffer.concat(entries);
+  const out = Buffer.alloc(6 + body.length + 1);
+  out.writeUInt32LE(out.length, 0);
+  out.writeUInt16LE(entries.length, 4);
+  body.copy(out, 6);
+  out[out.length - 1] = 0xff;
+  return out;
+}
+
 describe('listpack entries at the back-length size edges', () => {
   /** A listpack of string entries in the 32-bit string encoding, back-lengths as lpEncodeBacklen. */
   function listpack(lengths: number[]): Buffer {
@@ -343,13 +354,7 @@ describe('listpack entries at the back-length size edges', () => {
       entry.writeUInt32LE(length, 1);
       return entry;
     });
-    const body = Buffer.concat(entries);
-    const out = Buffer.alloc(6 + body.length + 1);
-    out.writeUInt32LE(out.length, 0);
-    out.writeUInt16LE(lengths.length, 4);
-    body.copy(out, 6);
-    out[out.length - 1] = 0xff;
-    return out;
+    return listpackOf(entries);
   }
 
   it('reads entries whose length is 16382-16384 and 2097150-2097152 bytes', () => {
@@ -377,13 +382,7 @@ describe('RDB 12 (Redis 7.4): hashes with field expiries', () => {
         Buffer.from([1 + element.length]),
       ]);
     });
-    const body = Buffer.concat(entries);
-    const out = Buffer.alloc(6 + body.length + 1);
-    out.writeUInt32LE(out.length, 0);
-    out.writeUInt16LE(elements.length, 4);
-    body.copy(out, 6);
-    out[out.length - 1] = 0xff;
-    return out;
+    return listpackOf(entries);
   };
   const u64 = (value: bigint) => {
     const out = Buffer.alloc(8);
