@@ -231,10 +231,12 @@ export class S3Backend implements StorageBackend {
     try {
       await this.put(name, body, options, conditional);
     } catch (error) {
-      const rejected =
-        conditional &&
-        !this.probed &&
-        (isLifeboatError(error, 'LB_STORAGE_FAILED') || isLifeboatError(error, 'LB_STORAGE_UNSUPPORTED'));
+      // Only an answer that rejects the request (400, 501), never a failure without one: a network
+      // error must not turn the conditional off.
+      const status = isLifeboatError(error)
+        ? (error.details as { status?: number } | undefined)?.status
+        : undefined;
+      const rejected = conditional && !this.probed && (status === 400 || status === 501);
       if (!rejected) throw error;
       this.conditionalRejected = true;
       await this.put(name, body, options, false);
