@@ -192,7 +192,7 @@ async function planSource(
     `${source.name} (${source.config.engine}) from snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.time}${point ? ` (point ${point.id.slice(0, 8)})` : ''}`,
     `  into ${targetLabel}: ${describeTarget(target)}`,
     method === 'physical'
-      ? `  physical: base backup ${physical!.startSegment}..${physical!.stopSegment}, then WAL to ${postgres.describeTarget(target_!)}`
+      ? `  physical: base backup ${physical!.startSegment}..${physical!.stopSegment}, then WAL to ${postgres.describeTarget(target_!)}${recoveryTarget === undefined ? ' (the end of the base backup: add --at latest to replay the archive to its end, or --at TIME)' : ''}`
       : source.config.engine === 'redis'
         ? `  ${describeRedis(snapshot, target)}`
         : `  logical: ${describeLogical(snapshot)}`,
