@@ -122,6 +122,11 @@ export async function runDrill(
       const expected: Stats = replayToEnd
         ? { ...(await engine.stats(source.config, step.snapshot.metadata)), items: [], openPrefixes: [''] }
         : (step.snapshot.stats as Stats);
+      // RPO as of the drill's start: the archive's end then (a file pushed during the drill does not count).
+      const newestWal =
+        archived && step.method === 'physical' && physicalOf(step.snapshot)
+          ? await newestArchiveTime(repository, source.name)
+          : undefined;
       const restored = await repository.withSharedLock('drill', () =>
         restoreStep(repository, step, true, { ...options, start: true }),
       );
@@ -132,14 +137,10 @@ export async function runDrill(
         await engine.cleanup?.(step.target, restored);
       }
       result.rtoSeconds = (Date.now() - started) / 1000;
-      // The WAL archive's end is what a restore would reach only when it replays the archive (a
-      // physical restore); a logical one (mode both) brings back the point itself.
-      const newestWal =
-        archived && step.method === 'physical' && physicalOf(step.snapshot)
-          ? await newestArchiveTime(repository, source.name)
-          : undefined;
       if (newestWal) {
-        result.rpoSeconds = Math.max(0, (started - Date.parse(newestWal)) / 1000); // a file archived since
+        // The archive's end is what a restore reaches only when it replays the archive (physical); a
+        // logical restore (mode both) brings back the point itself.
+        result.rpoSeconds = Math.max(0, (started - Date.parse(newestWal)) / 1000); // clock skew
         result.rpoBasis = 'WAL archive end';
       } else {
         result.rpoSeconds = (started - Date.parse(step.point?.time ?? step.snapshot.time)) / 1000;

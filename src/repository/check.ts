@@ -70,6 +70,9 @@ export async function checkRepository(
   const stored = new Map<string, number>();
   for await (const info of storage.list('data/')) stored.set(info.name.split('/').pop()!, info.size);
 
+  // Points are listed before snapshots: a backup saves a point only after its snapshots, so one
+  // committing meanwhile cannot make a point seem to name a missing snapshot.
+  const pointIds = await listPointIds(storage);
   // Snapshots and the blobs they need.
   const needs = new Map<string, Set<string>>();
   const ids = await listSnapshotIds(storage);
@@ -85,7 +88,6 @@ export async function checkRepository(
     }
   }
   // Recovery points: each must name snapshots that exist (a point is what `restore ID` starts from).
-  const pointIds = await listPointIds(storage);
   const present = new Set(ids);
   for (const id of pointIds) {
     try {

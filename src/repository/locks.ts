@@ -157,8 +157,11 @@ async function tryAcquireLock(
   // deleted this operation's packs. Writing the lock again would hide that, and would bring back a
   // lock that `lifeboat unlock` removed.
   let lostReason: string | undefined;
-  const refresh = async (attempt: number) => {
+  const refresh = async () => {
     if (lostReason !== undefined) return;
+    // Measured when the refresh runs, not when its tick fired: one queued behind a slow refresh must
+    // not rewrite a lock that has aged past the limit meanwhile.
+    const attempt = Date.now();
     const gap = attempt - lastRefresh;
     if (gap > STALE_MS / 2) {
       lostReason = `not refreshed for ${Math.round(gap / 60_000)} minutes`;
@@ -179,8 +182,7 @@ async function tryAcquireLock(
     }
   };
   const timer = setInterval(() => {
-    const attempt = Date.now();
-    refreshing = refreshing.then(() => refresh(attempt));
+    refreshing = refreshing.then(refresh);
   }, REFRESH_MS);
   timer.unref();
   return {

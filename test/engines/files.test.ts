@@ -287,6 +287,33 @@ describe('files: crafted archives', () => {
     expect(readlinkSync(join(fine, 'inside', 'd'))).toBe('s1/..');
   });
 
+  it('checks every link: an absolute one normalised at once; all escaping ones removed, also when a later entry fails', async () => {
+    const base = join(scratch, 'crafted-8');
+    const root = join(base, 'root');
+    const absolute = await restoreInto(root, [
+      { name: 'inside/abs', type: 'symlink', linkname: `${root}/../outside` },
+    ]);
+    expect(isLifeboatError(absolute, 'LB_RESTORE_UNSAFE'), String(absolute)).toBe(true);
+    expect(existsSync(join(root, 'inside', 'abs'))).toBe(false);
+    const chains = [
+      { name: 'inside', type: 'directory' as const },
+      { name: 'inside/s1', type: 'symlink' as const, linkname: '.' },
+      { name: 'inside/a', type: 'symlink' as const, linkname: 's1/..' },
+      { name: 'inside/b', type: 'symlink' as const, linkname: 's1/../inside' },
+      { name: 'inside/s1', type: 'symlink' as const, linkname: '..' }, // now a and b lead above the root
+    ];
+    const two = join(base, 'two');
+    const both = await restoreInto(two, chains, true);
+    expect(isLifeboatError(both, 'LB_RESTORE_UNSAFE'), String(both)).toBe(true);
+    expect(String((both as Error).message)).toMatch(/inside\/a.*inside\/b/);
+    for (const name of ['a', 'b']) expect(existsSync(join(two, 'inside', name))).toBe(false);
+    const failing = join(base, 'failing');
+    const later = await restoreInto(failing, [...chains, { name: 'inside/../../evil' }], true);
+    expect(isLifeboatError(later, 'LB_RESTORE_UNSAFE'), String(later)).toBe(true);
+    expect(String((later as Error).message)).toContain('path traversal');
+    for (const name of ['a', 'b']) expect(existsSync(join(failing, 'inside', name))).toBe(false);
+  });
+
   it.runIf(process.getuid?.() === 0)('keeps setuid and setgid bits when restoring as root', async () => {
     const root = join(scratch, 'crafted-6', 'root');
     expect(

@@ -7,7 +7,7 @@
 //              and a large file is chunked on its own (unchanged parts of it dedupe too).
 //   stats      items files, directories, symlinks, bytes; fingerprint tree (walk.ts); facts skipped.
 //   target     a directory: drills.targets.<source>.directory, or "/" for the original place.
-import { createReadStream, openSync, readFileSync } from 'node:fs';
+import { closeSync, constants, createReadStream, fstatSync, openSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { statfs } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -104,13 +104,24 @@ async function* backup(
       }
       // Opened before its header goes out: a file deleted since its lstat is left out whole (a header
       // already written would have to be followed by its size in zeros).
-      let fd: number;
+      // O_NOFOLLOW and O_NONBLOCK: a file replaced since its lstat by a symlink is not followed, and one
+      // replaced by a FIFO does not block; one replaced by anything else (another inode) is left out
+      // as vanished, never stored under the walked entry's header.
+      let fd: number | undefined;
       try {
-        fd = openSync(entry.absolute, 'r');
+        fd = openSync(entry.absolute, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+        const now = fstatSync(fd, { bigint: true });
+        if (!now.isFile() || now.ino !== entry.stat.ino || now.dev !== entry.stat.dev) {
+          closeSync(fd);
+          fd = undefined;
+        }
       } catch (error) {
-        if (!vanished(error)) throw unreadable(entry.absolute, error);
+        if (!vanished(error) && (error as NodeJS.ErrnoException).code !== 'ELOOP')
+          throw unreadable(entry.absolute, error);
+      }
+      if (fd === undefined) {
         skipped.vanished++;
-        options.log?.(`${entry.absolute} vanished during the backup; left out`);
+        options.log?.(`${entry.absolute} vanished or was replaced during the backup; left out`);
         continue;
       }
       const source = entrySource(entry.absolute, header, entry.stat.size, options.log, fd);

@@ -212,7 +212,35 @@ export async function restoreFiles(
     await readEntries();
   } catch (error) {
     archive.destroy();
+    removeEscapingLinks(); // whatever was written before the failure is checked all the same
     throw error;
+  }
+  const escaping = removeEscapingLinks();
+  if (escaping.length > 0)
+    throw new LifeboatError(
+      'LB_RESTORE_UNSAFE',
+      `refusing ${escaping.map(({ path, link }) => `the symlink ${JSON.stringify(path)} -> ${link}`).join(', ')}: it leads outside the restore directory ${root} through other symlinks; removed (the rest of the archive was restored)`,
+    );
+
+  /**
+   * Follows every symlink the restore made on the disk as it is now, through the other symlinks, and
+   * removes each that leads outside the restore directory (a chain can, where no single link's text
+   * does). Returns those removed.
+   */
+  function removeEscapingLinks(): Array<{ path: string; link: string }> {
+    if (root === sep) return [];
+    const removed: Array<{ path: string; link: string }> = [];
+    for (const { target, path, link } of links) {
+      const info = lstatSync(target, { throwIfNoEntry: false });
+      if (!info?.isSymbolicLink() || readlinkSync(target) !== link) continue; // replaced since
+      const parent = lstatSync(dirname(target), { throwIfNoEntry: false });
+      const leadsTo = parent?.isDirectory() ? followOnDisk(dirname(target), link) : undefined;
+      if (leadsTo === undefined || !within(root, leadsTo)) {
+        unlinkSync(target);
+        removed.push({ path, link });
+      }
+    }
+    return removed;
   }
 
   async function readEntries(): Promise<void> {
@@ -241,7 +269,7 @@ export async function restoreFiles(
       } else if (header.type === 'symlink') {
         const link = header.linkname;
         if (root !== sep) {
-          const pointsTo = isAbsolute(link) ? link : resolve(dirname(target), link);
+          const pointsTo = resolve(dirname(target), link); // an absolute link too, normalised
           if (pointsTo !== root && !pointsTo.startsWith(`${root}${sep}`)) {
             throw unsafe(path, `a symlink to ${link} would point outside the restore directory ${root}`);
           }
@@ -275,20 +303,6 @@ export async function restoreFiles(
       }
       // Anything else (hard links, devices, FIFOs: lifeboat writes none) carries nothing to restore.
       options.signal?.throwIfAborted();
-    }
-  }
-  if (root !== sep) {
-    for (const { target, path, link } of links) {
-      const info = lstatSync(target, { throwIfNoEntry: false });
-      if (!info?.isSymbolicLink() || readlinkSync(target) !== link) continue; // replaced since
-      const leadsTo = followOnDisk(dirname(target), link);
-      if (leadsTo === undefined || !within(root, leadsTo)) {
-        unlinkSync(target);
-        throw unsafe(
-          path,
-          `the symlink to ${link} leads outside the restore directory ${root} through other symlinks (it was removed)`,
-        );
-      }
     }
   }
   // Deepest first, each through a descriptor that refuses a symlink in the last place; every parent

@@ -65,6 +65,9 @@ export interface EntryStat {
   gid: number;
   size: number;
   mtimeNs: bigint;
+  /** Which file it was (a backup opens it later and checks it is still the same one). */
+  dev: bigint;
+  ino: bigint;
 }
 
 export interface WalkedEntry {
@@ -84,6 +87,8 @@ function entryStat(stat: BigIntStats): EntryStat {
     gid: Number(stat.gid),
     size: Number(stat.size),
     mtimeNs: stat.mtimeNs,
+    dev: stat.dev,
+    ino: stat.ino,
   };
 }
 
@@ -138,10 +143,15 @@ export async function* walk(
     } else if (info.isFile()) {
       if (included(disk)) yield { absolute: disk, path: archive, type: 'file', stat };
     } else if (info.isDirectory()) {
+      // A mount point under oneFileSystem is kept as an empty directory, and not read (an automount,
+      // a stale NFS mount or one this user cannot list must not be touched).
+      if (options.oneFileSystem && device !== undefined && info.dev !== device) {
+        yield { absolute: disk, path: archive, type: 'directory', stat };
+        return;
+      }
       const names = attempt(() => readdirSync(disk));
       if (names === undefined) return;
       yield { absolute: disk, path: archive, type: 'directory', stat };
-      if (options.oneFileSystem && device !== undefined && info.dev !== device) return;
       for (const name of names.sort(byteOrder))
         yield* visit(join(disk, name), `${archive}/${name}`, device ?? info.dev);
     } else {

@@ -236,8 +236,13 @@ export async function physicalRestore(
     // A scratch target's server is not left running (holding its port) after a failed recovery; a
     // source's is left as it is, for the operator to look at.
     if (physical.stopOnFailure) {
-      await stopRestoredServer(dataDirectory, binDirectory).catch(() => undefined);
-      log('stopped the restored server after the failed recovery');
+      await stopRestoredServer(dataDirectory, binDirectory).then(
+        () => log('stopped the restored server after the failed recovery'),
+        (stopError: unknown) =>
+          log(
+            `could not stop the restored server after the failed recovery: ${(stopError as Error).message}`,
+          ),
+      );
     }
     throw error;
   } finally {

@@ -112,7 +112,10 @@ async function restoreOnline(
     const keyspace = keyspaceOf(await info(client, 'keyspace'));
     const present = [...keyspace.entries()].filter(([, value]) => value.keys > 0);
     // Servers before Redis 7 have no functions (FUNCTION is an unknown command there).
-    const targetLibraries = await command<unknown[]>(client, ['FUNCTION', 'LIST']).catch(() => []);
+    const targetLibraries = await command<unknown[]>(client, ['FUNCTION', 'LIST']).catch((error: unknown) => {
+      if (/unknown command/i.test((error as Error).message)) return [];
+      throw error;
+    });
     const libraries = metadata.functions > 0 ? targetLibraries : [];
     if ((present.length > 0 || libraries.length > 0) && !options.force) {
       const what =

@@ -231,12 +231,19 @@ export class S3Backend implements StorageBackend {
     try {
       await this.put(name, body, options, conditional);
     } catch (error) {
-      // Only an answer that rejects the request (400, 501), never a failure without one: a network
-      // error must not turn the conditional off.
-      const status = isLifeboatError(error)
-        ? (error.details as { status?: number } | undefined)?.status
+      // Only an answer that rejects the header itself (501 NotImplemented, or a 400 that names it),
+      // never a failure without an answer or another 400 (EntityTooLarge …): those must not turn the
+      // conditional off for the rest of the process.
+      const details = isLifeboatError(error)
+        ? (error.details as { status?: number; awsCode?: string } | undefined)
         : undefined;
-      const rejected = conditional && !this.probed && (status === 400 || status === 501);
+      const rejected =
+        conditional &&
+        !this.probed &&
+        (details?.status === 501 ||
+          (details?.status === 400 &&
+            (details.awsCode === 'NotImplemented' ||
+              /if-none-match|conditional|header/i.test((error as Error).message))));
       if (!rejected) throw error;
       this.conditionalRejected = true;
       await this.put(name, body, options, false);
