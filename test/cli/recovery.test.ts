@@ -4,6 +4,7 @@
 // and wal-push on a write-only (age recipients only) host archives while every read is refused.
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { rmSync } from 'node:fs';
+import { type AddressInfo, type Socket, createServer } from 'node:net';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -154,6 +155,46 @@ drills:
       message: expect.stringContaining('which is missing') as unknown,
     });
   });
+});
+
+describe('servers that accept connections and never answer', () => {
+  const workspace = new Workspace('silent-servers');
+  const sockets = new Set<Socket>();
+  const silent = createServer((socket) => {
+    sockets.add(socket); // held open, never written to
+  });
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    workspace.writeConfig(`
+repository: { url: ./repo, password: silent-test }
+sources:
+  db: { engine: postgres, url: "postgres://postgres@127.0.0.1:${port}/app" }
+  cache: { engine: redis, url: "redis://127.0.0.1:${port}" }
+`);
+    expect((await workspace.run(['init'])).code).toBe(0);
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+    workspace.remove();
+  });
+
+  it('a backup gives up on each with a clear error instead of hanging, and records nothing', async () => {
+    // The bound is the run's own timeout (no timing assertion): the connect and handshake timeouts
+    // are 10 s; the transfer's idle timeout (60 s) would not let a Redis run end within 45 s.
+    for (const [source, pattern] of [
+      ['db', /PostgreSQL at 127\.0\.0\.1:\d+ .*timeout/],
+      ['cache', /Redis at 127\.0\.0\.1:\d+ did not answer the replication handshake/],
+    ] as const) {
+      const run = await workspace.run(['backup', '--source', source, '--json'], { timeoutMs: 45_000 });
+      expect(run.code, run.stdout + run.stderr).toBe(1);
+      const error = run.json<{ error: { code: string; message: string } }>().error;
+      expect(error.code).toBe('LB_ENGINE_UNAVAILABLE');
+      expect(error.message).toMatch(pattern);
+    }
+    expect((await workspace.run(['list', '--json'])).json()).toEqual([]);
+  }, 120_000);
 });
 
 describe('wal-push on a write-only host', () => {

@@ -21,7 +21,7 @@
 // decrypted 'data' events, which are copied.
 import { LifeboatError } from '../../errors.js';
 import type { DirectSource } from '../../util/read-fd.js';
-import { classify, openSocket, parseInfo, type Endpoint } from './connection.js';
+import { CONNECT_TIMEOUT_MS, classify, openSocket, parseInfo, type Endpoint } from './connection.js';
 import { encodeCommand } from './pipeline.js';
 import {
   type ByteFeed,
@@ -65,17 +65,30 @@ const markAt = (bytes: Buffer, mark: Buffer): number =>
 /** Targets smaller than this are filled through the snapshot's own buffer (see SnapshotSource). */
 const SMALL_TARGET_BYTES = 4096;
 
-/** Failures of the replication connection, as catalogue errors naming the server. */
-function feedContext(endpoint: Endpoint): FeedContext {
+/**
+ * Failures of the replication connection, as catalogue errors naming the server. Silence is allowed
+ * for CONNECT_TIMEOUT_MS during the handshake (each command is answered at once by a live server; one
+ * that accepts and never answers must not hold a backup for a minute), then IDLE_TIMEOUT_MS once PSYNC
+ * is answered (a server preparing a disk-based transfer sends only a newline a second).
+ */
+function feedContext(endpoint: Endpoint): FeedContext & { transferStarted(): void } {
+  let transfer = false;
+  const idle = {
+    ms: CONNECT_TIMEOUT_MS,
+    error: () =>
+      new LifeboatError(
+        'LB_ENGINE_UNAVAILABLE',
+        transfer
+          ? `Redis at ${endpoint.label} sent nothing for ${IDLE_TIMEOUT_MS / 1000} s during the transfer`
+          : `Redis at ${endpoint.label} did not answer the replication handshake within ${CONNECT_TIMEOUT_MS / 1000} s`,
+      ),
+  };
   return {
     error: (error) => classify(error, endpoint, 'read from'),
-    idle: {
-      ms: IDLE_TIMEOUT_MS,
-      error: () =>
-        new LifeboatError(
-          'LB_ENGINE_UNAVAILABLE',
-          `Redis at ${endpoint.label} sent nothing for ${IDLE_TIMEOUT_MS / 1000} s during the transfer`,
-        ),
+    idle,
+    transferStarted: () => {
+      transfer = true;
+      idle.ms = IDLE_TIMEOUT_MS;
     },
   };
 }
@@ -173,6 +186,7 @@ export async function openReplicationSnapshot(
     if (capa.startsWith('-'))
       throw classify(new Error(capa.slice(1)), endpoint, 'start a replication transfer from');
     const sync = await ask(['PSYNC', '?', '-1']);
+    context.transferStarted();
     if (sync.startsWith('-'))
       throw classify(new Error(sync.slice(1)), endpoint, 'start a replication transfer from');
     const info: ReplicationInfo = { transfer: 'disk' };
