@@ -2,7 +2,7 @@
 // few large ones where a second backup after touching 1% of the files stores about 1%; a bit-exact
 // restore (content, modes, mtimes, symlinks) into another directory; and crafted archives with "../"
 // paths, escaping symlinks and writes through symlinks, all refused without writing outside.
-import { execSync } from 'node:child_process';
+import { execSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -31,7 +31,7 @@ import type { FilesSource, FilesTarget } from '../../src/engines/files/config.js
 import { restoreFiles } from '../../src/engines/files/restore.js';
 import { isLifeboatError } from '../../src/errors.js';
 import { engineConformance } from '../conformance/engine.js';
-import { Workspace } from '../harness/lifeboat.js';
+import { BIN, NODE, Workspace } from '../harness/lifeboat.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'lifeboat-files-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -356,5 +356,45 @@ describe('files: crafted archives', () => {
     );
     expect(isLifeboatError(through, 'LB_RESTORE_UNSAFE'), String(through)).toBe(true);
     expect(existsSync(join(scratch, 'crafted-7-outside', 'evil'))).toBe(false);
+  });
+});
+
+describe('files: a tree the backup cannot read', () => {
+  it('fails with LB_ENGINE_FAILED naming the unreadable directory (run as an unprivileged user)', () => {
+    // root reads everything: as root, the CLI runs as nobody (uid 65534) to meet EACCES.
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const base = mkdtempSync(join(tmpdir(), 'lifeboat-files-eacces-'));
+    try {
+      chmodSync(base, 0o755);
+      if (process.getuid?.() === 0) chownSync(base, 65534, 65534);
+      const tree = join(base, 'tree');
+      mkdirSync(join(tree, 'secret'), { recursive: true });
+      writeFileSync(join(tree, 'ok.txt'), 'readable\n');
+      chmodSync(join(tree, 'secret'), 0o000);
+      const config = join(base, 'lifeboat.yaml');
+      writeFileSync(
+        config,
+        `repository: { url: ${join(base, 'repo')}, password: eacces-test }\nsources:\n  site: { engine: files, paths: [${tree}] }\n`,
+      );
+      const lifeboat = (args: string[]) =>
+        spawnSync(NODE, [BIN, '--config', config, ...args], {
+          ...asUser,
+          cwd: base,
+          env: { PATH: process.env.PATH, HOME: base },
+          encoding: 'utf8',
+          timeout: 60_000,
+        });
+      const init = lifeboat(['init']);
+      expect(init.status, init.stderr).toBe(0);
+      const backup = lifeboat(['backup', '--json']);
+      expect(backup.status, backup.stderr).toBe(1);
+      const { error } = JSON.parse(backup.stdout) as { error: { code: string; message: string } };
+      expect(error.code).toBe('LB_ENGINE_FAILED');
+      expect(error.message).toMatch(/cannot read .*\/secret \(EACCES\).*exclude/);
+      expect(JSON.parse(lifeboat(['list', '--json']).stdout)).toEqual([]);
+    } finally {
+      chmodSync(join(base, 'tree', 'secret'), 0o700);
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 });
