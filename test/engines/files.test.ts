@@ -312,6 +312,12 @@ describe('files: crafted archives', () => {
     expect(isLifeboatError(later, 'LB_RESTORE_UNSAFE'), String(later)).toBe(true);
     expect(String((later as Error).message)).toContain('path traversal');
     for (const name of ['a', 'b']) expect(existsSync(join(failing, 'inside', name))).toBe(false);
+    // A restore directory that is itself a symlink (the user's choice) is checked the same way.
+    mkdirSync(join(base, 'real'));
+    symlinkSync(join(base, 'real'), join(base, 'via-link'));
+    const linked = await restoreInto(join(base, 'via-link'), chains, true);
+    expect(isLifeboatError(linked, 'LB_RESTORE_UNSAFE'), String(linked)).toBe(true);
+    for (const name of ['a', 'b']) expect(existsSync(join(base, 'real', 'inside', name))).toBe(false);
   });
 
   it.runIf(process.getuid?.() === 0)('keeps setuid and setgid bits when restoring as root', async () => {

@@ -146,6 +146,18 @@ function followOnDisk(from: string, link: string): string | undefined {
   return current;
 }
 
+/**
+ * Whether `directory` and every directory below `root` on the way to it are real directories (not
+ * symlinks). The root itself is the user's choice and may be a symlink.
+ */
+function realDirectories(root: string, directory: string): boolean {
+  for (let at = directory; within(root, at); at = dirname(at)) {
+    if (at === root) return true;
+    if (!lstatSync(at, { throwIfNoEntry: false })?.isDirectory()) return false;
+  }
+  return false;
+}
+
 export async function restoreFiles(
   root: string,
   archive: Readable,
@@ -231,10 +243,12 @@ export async function restoreFiles(
     if (root === sep) return [];
     const removed: Array<{ path: string; link: string }> = [];
     for (const { target, path, link } of links) {
+      // Only a link still at its place: every directory from the root down to it real (a path through
+      // a symlink made since could reach, and unlink, something outside).
+      if (!realDirectories(root, dirname(target))) continue;
       const info = lstatSync(target, { throwIfNoEntry: false });
       if (!info?.isSymbolicLink() || readlinkSync(target) !== link) continue; // replaced since
-      const parent = lstatSync(dirname(target), { throwIfNoEntry: false });
-      const leadsTo = parent?.isDirectory() ? followOnDisk(dirname(target), link) : undefined;
+      const leadsTo = followOnDisk(dirname(target), link);
       if (leadsTo === undefined || !within(root, leadsTo)) {
         unlinkSync(target);
         removed.push({ path, link });
