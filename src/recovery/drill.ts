@@ -122,7 +122,9 @@ export async function runDrill(
       const expected: Stats = replayToEnd
         ? { ...(await engine.stats(source.config, step.snapshot.metadata)), items: [], openPrefixes: [''] }
         : (step.snapshot.stats as Stats);
-      // RPO as of the drill's start: the archive's end then (a file pushed during the drill does not count).
+      // RPO as of the drill's start: the archive's end then (a file pushed during the drill does not
+      // count), and only when the restore replays the archive (physical); a logical restore (mode both)
+      // brings back the point itself.
       const newestWal =
         archived && step.method === 'physical' && physicalOf(step.snapshot)
           ? await newestArchiveTime(repository, source.name)
@@ -138,8 +140,6 @@ export async function runDrill(
       }
       result.rtoSeconds = (Date.now() - started) / 1000;
       if (newestWal) {
-        // The archive's end is what a restore reaches only when it replays the archive (physical); a
-        // logical restore (mode both) brings back the point itself.
         result.rpoSeconds = Math.max(0, (started - Date.parse(newestWal)) / 1000); // clock skew
         result.rpoBasis = 'WAL archive end';
       } else {

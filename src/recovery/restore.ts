@@ -197,6 +197,7 @@ async function planSource(
         ? `  ${describeRedis(snapshot, target)}`
         : `  logical: ${describeLogical(snapshot)}`,
   ];
+  const jobs = (source.config as { jobs?: number }).jobs;
   return {
     source: source.name,
     engine: source.config.engine,
@@ -206,9 +207,7 @@ async function planSource(
     target,
     method,
     recoveryTarget: target_,
-    ...(typeof (source.config as { jobs?: unknown }).jobs === 'number'
-      ? { jobs: (source.config as { jobs: number }).jobs }
-      : {}),
+    ...(jobs !== undefined ? { jobs } : {}),
     description,
   };
 }

@@ -387,11 +387,11 @@ export class Repository {
     return { snapshots: snapshots.sort((a, b) => a.time.localeCompare(b.time)), unreadable };
   }
 
+  /** Every snapshot, oldest first; fails if any cannot be read (see listSnapshotsReadable). */
   async listSnapshots(): Promise<Snapshot[]> {
-    const snapshots = await Promise.all(
-      (await listSnapshotIds(this.storage)).map((id) => this.loadSnapshot(id)),
-    );
-    return snapshots.sort((a, b) => a.time.localeCompare(b.time));
+    const { snapshots, unreadable } = await this.listSnapshotsReadable();
+    if (unreadable.length > 0) throw unreadable[0]!.error;
+    return snapshots;
   }
 
   async loadSnapshot(idOrPrefix: string): Promise<Snapshot> {

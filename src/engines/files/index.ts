@@ -28,7 +28,7 @@ import { SMALL_FILE, entrySource } from './entry-source.js';
 import type { FilesSource, FilesTarget } from './config.js';
 import { type FilesMetadata, restoreFiles } from './restore.js';
 import { END_OF_ARCHIVE, entryHeader } from './tar.js';
-import { type Skipped, TreeHasher, archivePathOf, unreadable, vanished, walk } from './walk.js';
+import { type Skipped, TreeHasher, archivePathOf, leftOut, unreadable, vanished, walk } from './walk.js';
 
 const ARTIFACT = 'files.tar';
 
@@ -120,8 +120,7 @@ async function* backup(
           throw unreadable(entry.absolute, error);
       }
       if (fd === undefined) {
-        skipped.vanished++;
-        options.log?.(`${entry.absolute} vanished or was replaced during the backup; left out`);
+        leftOut(skipped, entry.absolute, options.log);
         continue;
       }
       const source = entrySource(entry.absolute, header, entry.stat.size, options.log, fd);

@@ -80,8 +80,7 @@ function locate(root: string, path: string): string {
     throw unsafe(path, 'it has "..", "." or empty segments (path traversal)');
   }
   const target = resolve(root, clean);
-  if (target !== root && !target.startsWith(root === sep ? root : `${root}${sep}`))
-    throw unsafe(path, 'it resolves outside the restore directory');
+  if (!within(root, target)) throw unsafe(path, 'it resolves outside the restore directory');
   return target;
 }
 
@@ -284,7 +283,7 @@ export async function restoreFiles(
         const link = header.linkname;
         if (root !== sep) {
           const pointsTo = resolve(dirname(target), link); // an absolute link too, normalised
-          if (pointsTo !== root && !pointsTo.startsWith(`${root}${sep}`)) {
+          if (!within(root, pointsTo)) {
             throw unsafe(path, `a symlink to ${link} would point outside the restore directory ${root}`);
           }
         }

@@ -36,6 +36,12 @@ export interface Skipped {
   vanished: number;
 }
 
+/** Records an entry left out because it vanished (or was replaced) while the backup ran. */
+export function leftOut(skipped: Skipped, path: string, log?: (line: string) => void): void {
+  skipped.vanished++;
+  log?.(`${path} vanished during the backup; left out`);
+}
+
 /** Whether a file system error means the entry was deleted (or replaced) while the walk ran. */
 export function vanished(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
@@ -128,8 +134,7 @@ export async function* walk(
         return call();
       } catch (error) {
         if (!vanished(error)) throw unreadable(disk, error);
-        skipped.vanished++;
-        log?.(`${disk} vanished during the backup; left out`);
+        leftOut(skipped, disk, log);
         return undefined;
       }
     };

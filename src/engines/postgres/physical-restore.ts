@@ -13,6 +13,7 @@
 //                    last replayed transaction, and the new timeline; plus the server log's line saying
 //                    where recovery stopped.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, stat, writeFile, chmod } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -287,16 +288,7 @@ async function shareDirectoryOf(binDirectory: string, major: number): Promise<st
     // Debian: /usr/lib/postgresql/<major>/bin → /usr/share/postgresql/<major>
     join(dirname(dirname(prefix)), 'share', 'postgresql', String(major)),
   );
-  for (const candidate of candidates) {
-    if (
-      await stat(join(candidate, 'extension', 'plpgsql.control')).then(
-        () => true,
-        () => false,
-      )
-    )
-      return candidate;
-  }
-  return undefined;
+  return candidates.find((candidate) => existsSync(join(candidate, 'extension', 'plpgsql.control')));
 }
 
 /** Refuses, before anything is touched, a restore whose databases use extensions the target lacks. */
@@ -307,11 +299,8 @@ export async function checkExtensions(binDirectory: string, metadata: PhysicalMe
   if (share === undefined) return; // an unusual layout: the server itself will say what it lacks
   const missing: string[] = [];
   for (const extension of wanted) {
-    const present = await stat(join(share, 'extension', `${extension.name}.control`)).then(
-      () => true,
-      () => false,
-    );
-    if (!present) missing.push(`${extension.name} ${extension.version} (database ${extension.database})`);
+    if (!existsSync(join(share, 'extension', `${extension.name}.control`)))
+      missing.push(`${extension.name} ${extension.version} (database ${extension.database})`);
   }
   if (missing.length > 0)
     throw new LifeboatError(
