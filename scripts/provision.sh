@@ -6,7 +6,8 @@
 #   - Valkey 8 from bookworm-backports (the suite is added to the existing Debian source file; if the
 #     package cannot be had, the step warns and the Valkey suites report the missing server);
 #   - MinIO, built by `go install` of a pinned module version into $LIFEBOAT_TOOLS_DIR/bin;
-#   - the npm dependencies (npm ci).
+#   - the npm dependencies (npm ci);
+#   - lifeboat's native BLAKE3 addon, built from source by cargo (scripts/build-native.sh; crates.io only).
 # Neo4j and OpenSearch (Maven Central jars) get their own install_* function here in a later issue.
 set -euo pipefail
 
@@ -131,6 +132,11 @@ install_node_modules() {
   echo "$hash" > "$stamp"
 }
 
+install_native() {
+  log "native addon (cargo build, native/blake3)"
+  "$ROOT/scripts/build-native.sh"
+}
+
 main() {
   install_postgres
   install_pgvector
@@ -138,6 +144,7 @@ main() {
   install_valkey
   install_minio
   install_node_modules
+  install_native
   log "done (tools in $TOOLS_DIR/bin)"
 }
 

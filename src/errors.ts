@@ -33,6 +33,13 @@ export const ERROR_CATALOGUE = {
     http: 500,
   },
 
+  LB_INSTALL_INCOMPLETE: {
+    summary:
+      'A part of lifeboat that is built at install time is missing (the native BLAKE3 addon): run scripts/build-native.sh.',
+    exitCode: 1,
+    http: 500,
+  },
+
   LB_CONFIG_NOT_FOUND: {
     summary: 'The configuration file does not exist or cannot be read.',
     exitCode: 2,

@@ -1,0 +1,59 @@
+// BLAKE3 through lifeboat's native addon (native/blake3: the official `blake3` crate behind node-api,
+// built from source by scripts/build-native.sh). Loaded on first use, so commands that hash nothing run
+// without it.
+//
+// Terms:
+//   keyed hash  BLAKE3 in keyed mode (a 32-byte key): a MAC, used for blob ids.
+//   addon path  native/blake3/lifeboat-blake3.node, two directories above this module, which holds for
+//               src/util/ (tests), dist/util/ (tsc) and dist/lifeboat/ (the bundle) alike.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+import { LifeboatError } from '../errors.js';
+
+export interface Blake3Hasher {
+  update(data: Uint8Array): void;
+  /** The digest of everything updated so far. */
+  digestHex(): string;
+}
+
+interface Blake3Addon {
+  keyedHashHex(key: Uint8Array, data: Uint8Array): string;
+  hashHex(data: Uint8Array): string;
+  Hasher: new () => Blake3Hasher;
+}
+
+/** Where the addon is (worker threads require it by this path). */
+export function blake3AddonPath(): string {
+  const path = fileURLToPath(new URL('../../native/blake3/lifeboat-blake3.node', import.meta.url));
+  if (!existsSync(path)) {
+    throw new LifeboatError(
+      'LB_INSTALL_INCOMPLETE',
+      `lifeboat's BLAKE3 addon is not built (${path} is missing): run scripts/build-native.sh (needs Rust's cargo)`,
+    );
+  }
+  return path;
+}
+
+let addon: Blake3Addon | undefined;
+
+function load(): Blake3Addon {
+  addon ??= createRequire(import.meta.url)(blake3AddonPath()) as Blake3Addon;
+  return addon;
+}
+
+/** Keyed BLAKE3 of data (key: 32 bytes), hex. */
+export function keyedBlake3Hex(key: Uint8Array, data: Uint8Array): string {
+  return load().keyedHashHex(key, data);
+}
+
+/** BLAKE3 of data, hex. */
+export function blake3Hex(data: Uint8Array): string {
+  return load().hashHex(data);
+}
+
+/** An incremental BLAKE3. */
+export function createBlake3(): Blake3Hasher {
+  return new (load().Hasher)();
+}
