@@ -39,6 +39,8 @@ export interface ArchiveRecord {
   name: string;
   size: number;
   sha256: string;
+  /** BLAKE3 of the file, which a fetch checks (absent in older records: their SHA-256 is checked). */
+  blake3?: string;
   blobs: string[];
   /** Where each blob was stored at push time, in the order of `blobs` (absent in older records). */
   locations?: ArchiveLocation[];
@@ -215,6 +217,7 @@ export async function pushArchiveFiles(
         name: artifact.name,
         size: artifact.size,
         sha256: artifact.sha256,
+        blake3: artifact.blake3,
         blobs: artifact.blobs,
         ...(entries.every((entry) => entry !== undefined)
           ? { locations: entries.map(({ id: _id, ...location }) => location) }

@@ -5,7 +5,7 @@
 //   slab          shared memory the input is copied into (slabs.ts); chunks are views of it that the
 //                 workers read in place. A chunk cut short by the end of a slab is carried over to the
 //                 start of the next one, so every chunk is contiguous.
-//   identify      the workers compute each chunk's HMAC id and hold the chunk; the main thread only
+//   identify      the workers compute each chunk's keyed id and hold the chunk; the main thread only
 //                 decides: a duplicate is dropped in the worker, a new blob is sealed there.
 //   stream hash   the artifact's SHA-256, computed chunk by chunk, in order, in one worker: the main
 //                 thread only copies and chunks.
@@ -266,7 +266,8 @@ export class BackupSession {
     } finally {
       slab.release();
     }
-    const record: ArtifactRecord = { name, size, sha256: await hash.digest(), blobs: await Promise.all(ids) };
+    const { sha256, blake3 } = await hash.digest();
+    const record: ArtifactRecord = { name, size, sha256, blake3, blobs: await Promise.all(ids) };
     this.artifacts.push(record);
     return record;
   }
@@ -407,7 +408,7 @@ export class BackupSession {
     }
     const chunk = slab.bytes.subarray(start, end);
     slab.retain();
-    const identified = this.pool.identify(chunk, this.ring.writer.idKey);
+    const identified = this.pool.identify(chunk, this.repository.blobIds);
     const work = identified.then(async (held) => {
       if (this.repository.index.has(held.id) || this.sessionBlobs.has(held.id)) {
         this.pool.drop(held);
@@ -428,7 +429,7 @@ export class BackupSession {
       this.finishIfDone(pack);
       return held.id;
     });
-    // The chunk is read by then: by the HMAC for a duplicate, by the seal for a new blob; after a
+    // The chunk is read by then: by the id hash for a duplicate, by the seal for a new blob; after a
     // failure the worker holds it unread (the session fails anyway).
     this.track(
       work.finally(() => slab.release()),
@@ -460,7 +461,7 @@ export class BackupSession {
     const work = async () => {
       const held = await this.pool.identifyMany(
         batch.map((chunk) => chunk.slab.bytes.subarray(chunk.start, chunk.end)),
-        this.ring.writer.idKey,
+        this.repository.blobIds,
       );
       const fresh: number[] = [];
       const duplicates: number[] = [];

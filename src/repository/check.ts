@@ -226,7 +226,7 @@ async function verifyPack(
     try {
       openBlob(
         packKey,
-        ring.writer.idKey,
+        repository.blobIds,
         blob,
         bytes.subarray(blob.offset, blob.offset + blob.length),
         name,

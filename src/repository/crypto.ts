@@ -6,11 +6,14 @@
 //            practice (each pack and each file has its own key, see keys.ts).
 //   aad      associated data bound to a sealed message (a blob's id, a file's kind): moving a sealed
 //            message to another place makes it fail to open.
-//   blob id  HMAC-SHA256(idKey, plaintext), hex: the same content gives the same id in every backup
-//            (dedup), and without idKey nobody can compute ids to test guesses.
+//   blob id  a MAC of the plaintext under idKey, hex: the same content gives the same id in every
+//            backup (dedup), and without idKey nobody can compute ids to test guesses. The repository's
+//            format version picks the MAC (the id scheme): keyed BLAKE3 from version 2, HMAC-SHA256 in
+//            version 1 (BLAKE3 is ~3x faster here, and every byte backed up or restored is hashed).
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 
 import { LifeboatError } from '../errors.js';
+import { keyedBlake3Hex } from '../util/blake3.js';
 
 export const KEY_BYTES = 32;
 export const NONCE_BYTES = 12;
@@ -59,9 +62,20 @@ export function open(key: Buffer, sealed: Uint8Array, what: string, aad?: Uint8A
   }
 }
 
+/** How a repository computes blob ids (see the module comment). */
+export type BlobIdScheme = 'blake3' | 'hmac-sha256';
+
+/** A repository's id key with the scheme it is used in. */
+export interface IdKey {
+  scheme: BlobIdScheme;
+  key: Buffer;
+}
+
 /** The keyed content id of a blob. */
-export function blobId(idKey: Buffer, plaintext: Uint8Array): string {
-  return createHmac('sha256', idKey).update(plaintext).digest('hex');
+export function blobId(ids: IdKey, plaintext: Uint8Array): string {
+  return ids.scheme === 'blake3'
+    ? keyedBlake3Hex(ids.key, plaintext)
+    : createHmac('sha256', ids.key).update(plaintext).digest('hex');
 }
 
 export function sha256Hex(data: Uint8Array): string {

@@ -4,22 +4,34 @@
 //   format version  an integer per kind of file. A reader refuses a version it does not know with
 //                   LB_REPO_VERSION, before it acts on anything.
 import { LifeboatError } from '../errors.js';
+import type { BlobIdScheme } from './crypto.js';
 
-export const REPOSITORY_VERSION = 1;
+/**
+ * The version `init` writes. Version 2 differs from 1 only in its blob ids (keyed BLAKE3 instead of
+ * HMAC-SHA256); this lifeboat reads and writes both.
+ */
+export const REPOSITORY_VERSION = 2;
+export const REPOSITORY_VERSIONS: readonly number[] = [1, 2];
 export const KEY_FILE_VERSION = 1;
 export const PACK_VERSION = 1;
 export const INDEX_VERSION = 1;
 export const SNAPSHOT_VERSION = 1;
 
-/** Throws LB_REPO_VERSION unless version is the one this code reads. */
-export function checkVersion(version: unknown, known: number, what: string): void {
-  if (version !== known) {
+/** Throws LB_REPO_VERSION unless version is one this code reads. */
+export function checkVersion(version: unknown, known: number | readonly number[], what: string): void {
+  const versions = typeof known === 'number' ? [known] : known;
+  if (!versions.includes(version as number)) {
     throw new LifeboatError(
       'LB_REPO_VERSION',
-      `${what} has format version ${JSON.stringify(version)}, this lifeboat reads version ${known}: upgrade lifeboat`,
+      `${what} has format version ${JSON.stringify(version)}, this lifeboat reads version ${versions.join(' or ')}: upgrade lifeboat`,
       { details: { what, version, known } },
     );
   }
+}
+
+/** The blob id scheme of a repository format version (one that checkVersion accepted). */
+export function blobIdScheme(repositoryVersion: number): BlobIdScheme {
+  return repositoryVersion >= 2 ? 'blake3' : 'hmac-sha256';
 }
 
 /** Chunk sizes (bytes) of the content-defined chunker. */

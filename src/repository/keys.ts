@@ -2,7 +2,7 @@
 //
 // Terms:
 //   writer keys  what every host that writes backups needs, in both modes:
-//                  idKey       HMAC key of blob ids (dedup)
+//                  idKey       key of blob ids (keyed BLAKE3 or HMAC-SHA256: format.ts; dedup)
 //                  chunkerKey  seeds the chunker's gear table
 //                  writerKey   seals the per-file keys of index files (so writers can dedup)
 //   reader keys  what reading data needs: in password mode the dataKeys (newest first; older ones stay

@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 
 import { LifeboatError } from '../errors.js';
 import type { StorageBackend } from '../storage/index.js';
-import { blobId as keyedId, newKey, open, seal } from './crypto.js';
+import { type IdKey, blobId as keyedId, newKey, open, seal } from './crypto.js';
 import { PACK_VERSION, checkVersion } from './format.js';
 import type { KeyRing } from './keys.js';
 import { compress, decompress } from './zstd.js';
@@ -28,7 +28,7 @@ const DIRECTORY_AAD = Buffer.from('lifeboat pack directory');
 export const PACK_PREFIX_BYTES = 12;
 
 export interface PackedBlob {
-  /** Blob id (hex HMAC of the plaintext). */
+  /** Blob id (hex keyed hash of the plaintext, crypto.ts blobId()). */
   id: string;
   /** Offset of the sealed blob in the pack. */
   offset: number;
@@ -173,7 +173,7 @@ export async function readPackKey(storage: StorageBackend, ring: KeyRing, name: 
 /** Decrypts, decompresses and verifies one blob read from a pack. */
 export function openBlob(
   packKey: Buffer,
-  idKey: Buffer,
+  ids: IdKey,
   blob: PackedBlob,
   sealed: Buffer,
   what: string,
@@ -187,7 +187,7 @@ export function openBlob(
       cause: error,
     });
   }
-  if (plaintext.length !== blob.rawLength || keyedId(idKey, plaintext) !== blob.id) {
+  if (plaintext.length !== blob.rawLength || keyedId(ids, plaintext) !== blob.id) {
     throw new LifeboatError(
       'LB_REPO_CORRUPT',
       `${what} blob ${blob.id.slice(0, 16)}: content does not match its id`,

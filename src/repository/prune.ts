@@ -139,7 +139,7 @@ export async function prune(repository: Repository, options: PruneOptions = {}):
       for (const blob of index.blobsOf(pack).filter((candidate) => usedHere(pack, candidate))) {
         const sealed = await storage.read(name, { offset: blob.offset, length: blob.length });
         writer ??= await PackWriter.create(ring, repository.options.compressionLevel);
-        writer.add(blob.id, openBlob(packKey, ring.writer.idKey, blob, sealed, name));
+        writer.add(blob.id, openBlob(packKey, repository.blobIds, blob, sealed, name));
         if (writer.size >= repository.config.packSize) await flush();
       }
     }

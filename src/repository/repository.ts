@@ -20,12 +20,14 @@ import { BackupSession } from './backup-session.js';
 import { BlobIndex } from './blob-index.js';
 import { readArtifactChunks } from './restore-stream.js';
 import { CryptoPool, takePool } from './workers.js';
-import { newKey } from './crypto.js';
+import { type IdKey, newKey } from './crypto.js';
 import {
   type ChunkerParameters,
   DEFAULT_CHUNKER,
   DEFAULT_PACK_SIZE,
   REPOSITORY_VERSION,
+  REPOSITORY_VERSIONS,
+  blobIdScheme,
   checkVersion,
 } from './format.js';
 import {
@@ -77,6 +79,8 @@ export interface InitOptions extends Credentials {
   packSize?: number;
   /** scrypt cost (tests use a cheaper one). */
   kdf?: KdfParameters;
+  /** The format version to write (default REPOSITORY_VERSION; 1 for tests of older repositories). */
+  formatVersion?: number;
 }
 
 export interface OpenOptions extends Credentials {
@@ -163,7 +167,7 @@ export class Repository {
     else throw new LifeboatError('LB_USAGE', 'lifeboat init needs a password or age recipients');
     const config: RepositoryConfig = {
       format: 'lifeboat-repository',
-      version: REPOSITORY_VERSION,
+      version: options.formatVersion ?? REPOSITORY_VERSION,
       id: randomBytes(16).toString('hex'),
       created: new Date().toISOString(),
       keyMode,
@@ -227,6 +231,11 @@ export class Repository {
   /** The key ring, for the repository's own modules (check, prune). Never leaves src/repository. */
   get keyRing(): KeyRing {
     return this.ring;
+  }
+
+  /** The id key and the id scheme of this repository's format version. Never leaves src/repository. */
+  get blobIds(): IdKey {
+    return { scheme: blobIdScheme(this.config.version), key: this.ring.writer.idKey };
   }
 
   /** Starts a backup under a shared lock; its artifacts become visible with commit(). */
@@ -432,6 +441,7 @@ export class Repository {
         {
           storage: this.storage,
           ring: this.ring,
+          ids: this.blobIds,
           index: options.index ?? this.index,
           readAhead: this.options.readAhead,
           pool: this.readPool,
@@ -483,7 +493,7 @@ async function readConfig(storage: StorageBackend): Promise<RepositoryConfig> {
       `${storage.location}/config is not a lifeboat repository config`,
     );
   }
-  checkVersion(config.version, REPOSITORY_VERSION, `the repository at ${storage.location}`);
+  checkVersion(config.version, REPOSITORY_VERSIONS, `the repository at ${storage.location}`);
   return config;
 }
 

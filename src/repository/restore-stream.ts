@@ -1,5 +1,7 @@
 // Reading an artifact back: blobs are fetched in segments, opened in worker threads, verified, and
-// yielded in order; the whole stream's size and SHA-256 are checked at the end.
+// yielded in order; the whole stream's size and hash are checked at the end: its BLAKE3 when the
+// manifest records one (every artifact written since BLAKE3 came in), else its SHA-256. BLAKE3 is ~3x
+// cheaper, and the stream hash runs on the main thread, on every byte restored.
 //
 // Terms:
 //   segment    consecutive blobs of the artifact that lie back to back in one pack: fetched with one
@@ -9,8 +11,10 @@
 import { createHash } from 'node:crypto';
 
 import { LifeboatError, isLifeboatError } from '../errors.js';
+import { createBlake3 } from '../util/blake3.js';
 import type { StorageBackend } from '../storage/index.js';
 import type { BlobIndex, IndexEntry } from './blob-index.js';
+import type { IdKey } from './crypto.js';
 import type { KeyRing } from './keys.js';
 import { packName, readPackKey } from './pack.js';
 import type { ArtifactRecord } from './snapshots.js';
@@ -23,6 +27,7 @@ const SEGMENT_RAW_BYTES = 24 * 1024 * 1024;
 export interface RestoreContext {
   storage: StorageBackend;
   ring: KeyRing;
+  ids: IdKey;
   index: BlobIndex;
   /** Segments fetched ahead. */
   readAhead: number;
@@ -87,7 +92,8 @@ export async function* readArtifactChunks(
   artifact: ArtifactRecord,
 ): AsyncGenerator<Buffer> {
   const { storage, ring } = context;
-  const hash = createHash('sha256');
+  const blake3 = artifact.blake3 !== undefined;
+  const hash = blake3 ? createBlake3() : createHash('sha256');
   let size = 0;
   const packKeys = new Map<string, Promise<Buffer>>();
   const pool = context.pool;
@@ -112,7 +118,7 @@ export async function* readArtifactChunks(
         storage.read(name, { offset: segment.offset, length: segment.length }),
       ]);
       const blobs = segment.entries.map((entry) => ({ ...entry, offset: entry.offset - segment.offset }));
-      return await pool.openSegment(bytes, blobs, key, ring.writer.idKey, name);
+      return await pool.openSegment(bytes, blobs, key, context.ids, name);
     } catch (error) {
       if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) {
         throw new LifeboatError(
@@ -169,10 +175,11 @@ export async function* readArtifactChunks(
   } finally {
     await Promise.allSettled(window);
   }
-  if (size !== artifact.size || hash.digest('hex') !== artifact.sha256) {
+  const digest = 'digestHex' in hash ? hash.digestHex() : hash.digest('hex');
+  if (size !== artifact.size || digest !== (blake3 ? artifact.blake3 : artifact.sha256)) {
     throw new LifeboatError(
       'LB_REPO_CORRUPT',
-      `artifact ${artifact.name}: size or SHA-256 of the restored stream does not match the manifest`,
+      `artifact ${artifact.name}: size or ${blake3 ? 'BLAKE3' : 'SHA-256'} of the restored stream does not match the manifest`,
     );
   }
 }

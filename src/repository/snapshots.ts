@@ -1,8 +1,8 @@
 // Snapshot manifests: what one engine produced for one source in one backup.
 //
 // Terms:
-//   artifact   one named stream of a snapshot (e.g. "main.dump", "globals.sql"): its size, the SHA-256 of
-//              its plaintext, and the ordered list of blob ids that make it up.
+//   artifact   one named stream of a snapshot (e.g. "main.dump", "globals.sql"): its size, the SHA-256 and
+//              the BLAKE3 of its plaintext, and the ordered list of blob ids that make it up.
 //   snapshot   snapshots/<sha256 of the file>: a sealed envelope (kind "snapshot") of the manifest. The
 //              file name is the snapshot id; a unique prefix of it names the snapshot too.
 import { LifeboatError } from '../errors.js';
@@ -17,6 +17,11 @@ export interface ArtifactRecord {
   size: number;
   /** SHA-256 (hex) of the artifact's plaintext. */
   sha256: string;
+  /**
+   * BLAKE3 (hex, unkeyed) of the artifact's plaintext: what a restore checks the stream against
+   * (absent in artifacts written before it was recorded: those are checked by their SHA-256).
+   */
+  blake3?: string;
   blobs: string[];
 }
 

@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { blobId, newKey, open } from './crypto.js';
+import { blake3Hex } from '../util/blake3.js';
+import { type BlobIdScheme, type IdKey, blobId, newKey, open } from './crypto.js';
 import { CryptoPool, prestartPool, takePool } from './workers.js';
 import { compress, decompress } from './zstd.js';
 
@@ -12,7 +13,7 @@ describe('CryptoPool', () => {
 
   it('seals exactly as crypto.ts does: the result opens with open() and the blob id as aad', async () => {
     const key = newKey();
-    const idKey = newKey();
+    const idKey: IdKey = { scheme: 'blake3', key: newKey() };
     const text = Buffer.from('SELECT 1;\n'.repeat(10_000));
     const noise = randomBytes(100_000);
     const [compressed, raw] = await Promise.all([
@@ -49,9 +50,20 @@ describe('CryptoPool', () => {
       .update(plain.subarray(7, 50_000))
       .update(shared.subarray(100_000))
       .digest('hex');
-    expect(await first.digest()).toBe(expected);
-    expect(await second.digest()).toBe(createHash('sha256').update(plain).digest('hex'));
-    expect(await pool.hashStream().digest()).toBe(createHash('sha256').digest('hex'));
+    const joined = Buffer.concat([
+      shared.subarray(0, 100_000),
+      plain.subarray(7, 50_000),
+      shared.subarray(100_000),
+    ]);
+    expect(await first.digest()).toEqual({ sha256: expected, blake3: blake3Hex(joined) });
+    expect(await second.digest()).toEqual({
+      sha256: createHash('sha256').update(plain).digest('hex'),
+      blake3: blake3Hex(plain),
+    });
+    expect(await pool.hashStream().digest()).toEqual({
+      sha256: createHash('sha256').digest('hex'),
+      blake3: blake3Hex(Buffer.alloc(0)),
+    });
   });
 
   it('keeps many jobs apart', async () => {
@@ -67,9 +79,11 @@ describe('CryptoPool', () => {
     });
   });
 
-  it('opens blobs in a worker, verifying tag, size and id', async () => {
+  const schemes: BlobIdScheme[] = ['blake3', 'hmac-sha256'];
+
+  it.each(schemes)('opens blobs in a worker, verifying tag, size and id (%s ids)', async (scheme) => {
     const key = newKey();
-    const idKey = newKey();
+    const idKey: IdKey = { scheme, key: newKey() };
     const text = Buffer.from('COPY t FROM stdin;\n'.repeat(5_000));
     const id = blobId(idKey, text);
     const sealed = await pool.seal(id, Buffer.from(text), key);
@@ -80,17 +94,17 @@ describe('CryptoPool', () => {
     await expect(pool.open(entry, flipped, key, idKey, 'pack')).rejects.toMatchObject({
       code: 'LB_REPO_CORRUPT',
     });
-    await expect(pool.open(entry, Buffer.from(sealed.sealed), key, newKey(), 'pack')).rejects.toThrow(
-      /does not match its id/,
-    );
+    await expect(
+      pool.open(entry, Buffer.from(sealed.sealed), key, { scheme, key: newKey() }, 'pack'),
+    ).rejects.toThrow(/does not match its id/);
     await expect(
       pool.open({ ...entry, rawLength: 1 }, Buffer.from(sealed.sealed), key, idKey, 'pack'),
     ).rejects.toThrow(/does not match/);
   });
 
-  it('identifies in the worker (HMAC id), then seals or drops the held blob', async () => {
+  it.each(schemes)('identifies in the worker (%s id), then seals or drops the held blob', async (scheme) => {
     const key = newKey();
-    const idKey = newKey();
+    const idKey: IdKey = { scheme, key: newKey() };
     const text = Buffer.from('INSERT INTO t VALUES (1);\n'.repeat(4_000));
     const held = await pool.identify(Buffer.from(text), idKey);
     expect(held.id).toBe(blobId(idKey, text));
@@ -105,7 +119,7 @@ describe('CryptoPool', () => {
 
   it('seals at the level asked for (precompressed artifacts use level 1), and both open', async () => {
     const key = newKey();
-    const idKey = newKey();
+    const idKey: IdKey = { scheme: 'blake3', key: newKey() };
     const text = Buffer.from(
       Array.from({ length: 20_000 }, (_, k) => `row ${k % 997} value ${(k * 7919) % 10007};`).join('\n'),
     );
@@ -122,7 +136,7 @@ describe('CryptoPool', () => {
 
   it('opens a whole segment in one job, and stops at a damaged blob after the good ones', async () => {
     const key = newKey();
-    const idKey = newKey();
+    const idKey: IdKey = { scheme: 'blake3', key: newKey() };
     const texts = [0, 1, 2].map((index) => Buffer.from(`row ${index};\n`.repeat(3_000 + index)));
     const sealed = await Promise.all(
       texts.map((text) => pool.seal(blobId(idKey, text), Buffer.from(text), key)),

@@ -1,14 +1,15 @@
 // A pool of worker threads that seal blobs for backups and open them for restores, so both use both
-// cores: the main thread chunks and does I/O; the workers run the HMAC ids, zstd and AES-256-GCM, and
-// a backup's stream SHA-256 (a restore still checks its stream's SHA-256 on the main thread).
+// cores: the main thread chunks and does I/O; the workers run the blob ids (keyed BLAKE3, or HMAC-SHA256
+// in a version 1 repository), zstd and AES-256-GCM, and a backup's stream hashes (a restore checks its
+// stream's hash on the main thread).
 //
 // Terms:
-//   hash job  one view added to a stream's SHA-256 (a backup's artifact, or a pack), in order, in the
+//   hash job  one view added to a stream's SHA-256 and BLAKE3 (a backup's artifact), in order, in the
 //             one worker that holds that stream's state; views of shared memory are read in place.
 //   seal job  one blob's plaintext, id and pack key → the sealed payload, whether it was compressed, and
 //             its plaintext length.
-//   open job  one sealed blob, its id, pack key, compression, plaintext length and the idKey → the
-//             verified plaintext (tag, size and HMAC id all checked), or a "corrupt" answer.
+//   open job  one sealed blob, its id, pack key, compression, plaintext length and the id key → the
+//             verified plaintext (tag, size and id all checked), or a "corrupt" answer.
 //   window    jobs in flight are bounded by the callers (capacity = jobsPerWorker × workers), which
 //             bounds memory to a few chunks.
 //
@@ -20,6 +21,8 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 import { LifeboatError } from '../errors.js';
+import { blake3AddonPath } from '../util/blake3.js';
+import type { IdKey } from './crypto.js';
 
 export interface SealedBlob {
   sealed: Buffer;
@@ -38,6 +41,11 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } = require('node:crypto');
 const zstd = require(workerData.zstdPath);
+const blake3 = require(workerData.blake3Path);
+// A blob's id under the repository's scheme (crypto.ts blobId()).
+function idOf(scheme, key, data) {
+  return scheme === 'blake3' ? blake3.keyedHashHex(key, data) : createHmac('sha256', key).update(data).digest('hex');
+}
 // zstd's own context, to decompress into a given buffer (the Decompressor allocates its output).
 const zstdBinding = require(workerData.zstdBindingPath);
 const dctx = new zstdBinding.DCtx();
@@ -57,14 +65,14 @@ const held = new Map();
 function identifyJob(job) {
   const plain = Buffer.from(job.data.buffer, job.data.byteOffset, job.data.byteLength);
   held.set(job.job, plain);
-  return { job: job.job, id: createHmac('sha256', Buffer.from(job.idKey)).update(plain).digest('hex'), rawLength: plain.length };
+  return { job: job.job, id: idOf(job.idScheme, Buffer.from(job.idKey), plain), rawLength: plain.length };
 }
 function identifyManyJob(job) {
   const key = Buffer.from(job.idKey);
   const ids = job.datas.map((data, index) => {
     const plain = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     held.set(job.job + '/' + index, plain);
-    return createHmac('sha256', key).update(plain).digest('hex');
+    return idOf(job.idScheme, key, plain);
   });
   return { job: job.job, ids };
 }
@@ -104,7 +112,7 @@ function sealJob(job) {
 // One blob: a segment of one.
 function openJob(job) {
   const sealed = Buffer.from(job.sealed.buffer, job.sealed.byteOffset, job.sealed.byteLength);
-  const answer = openSegmentJob({ job: job.job, bytes: sealed, key: job.key, idKey: job.idKey,
+  const answer = openSegmentJob({ job: job.job, bytes: sealed, key: job.key, idKey: job.idKey, idScheme: job.idScheme,
     blobs: [{ id: job.id, compression: job.compression, rawLength: job.rawLength, offset: 0, length: sealed.length }] });
   return answer.corrupt ? { job: job.job, corrupt: answer.corrupt } : { job: job.job, plain: answer.plains[0] };
 }
@@ -151,7 +159,7 @@ function openSegmentJob(job) {
       if (payload.length !== blob.rawLength) return fail('content does not match its id');
       payload.copy(region);
     }
-    if (createHmac('sha256', idKey).update(region).digest('hex') !== blob.id) {
+    if (idOf(job.idScheme, idKey, region) !== blob.id) {
       return fail('content does not match its id');
     }
     at += blob.rawLength;
@@ -159,16 +167,18 @@ function openSegmentJob(job) {
   return { job: job.job, plains: [out] };
 }
 const streams = new Map();
+const newStream = () => ({ sha256: createHash('sha256'), blake3: new blake3.Hasher() });
 function hashJob(job) {
   let hash = streams.get(job.stream);
-  if (!hash) { hash = createHash('sha256'); streams.set(job.stream, hash); }
-  hash.update(job.data);
+  if (!hash) { hash = newStream(); streams.set(job.stream, hash); }
+  hash.sha256.update(job.data);
+  hash.blake3.update(job.data);
   return { job: job.job };
 }
 function digestJob(job) {
-  const hash = streams.get(job.stream) || createHash('sha256');
+  const hash = streams.get(job.stream) || newStream();
   streams.delete(job.stream);
-  return { job: job.job, digest: hash.digest('hex') };
+  return { job: job.job, digest: hash.sha256.digest('hex'), blake3: hash.blake3.digestHex() };
 }
 parentPort.on('message', (job) => {
   if (job.type === 'drop') { held.delete(job.heldJob); return; }
@@ -199,6 +209,7 @@ interface WorkerAnswer {
   at?: number;
   corrupt?: string;
   digest?: string;
+  blake3?: string;
   error?: string;
   ids?: string[];
   sealedMany?: Uint8Array[];
@@ -223,12 +234,12 @@ function transferable(data: Buffer): { view: Uint8Array; transfer?: ArrayBuffer 
   return { view, transfer: view.buffer as ArrayBuffer };
 }
 
-/** A SHA-256 over consecutive views, computed in order in one worker. */
+/** A SHA-256 and a BLAKE3 over consecutive views, computed in order in one worker. */
 export interface StreamHash {
   /** Hashes the view next; resolves once the worker is done reading it. */
   update(view: Buffer): Promise<void>;
-  /** The hex digest of everything updated; ends the stream. */
-  digest(): Promise<string>;
+  /** The hex digests of everything updated; ends the stream. */
+  digest(): Promise<{ sha256: string; blake3: string }>;
 }
 
 /** A blob a worker holds after identifying it, until it is sealed or dropped. */
@@ -265,10 +276,11 @@ export class CryptoPool {
   ) {
     const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
     const zstdBindingPath = createRequire(import.meta.url).resolve('zstd-napi/binding');
+    const blake3Path = blake3AddonPath();
     for (let index = 0; index < workerCount; index++) {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { zstdPath, zstdBindingPath, level: compressionLevel },
+        workerData: { zstdPath, zstdBindingPath, blake3Path, level: compressionLevel },
       });
       worker.on('message', (message: WorkerAnswer) => {
         const waiter = this.pending.get(message.job);
@@ -308,17 +320,17 @@ export class CryptoPool {
   }
 
   /**
-   * Computes a blob's id (HMAC-SHA256 under idKey) in the least busy worker, which keeps the blob until
+   * Computes a blob's id (under the repository's id key) in the least busy worker, which keeps the blob until
    * sealHeld() or drop(): the main thread decides about dedup without hashing. `data` is shared when it
    * views shared memory (the caller keeps it intact until the blob is sealed or dropped), else
    * transferred.
    */
-  async identify(data: Buffer, idKey: Buffer): Promise<HeldBlob> {
+  async identify(data: Buffer, ids: IdKey): Promise<HeldBlob> {
     const { view, transfer } = transferable(data);
     const worker = this.leastBusy();
     const job = this.counter;
     const answer = await this.submit(
-      { type: 'identify', idKey: new Uint8Array(idKey), data: view },
+      { type: 'identify', idKey: new Uint8Array(ids.key), idScheme: ids.scheme, data: view },
       transfer,
       worker,
     );
@@ -326,14 +338,14 @@ export class CryptoPool {
   }
 
   /**
-   * identify() for many small chunks in one message (a message per chunk cost more than the HMAC):
+   * identify() for many small chunks in one message (a message per chunk cost more than the hash):
    * views of shared memory only, which the caller keeps intact until each is sealed or dropped.
    */
-  async identifyMany(views: readonly Buffer[], idKey: Buffer): Promise<HeldBatch> {
+  async identifyMany(views: readonly Buffer[], ids: IdKey): Promise<HeldBatch> {
     const worker = this.leastBusy();
     const job = this.counter;
     const answer = await this.submit(
-      { type: 'identifyMany', idKey: new Uint8Array(idKey), datas: views },
+      { type: 'identifyMany', idKey: new Uint8Array(ids.key), idScheme: ids.scheme, datas: views },
       undefined,
       worker,
     );
@@ -375,7 +387,7 @@ export class CryptoPool {
   }
 
   /**
-   * A stream SHA-256 computed in one worker, off the main thread. Views of shared memory are read in
+   * A stream's SHA-256 and BLAKE3 computed in one worker, off the main thread. Views of shared memory are read in
    * place (keep them intact until update() resolves); others are copied.
    */
   hashStream(): StreamHash {
@@ -385,7 +397,10 @@ export class CryptoPool {
       update: async (view) => {
         await this.submit({ type: 'hash', stream, data: view }, undefined, worker);
       },
-      digest: async () => (await this.submit({ type: 'digest', stream }, undefined, worker)).digest!,
+      digest: async () => {
+        const answer = await this.submit({ type: 'digest', stream }, undefined, worker);
+        return { sha256: answer.digest!, blake3: answer.blake3! };
+      },
     };
   }
 
@@ -417,7 +432,7 @@ export class CryptoPool {
     blob: SealedBlobEntry,
     sealed: Buffer,
     packKey: Buffer,
-    idKey: Buffer,
+    ids: IdKey,
     what: string,
   ): Promise<Buffer> {
     const { view, transfer } = transferable(sealed);
@@ -429,7 +444,8 @@ export class CryptoPool {
         rawLength: blob.rawLength,
         sealed: view,
         key: new Uint8Array(packKey),
-        idKey: new Uint8Array(idKey),
+        idKey: new Uint8Array(ids.key),
+        idScheme: ids.scheme,
       },
       transfer,
     );
@@ -448,7 +464,7 @@ export class CryptoPool {
     bytes: Buffer,
     blobs: ReadonlyArray<SealedBlobEntry & { offset: number; length: number }>,
     packKey: Buffer,
-    idKey: Buffer,
+    ids: IdKey,
     what: string,
   ): Promise<{ plains: Buffer[]; error?: LifeboatError }> {
     const { view, transfer } = transferable(bytes);
@@ -464,7 +480,8 @@ export class CryptoPool {
           length,
         })),
         key: new Uint8Array(packKey),
-        idKey: new Uint8Array(idKey),
+        idKey: new Uint8Array(ids.key),
+        idScheme: ids.scheme,
       },
       transfer,
     );

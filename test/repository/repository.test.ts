@@ -1,7 +1,7 @@
 // The repository on real storage (a local directory and MinIO): bit-exact round trips at chunk edges,
 // dedup of a 5%-changed second backup, wrong keys and versions, corruption that is detected and never
 // restored, and two backups into one repository at once.
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,9 @@ import {
   readArchiveFile,
   removeLocks,
 } from '../../src/repository/index.js';
+import { blobId } from '../../src/repository/crypto.js';
 import { packName } from '../../src/repository/pack.js';
+import { blake3Hex, keyedBlake3Hex } from '../../src/util/blake3.js';
 import type { DirectSource } from '../../src/util/read-fd.js';
 import { type StorageBackend, openStorage } from '../../src/storage/index.js';
 import { needs } from '../harness/needs.js';
@@ -221,7 +223,57 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       await storage.write('config', Buffer.from(JSON.stringify({ ...config, version: 99 })));
       const error = await Repository.open(storage, { password: PASSWORD }).catch((caught: unknown) => caught);
       expect(error).toMatchObject({ code: 'LB_REPO_VERSION' });
-      expect((error as Error).message).toMatch(/format version 99, this lifeboat reads version 1/);
+      expect((error as Error).message).toMatch(/format version 99, this lifeboat reads version 1 or 2/);
+    });
+
+    it('writes keyed BLAKE3 blob ids and the stream BLAKE3 (version 2), and still reads and writes version 1 (HMAC-SHA256 ids)', async (ctx) => {
+      const small = dumpLike(100 * 1024, 41); // under the minimum chunk: one blob, the whole input
+      const large = dumpLike(3 * maxSize, 42);
+      for (const [formatVersion, scheme] of [
+        [2, 'blake3'],
+        [1, 'hmac-sha256'],
+      ] as const) {
+        const storage = await fresh(ctx);
+        await Repository.init(storage, {
+          password: PASSWORD,
+          kdf: CHEAP_KDF,
+          ...(formatVersion === 1 ? { formatVersion } : {}),
+        });
+        expect(JSON.parse((await storage.read('config')).toString())).toMatchObject({
+          version: formatVersion,
+        });
+        const repository = await Repository.open(storage, { password: PASSWORD });
+        expect(repository.blobIds.scheme).toBe(scheme);
+        await backup(repository, 'small', small);
+        await backup(repository, 'large', large);
+        const snapshots = await repository.listSnapshots();
+        const [one, many] = ['small', 'large'].map(
+          (name) => snapshots.find((each) => each.source === name)!.artifacts[0]!,
+        );
+        expect(one!.blobs).toEqual([blobId({ scheme, key: repository.blobIds.key }, small)]);
+        expect(one!.blobs[0]).toBe(
+          scheme === 'blake3'
+            ? keyedBlake3Hex(repository.blobIds.key, small)
+            : createHmac('sha256', repository.blobIds.key).update(small).digest('hex'),
+        );
+        expect(one).toMatchObject({ sha256: sha(small), blake3: blake3Hex(small), size: small.length });
+        expect(many!.blobs.length).toBeGreaterThan(3);
+        expect(sha(await collect(repository.readArtifact(many!)))).toBe(sha(large));
+        // An artifact recorded without a BLAKE3 (written before it was) is checked by its SHA-256.
+        const { blake3: _recorded, ...older } = many!;
+        expect(sha(await collect(repository.readArtifact(older)))).toBe(sha(large));
+        await expect(collect(repository.readArtifact({ ...older, sha256: sha(small) }))).rejects.toThrow(
+          /SHA-256 of the restored stream does not match/,
+        );
+        await expect(
+          collect(repository.readArtifact({ ...many!, blake3: blake3Hex(small) })),
+        ).rejects.toThrow(/BLAKE3 of the restored stream does not match/);
+        expect(await checkRepository(repository, { readData: true })).toMatchObject({
+          snapshots: 2,
+          problems: [],
+          affectedSnapshots: [],
+        });
+      }
     });
 
     it('detects a flipped byte in a pack, a truncated index and a deleted pack, and restores no wrong bytes', async (ctx) => {

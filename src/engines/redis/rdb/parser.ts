@@ -66,7 +66,7 @@ export class RdbParser {
 
   /**
    * @param options.checksum  verify the trailing CRC-64 (default true). A restore reads bytes the
-   *   repository has already verified (SHA-256 of the artifact, HMAC of every blob) and that were
+   *   repository has already verified (the keyed id of every blob, the artifact's stream hash) and that were
    *   CRC-checked when they were backed up, so it may skip the second pass over every byte.
    */
   constructor(options: { checksum?: boolean } = {}) {
