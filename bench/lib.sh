@@ -13,6 +13,8 @@ build_lifeboat() {
       tar -x -C "$build"
     # Builds since the bundle (scripts/bundle.mjs) have it; older ones run dist/cli/main.js.
     git -C "$root" archive "$ref" scripts/bundle.mjs 2>/dev/null | tar -x -C "$build" 2>/dev/null || true
+    # Builds since BLAKE3 blob ids have a native addon.
+    git -C "$root" archive "$ref" native scripts/build-native.sh 2>/dev/null | tar -x -C "$build" 2>/dev/null || true
   else
     # Named before the copy: others may commit while it is taken.
     LIFEBOAT_SOURCE="work tree at $(git -C "$root" rev-parse --short HEAD)"
@@ -21,7 +23,12 @@ build_lifeboat() {
     fi
     cp -r "$root/src" "$root/package.json" "$root/tsconfig.json" "$root/tsconfig.build.json" "$build/"
     cp "$root/bin/lifeboat.js" "$build/bin/"
-    mkdir -p "$build/scripts" && cp "$root/scripts/bundle.mjs" "$build/scripts/"
+    mkdir -p "$build/scripts" && cp "$root/scripts/bundle.mjs" "$root/scripts/build-native.sh" "$build/scripts/"
+    mkdir -p "$build/native" && cp -r "$root/native/blake3" "$build/native/" && rm -rf "$build/native/blake3/target"
+  fi
+  # The addon is built with the work tree's cargo target directory: only what changed is compiled.
+  if [ -f "$build/scripts/build-native.sh" ]; then
+    CARGO_TARGET_DIR="$root/native/blake3/target" "$build/scripts/build-native.sh"
   fi
   cp -al "$root/node_modules" "$build/node_modules" 2>/dev/null || cp -a "$root/node_modules" "$build/node_modules"
   (cd "$build" && node node_modules/typescript/bin/tsc -p tsconfig.build.json)

@@ -12,7 +12,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 cargo build --release --locked --quiet
-built=target/release/liblifeboat_blake3.so
+built="${CARGO_TARGET_DIR:-target}/release/liblifeboat_blake3.so"
 # Copied only when it changed, so a running lifeboat never sees the file half-written.
 if ! cmp -s "$built" lifeboat-blake3.node 2>/dev/null; then
   cp "$built" lifeboat-blake3.node.tmp
