@@ -54,4 +54,14 @@ export default tseslint.config(
     rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
   },
   { files: ['*.js', '*.config.ts'], ...tseslint.configs.disableTypeChecked },
+  // Small benchmark scripts run by hand with node: untyped, printing their figures.
+  {
+    files: ['bench/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      globals: { process: 'readonly', console: 'readonly' },
+      parserOptions: { projectService: false, project: null },
+    },
+    rules: { ...tseslint.configs.disableTypeChecked.rules, 'no-console': 'off' },
+  },
 );
