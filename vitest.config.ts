@@ -1,5 +1,6 @@
 // Two test projects: `unit` (beside the code, no servers) and `integration` (test/, real servers that
-// test/harness starts on 127.0.0.1). The integration project builds the CLI first so bin/lifeboat.js runs.
+// test/harness starts on 127.0.0.1). The integration project builds the CLI first so bin/lifeboat.js runs;
+// the unit project builds the native addon (native/blake3) first.
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -10,6 +11,7 @@ export default defineConfig({
           name: 'unit',
           include: ['src/**/*.test.ts'],
           environment: 'node',
+          globalSetup: ['test/harness/native-setup.ts'],
         },
       },
       {

@@ -24,7 +24,8 @@ build_lifeboat() {
     cp -r "$root/src" "$root/package.json" "$root/tsconfig.json" "$root/tsconfig.build.json" "$build/"
     cp "$root/bin/lifeboat.js" "$build/bin/"
     mkdir -p "$build/scripts" && cp "$root/scripts/bundle.mjs" "$root/scripts/build-native.sh" "$build/scripts/"
-    mkdir -p "$build/native" && cp -r "$root/native/blake3" "$build/native/" && rm -rf "$build/native/blake3/target"
+    mkdir -p "$build/native/blake3"
+    (cd "$root/native/blake3" && cp -r Cargo.toml Cargo.lock build.rs src "$build/native/blake3/")
   fi
   # The addon is built with the work tree's cargo target directory: only what changed is compiled.
   if [ -f "$build/scripts/build-native.sh" ]; then

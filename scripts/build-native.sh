@@ -12,7 +12,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 cargo build --release --locked --quiet
-built="${CARGO_TARGET_DIR:-target}/release/liblifeboat_blake3.so"
+# Where cargo put it (CARGO_TARGET_DIR, or a target-dir from cargo's own config).
+target_dir="$(cargo metadata --no-deps --format-version 1 --locked |
+  node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')"
+built="$target_dir/release/liblifeboat_blake3.so"
 # Copied only when it changed, so a running lifeboat never sees the file half-written.
 if ! cmp -s "$built" lifeboat-blake3.node 2>/dev/null; then
   cp "$built" lifeboat-blake3.node.tmp

@@ -3,7 +3,7 @@
 //
 // Terms:
 //   archived file  wal/<source>/<file name>: a sealed envelope (kind "archive") of an ArchiveRecord — the
-//                  file's size, SHA-256 and blob ids. The blobs are stored like any artifact's (packs,
+//                  file's size, SHA-256, BLAKE3 and blob ids. The blobs are stored like any artifact's (packs,
 //                  index), so they dedupe, compress and encrypt the same way.
 //   push           stores files, then writes each record create-only. A record already there with the
 //                  same SHA-256 is success (PostgreSQL may push a file twice); different content is
@@ -311,7 +311,8 @@ function conflict(source: string, name: string): LifeboatError {
 }
 
 /**
- * The archived file's plaintext, verified (blob tags and ids, then size and SHA-256). A repository
+ * The archived file's plaintext, verified (blob tags and ids, then size and BLAKE3, or SHA-256 in
+ * records written before BLAKE3 was recorded). A repository
  * opened without its index reads the blobs where the record says they were stored; if one is not there
  * any more, it loads the index and reads again.
  */

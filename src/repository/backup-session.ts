@@ -7,8 +7,8 @@
 //                 start of the next one, so every chunk is contiguous.
 //   identify      the workers compute each chunk's keyed id and hold the chunk; the main thread only
 //                 decides: a duplicate is dropped in the worker, a new blob is sealed there.
-//   stream hash   the artifact's SHA-256, computed chunk by chunk, in order, in one worker: the main
-//                 thread only copies and chunks.
+//   stream hash   the artifact's SHA-256 and BLAKE3, computed chunk by chunk, in order, in one worker:
+//                 the main thread only copies and chunks.
 //   open pack     the pack new blobs go to. Once its size reaches the pack size, new blobs go to a new
 //                 pack, and the full one is finished and uploaded as soon as its last sealing job lands.
 //   window        sealing jobs in flight (the pool's capacity) and uploads in flight (uploadConcurrency)

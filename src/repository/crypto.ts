@@ -73,9 +73,9 @@ export interface IdKey {
 
 /** The keyed content id of a blob. */
 export function blobId(ids: IdKey, plaintext: Uint8Array): string {
-  return ids.scheme === 'blake3'
-    ? keyedBlake3Hex(ids.key, plaintext)
-    : createHmac('sha256', ids.key).update(plaintext).digest('hex');
+  if (ids.scheme === 'blake3') return keyedBlake3Hex(ids.key, plaintext);
+  if (ids.scheme === 'hmac-sha256') return createHmac('sha256', ids.key).update(plaintext).digest('hex');
+  throw new LifeboatError('LB_INTERNAL', `unknown blob id scheme ${String(ids.scheme)}`);
 }
 
 export function sha256Hex(data: Uint8Array): string {

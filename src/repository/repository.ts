@@ -10,7 +10,8 @@
 //                  pack, waits for every upload, writes the index file, and only then the snapshot. A
 //                  crash before that leaves unreferenced packs (removed by prune) and no snapshot.
 //   restore        readArtifact(): blobs fetched a few ahead and opened in worker threads, each verified
-//                  (tag, size, id), and the whole stream's size and SHA-256 checked at the end.
+//                  (tag, size, id), and the whole stream's size and BLAKE3 (SHA-256 for artifacts
+//                  recorded without one) checked at the end.
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 
@@ -149,6 +150,12 @@ export class Repository {
 
   /** Creates a repository at an empty location; refuses (LB_REPO_EXISTS) if anything is there. */
   static async init(storage: StorageBackend, options: InitOptions): Promise<RepositoryConfig> {
+    if (options.formatVersion !== undefined && !REPOSITORY_VERSIONS.includes(options.formatVersion)) {
+      throw new LifeboatError(
+        'LB_USAGE',
+        `this lifeboat writes repository format version ${REPOSITORY_VERSIONS.join(' or ')}, not ${options.formatVersion}`,
+      );
+    }
     await storage.probe({ create: true });
     for await (const info of storage.list('')) {
       throw new LifeboatError(
@@ -233,7 +240,7 @@ export class Repository {
     return this.ring;
   }
 
-  /** The id key and the id scheme of this repository's format version. Never leaves src/repository. */
+  /** The id key and the id scheme of this repository's format version (for src/repository and tests). */
   get blobIds(): IdKey {
     return { scheme: blobIdScheme(this.config.version), key: this.ring.writer.idKey };
   }

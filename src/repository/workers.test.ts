@@ -66,6 +66,14 @@ describe('CryptoPool', () => {
     });
   });
 
+  it('refuses an unknown blob id scheme, in the worker and on the main thread', async () => {
+    const ids = { scheme: 'md5', key: newKey() } as unknown as IdKey;
+    await expect(pool.identify(Buffer.from('x'.repeat(1000)), ids)).rejects.toThrow(
+      /unknown blob id scheme md5/,
+    );
+    expect(() => blobId(ids, Buffer.from('x'))).toThrow(/unknown blob id scheme md5/);
+  });
+
   it('keeps many jobs apart', async () => {
     const key = newKey();
     const inputs = Array.from({ length: 20 }, (_, index) => Buffer.alloc(50_000 + index, index));

@@ -44,7 +44,9 @@ const zstd = require(workerData.zstdPath);
 const blake3 = require(workerData.blake3Path);
 // A blob's id under the repository's scheme (crypto.ts blobId()).
 function idOf(scheme, key, data) {
-  return scheme === 'blake3' ? blake3.keyedHashHex(key, data) : createHmac('sha256', key).update(data).digest('hex');
+  if (scheme === 'blake3') return blake3.keyedHashHex(key, data);
+  if (scheme === 'hmac-sha256') return createHmac('sha256', key).update(data).digest('hex');
+  throw new Error('unknown blob id scheme ' + scheme);
 }
 // zstd's own context, to decompress into a given buffer (the Decompressor allocates its output).
 const zstdBinding = require(workerData.zstdBindingPath);

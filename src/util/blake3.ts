@@ -39,7 +39,18 @@ export function blake3AddonPath(): string {
 let addon: Blake3Addon | undefined;
 
 function load(): Blake3Addon {
-  addon ??= createRequire(import.meta.url)(blake3AddonPath()) as Blake3Addon;
+  if (addon) return addon;
+  const path = blake3AddonPath();
+  try {
+    addon = createRequire(import.meta.url)(path) as Blake3Addon;
+  } catch (error) {
+    // Built for another platform or Node, or damaged: rebuilding it is the fix.
+    throw new LifeboatError(
+      'LB_INSTALL_INCOMPLETE',
+      `lifeboat's BLAKE3 addon ${path} cannot be loaded (${(error as Error).message}): run scripts/build-native.sh`,
+      { cause: error },
+    );
+  }
   return addon;
 }
 

@@ -227,6 +227,9 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
     });
 
     it('writes keyed BLAKE3 blob ids and the stream BLAKE3 (version 2), and still reads and writes version 1 (HMAC-SHA256 ids)', async (ctx) => {
+      await expect(
+        Repository.init(await fresh(ctx), { password: PASSWORD, kdf: CHEAP_KDF, formatVersion: 3 }),
+      ).rejects.toMatchObject({ code: 'LB_USAGE' });
       const small = dumpLike(100 * 1024, 41); // under the minimum chunk: one blob, the whole input
       const large = dumpLike(3 * maxSize, 42);
       for (const [formatVersion, scheme] of [
@@ -259,6 +262,24 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
         expect(one).toMatchObject({ sha256: sha(small), blake3: blake3Hex(small), size: small.length });
         expect(many!.blobs.length).toBeGreaterThan(3);
         expect(sha(await collect(repository.readArtifact(many!)))).toBe(sha(large));
+        // Small parts (a files backup's files) are identified in batches: the same scheme there.
+        const parts = [3000, 1, 40_000].map((size, index) => dumpLike(size, 50 + index));
+        const session = await repository.startBackup();
+        const batched = await session.writeArtifactParts(
+          'parts',
+          parts.map((part) => Readable.from([part])),
+        );
+        await session.commit({
+          source: 'parts',
+          engine: 'stream',
+          tags: [],
+          stats: {},
+          lifeboatVersion: 'test',
+        });
+        expect(batched.blobs).toEqual(
+          parts.map((part) => blobId({ scheme, key: repository.blobIds.key }, part)),
+        );
+        expect((await collect(repository.readArtifact(batched))).equals(Buffer.concat(parts))).toBe(true);
         // An artifact recorded without a BLAKE3 (written before it was) is checked by its SHA-256.
         const { blake3: _recorded, ...older } = many!;
         expect(sha(await collect(repository.readArtifact(older)))).toBe(sha(large));
@@ -269,7 +290,7 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
           collect(repository.readArtifact({ ...many!, blake3: blake3Hex(small) })),
         ).rejects.toThrow(/BLAKE3 of the restored stream does not match/);
         expect(await checkRepository(repository, { readData: true })).toMatchObject({
-          snapshots: 2,
+          snapshots: 3,
           problems: [],
           affectedSnapshots: [],
         });
