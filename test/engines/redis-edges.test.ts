@@ -5,6 +5,7 @@
 // with appendonly yes.
 import { execFileSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { type AddressInfo, type Socket, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -12,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { compareStats, type Stats } from '../../src/engines/index.js';
-import { command } from '../../src/engines/redis/connection.js';
+import { command, connect, endpointOf } from '../../src/engines/redis/connection.js';
 import { redisEngine } from '../../src/engines/redis/index.js';
 import { Repository, type Snapshot } from '../../src/repository/index.js';
 import { openStorage } from '../../src/storage/index.js';
@@ -431,6 +432,35 @@ describe('redis engine across servers', () => {
     });
     expect(await withClient(redisTarget!, (client) => command(client, ['DBSIZE']))).toBe(1);
   }, 120_000);
+
+  it('a command the server does not answer in time fails with LB_ENGINE_FAILED naming it; a slow one within the timeout succeeds', async () => {
+    const server = await startRedisServer({ flavour: 'redis', args: DEBUG });
+    servers.push(server);
+    // node-redis's own default (5 s, an empty TimeoutError) no longer applies: 6 s is fine.
+    await withClient(server, async (client) => {
+      expect(String(await command(client, ['DEBUG', 'SLEEP', '6']))).toBe('OK');
+      await expect(command(client, ['DEBUG', 'SLEEP', '2'], { timeoutMs: 500 })).rejects.toMatchObject({
+        code: 'LB_ENGINE_FAILED',
+        message: 'the server did not answer DEBUG SLEEP within 0.5 s',
+      });
+    });
+  }, 60_000);
+
+  it('a server that accepts and never answers the handshake fails the connection within seconds', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      await expect(connect(endpointOf(targetOf({ port, password: 'secret' })))).rejects.toMatchObject({
+        code: 'LB_ENGINE_UNAVAILABLE',
+        message: expect.stringMatching(/no answer to the handshake within 10 s/) as unknown,
+      });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 60_000);
 
   it('offline restore with a launcher that exits 0 (--daemonize yes): waits for the server, counts its keys', async () => {
     const source = await startRedisServer({ flavour: 'redis', args: DEBUG });

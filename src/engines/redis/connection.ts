@@ -83,25 +83,87 @@ export async function connect(endpoint: Endpoint): Promise<Client> {
     RESP: 2,
     ...(endpoint.username ? { username: endpoint.username } : {}),
     ...(endpoint.password !== undefined ? { password: endpoint.password } : {}),
-    commandOptions: { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } },
+    commandOptions: { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer }, timeout: COMMAND_TIMEOUT_MS },
   }) as unknown as Client;
   let lastError: unknown;
   client.on('error', (error: unknown) => {
     lastError = error;
   });
+  // node-redis bounds the TCP connect only: a server that accepts and never answers the handshake
+  // (AUTH, SELECT) would keep connect() waiting for ever.
+  let timer: NodeJS.Timeout | undefined;
+  const silence = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer to the handshake within ${CONNECT_TIMEOUT_MS / 1000} s (timeout)`)),
+      CONNECT_TIMEOUT_MS,
+    );
+  });
   try {
-    await client.connect();
+    const connecting = client.connect();
+    connecting.catch(() => undefined); // after a timeout, destroy() rejects it: nobody waits any more
+    await Promise.race([connecting, silence]);
   } catch (error) {
     client.destroy();
     throw classify(lastError ?? error, endpoint);
+  } finally {
+    clearTimeout(timer);
   }
   return client;
 }
 
-/** Sends one command; replies come back with Buffers for bulk strings (RESP2, no transformation). */
-export function command<T = unknown>(client: Client, args: ReadonlyArray<string | Buffer>): Promise<T> {
-  return client.sendCommand<T>(args);
+/**
+ * How long one command may go unanswered before lifeboat gives up on the server. node-redis bounds only
+ * the time a command waits to be sent (5 s by default, failing with an empty TimeoutError, which a busy
+ * server's slow handshake hit), never the wait for its reply: a server that stops answering mid-session
+ * would hang the command for ever.
+ */
+export const COMMAND_TIMEOUT_MS = 120_000;
+
+/**
+ * FLUSHALL SYNC and FUNCTION FLUSH SYNC block the server while it frees the whole dataset, which takes
+ * minutes for tens of GB; failing one midway would leave the target flushed and the restore stopped.
+ */
+export const FLUSH_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * Sends one command; replies come back with Buffers for bulk strings (RESP2, no transformation). A
+ * command unanswered within `timeoutMs` fails with LB_ENGINE_FAILED naming it, and the connection is
+ * dropped (a late reply would be taken for the next command's).
+ */
+export async function command<T = unknown>(
+  client: Client,
+  args: ReadonlyArray<string | Buffer>,
+  options: { timeoutMs?: number } = {},
+): Promise<T> {
+  const timeoutMs = options.timeoutMs ?? COMMAND_TIMEOUT_MS;
+  const reply = client.sendCommand<T>(args, { timeout: timeoutMs });
+  reply.catch(() => undefined); // after a timeout nobody waits for it
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new UnansweredCommand()), timeoutMs);
+  });
+  try {
+    return await Promise.race([reply, late]);
+  } catch (error) {
+    if (
+      error instanceof UnansweredCommand ||
+      (error instanceof Error && error.constructor.name === 'TimeoutError')
+    ) {
+      client.destroy();
+      const name = args.slice(0, /^(FUNCTION|CONFIG|DEBUG|XINFO|CLIENT)$/i.test(String(args[0])) ? 2 : 1);
+      throw new LifeboatError(
+        'LB_ENGINE_FAILED',
+        `the server did not answer ${name.map(String).join(' ')} within ${timeoutMs / 1000} s`,
+        { cause: error },
+      );
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
 }
+
+class UnansweredCommand extends Error {}
 
 export async function closeClient(client: Client): Promise<void> {
   try {

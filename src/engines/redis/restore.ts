@@ -22,6 +22,7 @@ import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../../errors.js';
 import type { ArtifactSource, RestoreOptions, RestoreResult } from '../engine.js';
 import {
+  FLUSH_TIMEOUT_MS,
   classify,
   closeClient,
   command,
@@ -128,12 +129,12 @@ async function restoreOnline(
     }
     if (present.length > 0) {
       options.log?.(`flushing ${endpoint.label} (FLUSHALL SYNC)`);
-      await command(client, ['FLUSHALL', 'SYNC']);
+      await command(client, ['FLUSHALL', 'SYNC'], { timeoutMs: FLUSH_TIMEOUT_MS });
       actions.push(`flushed ${present.map(([db, value]) => `db${db} (${value.keys} keys)`).join(', ')}`);
     }
     if (options.force && targetLibraries.length > 0) {
       // FLUSHALL leaves functions: the target is to hold the snapshot's libraries and no others.
-      await command(client, ['FUNCTION', 'FLUSH', 'SYNC']);
+      await command(client, ['FUNCTION', 'FLUSH', 'SYNC'], { timeoutMs: FLUSH_TIMEOUT_MS });
       actions.push(`flushed ${targetLibraries.length} function libraries`);
     }
     const counts = await replay(endpoint, artifacts.open(metadata.rdbArtifact), metadata, options);
