@@ -50,6 +50,17 @@ async function backup(repository: Repository, name: string, data: Buffer, pieceS
   return { id, session };
 }
 
+/** Backs up each part as a part of one artifact (as a files backup does with its files). */
+async function backupParts(repository: Repository, parts: readonly Buffer[]) {
+  const session = await repository.startBackup();
+  const record = await session.writeArtifactParts(
+    'parts',
+    parts.map((part) => Readable.from([part])),
+  );
+  await session.commit({ source: 'parts', engine: 'stream', tags: [], stats: {}, lifeboatVersion: 'test' });
+  return record;
+}
+
 async function storedBytes(storage: StorageBackend): Promise<number> {
   let total = 0;
   for await (const info of storage.list('data/')) total += info.size;
@@ -264,18 +275,7 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
         expect(sha(await collect(repository.readArtifact(many!)))).toBe(sha(large));
         // Small parts (a files backup's files) are identified in batches: the same scheme there.
         const parts = [3000, 1, 40_000].map((size, index) => dumpLike(size, 50 + index));
-        const session = await repository.startBackup();
-        const batched = await session.writeArtifactParts(
-          'parts',
-          parts.map((part) => Readable.from([part])),
-        );
-        await session.commit({
-          source: 'parts',
-          engine: 'stream',
-          tags: [],
-          stats: {},
-          lifeboatVersion: 'test',
-        });
+        const batched = await backupParts(repository, parts);
         expect(batched.blobs).toEqual(
           parts.map((part) => blobId({ scheme, key: repository.blobIds.key }, part)),
         );
@@ -638,18 +638,7 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
           parts.push(part);
           if (index % 97 === 0) parts.push(large);
         });
-      const session = await repository.startBackup();
-      const record = await session.writeArtifactParts(
-        'parts',
-        parts.map((part) => Readable.from([part])),
-      );
-      await session.commit({
-        source: 'parts',
-        engine: 'stream',
-        tags: [],
-        stats: {},
-        lifeboatVersion: 'test',
-      });
+      const record = await backupParts(repository, parts);
       const whole = Buffer.concat(parts);
       expect(record.size).toBe(whole.length);
       expect(record.blobs).toHaveLength(parts.length);
