@@ -44,9 +44,9 @@ export interface OpenRepositoryOptions {
   index?: 'load' | 'skip';
   /**
    * The command will store or read data (not only list): its worker threads start now, while the key
-   * is derived (see prestartPool).
+   * is derived (see prestartPool). A number: that many workers (1 for a single WAL file).
    */
-  workers?: boolean;
+  workers?: boolean | number;
 }
 
 /** Opens the repository the config names (the caller closes repository.storage). */
@@ -58,7 +58,7 @@ export async function openRepository(
   const compressionLevel = loaded.config.repository.compression.level;
   const storage = openConfiguredStorage(loaded);
   try {
-    if (workers) prestartPool(compressionLevel);
+    if (workers) prestartPool(compressionLevel, typeof workers === 'number' ? workers : undefined);
     return await Repository.open(storage, {
       ...credentialsOf(loaded),
       compressionLevel,

@@ -30,12 +30,14 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
         const { pushAheadOf, walPush, walSource } = await walModule();
         const loaded = await context.config();
         const source = walSource(loaded.config, (options as { source?: string }).source);
-        // Without loading the index: a push only appends (see OpenOptions.index).
+        // Without loading the index: a push only appends (see OpenOptions.index). One worker for one
+        // file; two when it pushes ahead.
+        const ahead = pushAheadOf(loaded.config, source, path as string);
         const report = await walPush(
-          (work) => context.withRepository(work, { index: 'skip', workers: true }),
+          (work) => context.withRepository(work, { index: 'skip', workers: ahead ? true : 1 }),
           source,
           path as string,
-          pushAheadOf(loaded.config, source, path as string),
+          ahead,
         );
         context.output.result({ source, ...report }, describePush(report));
       }),
@@ -58,7 +60,7 @@ export function registerWalCommands(program: Command, run: CommandRunner): void 
           // Without loading the index: the record says where its blobs are (see readArchiveFile).
           const size = await context.withRepository(
             (repository) => walFetch(repository, chosen, name as string, destination as string),
-            { index: 'skip', workers: true },
+            { index: 'skip', workers: 1 }, // one file: one worker
           );
           context.output.result({ source, name, size }, `${name as string}: fetched (${size} bytes)`);
         } catch (error) {
