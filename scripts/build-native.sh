@@ -7,6 +7,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../native/blake3"
 
+# rustup installs into ~/.cargo/bin, which a non-login shell may not have on its PATH.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
+  PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "build-native.sh: cargo (Rust) is needed to build native/blake3; install Rust, then run it again" >&2
   exit 1
