@@ -129,6 +129,7 @@ export class Repository {
     readonly options: Required<Omit<OpenOptions, keyof Credentials>>,
   ) {
     this.loaded = options.index !== 'skip';
+    this.blobIds = { scheme: blobIdScheme(config.version), key: ring.writer.idKey };
   }
 
   private loaded: boolean;
@@ -241,9 +242,7 @@ export class Repository {
   }
 
   /** The id key and the id scheme of this repository's format version (for src/repository and tests). */
-  get blobIds(): IdKey {
-    return { scheme: blobIdScheme(this.config.version), key: this.ring.writer.idKey };
-  }
+  readonly blobIds: IdKey;
 
   /** Starts a backup under a shared lock; its artifacts become visible with commit(). */
   async startBackup(onProgress?: (progress: BackupProgress) => void): Promise<BackupSession> {
