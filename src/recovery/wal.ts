@@ -17,6 +17,7 @@ import type { postgres } from '../engines/index.js';
 // file, and needs none of it).
 import * as walNames from '../engines/postgres/wal-names.js';
 import { LifeboatError } from '../errors.js';
+import { blake3Hex } from '../util/blake3.js';
 import { shellQuote } from '../util/process.js';
 import {
   type PushResult,
@@ -27,6 +28,7 @@ import {
   listArchiveSources,
   pushArchiveFiles,
   readArchiveFile,
+  sameContent,
 } from '../repository/index.js';
 
 /** The postgres source a WAL command is for: the named one, or the only physical one. */
@@ -98,10 +100,12 @@ export function pushAheadArchiveCommand(spool: string, walPushCommand: string): 
   return `[ ${marker} -nt %p ] && rm -f ${marker} || ${walPushCommand}`;
 }
 
+/** A file pushed ahead: its source, size and hashes as its archive record has them (see sameContent). */
 interface Marker {
   source: string;
   size: number;
-  sha256: string;
+  sha256?: string;
+  blake3?: string;
 }
 
 const markerPath = (spool: string, name: string): string => join(spool, `${name}.ok`);
@@ -137,8 +141,7 @@ export async function walPush(
     return { ...result!, ahead: none };
   }
   const taken = await takeMarker(ahead.spool, source, name, data);
-  if (taken)
-    return { name, outcome: 'present', size: data.length, sha256: taken, fromSpool: true, ahead: none };
+  if (taken) return { name, outcome: 'present', ...taken, fromSpool: true, ahead: none };
 
   // Push-ahead only ever adds to a push: a spool or archive_status that cannot be read or written
   // leaves the file asked for archived as without it, with the reason in the report.
@@ -182,7 +185,8 @@ export async function walPush(
     }
     try {
       if (spoolError !== undefined) throw new Error(spoolError);
-      await writeMarker(ahead.spool, result.name, { source, size: result.size!, sha256: result.sha256! });
+      const { size, sha256, blake3 } = result;
+      await writeMarker(ahead.spool, result.name, { source, size: size!, sha256, blake3 });
       report.ahead[result.outcome]++;
     } catch (error) {
       // Archived all the same: its own archive_command will find it present.
@@ -212,15 +216,16 @@ async function readyFiles(walDirectory: string): Promise<string[]> {
 }
 
 /**
- * Takes the marker of a file pushed ahead: valid when it is this source's and its size and SHA-256 are
- * the file's (then it is removed and the SHA-256 returned). A marker that does not match is removed.
+ * Takes the marker of a file pushed ahead: valid when it is this source's and its size and hash (BLAKE3
+ * when it has one, else SHA-256) are the file's; then it is removed and the file's digests returned. A
+ * marker that does not match is removed.
  */
 async function takeMarker(
   spool: string,
   source: string,
   name: string,
   data: Buffer,
-): Promise<string | undefined> {
+): Promise<Omit<Marker, 'source'> | undefined> {
   const path = markerPath(spool, name);
   let marker: Marker;
   try {
@@ -228,11 +233,12 @@ async function takeMarker(
   } catch {
     return undefined; // absent, or torn: the push decides
   }
-  const sha256 = createHash('sha256').update(data).digest('hex');
+  const digests =
+    typeof marker.blake3 === 'string'
+      ? { size: data.length, blake3: blake3Hex(data) }
+      : { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
   await rm(path, { force: true }).catch(() => undefined); // one left behind goes as stale later
-  return marker.source === source && marker.size === data.length && marker.sha256 === sha256
-    ? sha256
-    : undefined;
+  return marker.source === source && sameContent(marker, digests) ? digests : undefined;
 }
 
 async function writeMarker(spool: string, name: string, marker: Marker): Promise<void> {

@@ -3,10 +3,16 @@
 //
 // Terms:
 //   archived file  wal/<source>/<file name>: a sealed envelope (kind "archive") of an ArchiveRecord — the
-//                  file's size, SHA-256, BLAKE3 and blob ids. The blobs are stored like any artifact's (packs,
-//                  index), so they dedupe, compress and encrypt the same way.
+//                  file's size, BLAKE3 (and SHA-256 in a format-1 repository) and blob ids. The blobs are
+//                  stored like any artifact's (packs, index), so they dedupe, compress and encrypt the
+//                  same way.
+//   hashes         a format-2 repository records BLAKE3 alone for files pushed from now on: SHA-256 was
+//                  ~14% of a push's CPU, and nothing outside the repository compares a WAL file's
+//                  SHA-256 (a snapshot's artifacts keep theirs, which a manifest shows). Records written
+//                  before carry both; format 1 (HMAC-SHA256 blob ids) keeps writing both. Two records
+//                  are compared by BLAKE3 when both have it, else by SHA-256 (sameContent).
 //   push           stores files, then writes each record create-only. A record already there with the
-//                  same SHA-256 is success (PostgreSQL may push a file twice); different content is
+//                  same content is success (PostgreSQL may push a file twice); different content is
 //                  LB_WAL_CONFLICT and the file is not acknowledged. A record is written only after its
 //                  blobs and their index are durable: a crash leaves at most garbage for prune.
 //   names          file names are plain in object names (like pgBackRest's archive): they reveal the
@@ -23,12 +29,13 @@ import { type FileHandle, open, readFile } from 'node:fs/promises';
 
 import { LifeboatError, isLifeboatError } from '../errors.js';
 import { checkName } from '../storage/index.js';
+import { blake3Hex } from '../util/blake3.js';
 import { type DirectSource, fdSource } from '../util/read-fd.js';
 import { openFile, sealFile } from './envelope.js';
 import { checkVersion } from './format.js';
 import type { BackupSession } from './backup-session.js';
 import { BlobIndex, type IndexEntry } from './blob-index.js';
-import type { ArtifactRecord } from './snapshots.js';
+import type { StoredArtifact } from './snapshots.js';
 import type { Repository } from './repository.js';
 
 export const ARCHIVE_VERSION = 1;
@@ -38,7 +45,8 @@ export interface ArchiveRecord {
   source: string;
   name: string;
   size: number;
-  sha256: string;
+  /** SHA-256 of the file: in records of format-1 repositories and in older ones (see "hashes"). */
+  sha256?: string;
   /** BLAKE3 of the file, which a fetch checks (absent in older records: their SHA-256 is checked). */
   blake3?: string;
   blobs: string[];
@@ -72,7 +80,9 @@ export interface PushResult {
   /** "stored", "present" when an identical file was archived before, "skipped" (optional inputs only). */
   outcome: 'stored' | 'present' | 'skipped';
   size?: number;
+  /** The file's hashes as recorded (sha256 only where the repository records it, see "hashes"). */
   sha256?: string;
+  blake3?: string;
   /** Why an optional file was skipped. */
   reason?: string;
 }
@@ -153,6 +163,8 @@ export async function pushArchiveFiles(
     }
     return lookups[index]!;
   };
+  // See "hashes": format 1 records SHA-256 too.
+  const recordsSha256 = repository.config.version < 2;
   let session: BackupSession | undefined;
   try {
     for (const [index, file] of files.entries()) {
@@ -166,7 +178,7 @@ export async function pushArchiveFiles(
       const existing = await lookup(index);
       if (existing !== undefined) {
         // Already archived: the same bytes are acknowledged, other bytes are a conflict. Only here is the
-        // file hashed on this thread; a new file's SHA-256 is the session's stream hash.
+        // file hashed on this thread (by the hash its record has); a new file's is the session's stream hash.
         let data: Buffer;
         try {
           data = Buffer.isBuffer(file.data) ? file.data : await readFile(file.data.path);
@@ -174,9 +186,12 @@ export async function pushArchiveFiles(
           unreadable(error);
           continue;
         }
-        const sha256 = createHash('sha256').update(data).digest('hex');
-        if (existing.sha256 === sha256 && existing.size === data.length) {
-          results.set(file.name, { name: file.name, outcome: 'present', size: data.length, sha256 });
+        const digests: FileDigests =
+          existing.blake3 !== undefined
+            ? { size: data.length, blake3: blake3Hex(data) }
+            : { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+        if (sameContent(existing, digests)) {
+          results.set(file.name, { name: file.name, outcome: 'present', ...digests });
         } else if (file.optional) skip(conflict(source, file.name).message);
         else throw conflict(source, file.name);
         continue;
@@ -195,7 +210,7 @@ export async function pushArchiveFiles(
       }
       try {
         session ??= await repository.startBackup();
-        await session.writeArtifactParts(file.name, [input], { chunking: 'fixed' });
+        await session.writeArtifactParts(file.name, [input], { chunking: 'fixed', sha256: recordsSha256 });
       } catch (error) {
         // A file taken along that fails mid-read is skipped like one that cannot be opened: the
         // session stays usable (the chunks it already stored belong to no record: garbage for prune).
@@ -208,7 +223,7 @@ export async function pushArchiveFiles(
     if (session === undefined) return files.map((file) => results.get(file.name)!);
     const records = await session.persistArtifacts();
     const time = new Date().toISOString();
-    const store = async (artifact: ArtifactRecord): Promise<void> => {
+    const store = async (artifact: StoredArtifact): Promise<void> => {
       // The session added its packs to the repository's index: every blob's place is known there.
       const entries = artifact.blobs.map((id) => repository.index.get(id));
       const record: ArchiveRecord = {
@@ -216,7 +231,7 @@ export async function pushArchiveFiles(
         source,
         name: artifact.name,
         size: artifact.size,
-        sha256: artifact.sha256,
+        ...(artifact.sha256 === undefined ? {} : { sha256: artifact.sha256 }),
         blake3: artifact.blake3,
         blobs: artifact.blobs,
         ...(entries.every((entry) => entry !== undefined)
@@ -228,7 +243,8 @@ export async function pushArchiveFiles(
       const optional = optionalNames.has(artifact.name);
       try {
         const outcome = await writeRecord(repository, record);
-        results.set(record.name, { name: record.name, outcome, size: record.size, sha256: record.sha256 });
+        const { size, sha256, blake3 } = record;
+        results.set(record.name, { name: record.name, outcome, size, sha256, blake3 });
       } catch (error) {
         // A racing pusher stored other content under an optional file's name: not ours to report.
         if (!optional || !isLifeboatError(error, 'LB_WAL_CONFLICT')) throw error;
@@ -298,9 +314,23 @@ async function writeRecord(repository: Repository, record: ArchiveRecord): Promi
     if (!isLifeboatError(error, 'LB_STORAGE_EXISTS')) throw error;
     // Another pusher got there first: fine if it stored the same content.
     const existing = await loadArchiveRecord(repository, record.source, record.name);
-    if (existing.sha256 === record.sha256 && existing.size === record.size) return 'present';
+    if (sameContent(existing, record)) return 'present';
     throw conflict(record.source, record.name);
   }
+}
+
+type FileDigests = Pick<ArchiveRecord, 'size' | 'sha256' | 'blake3'>;
+
+/**
+ * Whether two records (or a record and a file's digests) are of the same bytes: by BLAKE3 when both have
+ * it, else by SHA-256. Without a hash in common they are not taken for the same (a conflict, never an
+ * acknowledgement of bytes that were not compared); every pair lifeboat writes has one in common.
+ */
+export function sameContent(a: FileDigests, b: FileDigests): boolean {
+  if (a.size !== b.size) return false;
+  if (a.blake3 !== undefined && b.blake3 !== undefined) return a.blake3 === b.blake3;
+  if (a.sha256 !== undefined && b.sha256 !== undefined) return a.sha256 === b.sha256;
+  return false;
 }
 
 function conflict(source: string, name: string): LifeboatError {

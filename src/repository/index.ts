@@ -37,4 +37,5 @@ export {
   loadArchiveRecord,
   pushArchiveFiles,
   readArchiveFile,
+  sameContent,
 } from './archive.js';

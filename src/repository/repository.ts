@@ -45,7 +45,7 @@ import { acquireLock } from './locks.js';
 import { type RetentionDecision, type RetentionPolicy, applyRetention, isEmptyPolicy } from './retention.js';
 import { type RecoveryPoint, listPointIds, loadPoint, resolvePointId, savePoint } from './points.js';
 import {
-  type ArtifactRecord,
+  type ReadableArtifact,
   type Snapshot,
   listSnapshotIds,
   loadSnapshot,
@@ -436,7 +436,7 @@ export class Repository {
    * The artifact's plaintext, verified blob by blob and as a whole. `options.index` finds the blobs
    * instead of the repository's index (archive records carry their blobs' places).
    */
-  readArtifact(artifact: ArtifactRecord, options: { index?: BlobIndex } = {}): Readable {
+  readArtifact(artifact: ReadableArtifact, options: { index?: BlobIndex } = {}): Readable {
     if (options.index === undefined) this.assertIndex();
     // One pool for every read: starting two workers per artifact cost ~0.1 s, which dominated reads of
     // many small artifacts (a replay fetching hundreds of WAL files). Idle, it keeps nothing alive.

@@ -17,7 +17,7 @@ import type { BlobIndex, IndexEntry } from './blob-index.js';
 import type { IdKey } from './crypto.js';
 import type { KeyRing } from './keys.js';
 import { packName, readPackKey } from './pack.js';
-import type { ArtifactRecord } from './snapshots.js';
+import type { ReadableArtifact } from './snapshots.js';
 import type { CryptoPool } from './workers.js';
 
 const SEGMENT_BYTES = 8 * 1024 * 1024;
@@ -89,7 +89,7 @@ function* segments(index: BlobIndex, blobs: readonly string[]): Generator<Segmen
 
 export async function* readArtifactChunks(
   context: RestoreContext,
-  artifact: ArtifactRecord,
+  artifact: ReadableArtifact,
 ): AsyncGenerator<Buffer> {
   const { storage, ring } = context;
   const blake3 = artifact.blake3 !== undefined;

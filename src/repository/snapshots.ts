@@ -25,6 +25,19 @@ export interface ArtifactRecord {
   blobs: string[];
 }
 
+/**
+ * What a backup session stored for one artifact: an ArtifactRecord, without the SHA-256 when the caller
+ * asked for BLAKE3 alone (the WAL archive of a format-2 repository, see archive.ts). A snapshot's
+ * artifacts always have both.
+ */
+export type StoredArtifact = Omit<ArtifactRecord, 'sha256' | 'blake3'> & { sha256?: string; blake3: string };
+
+/** What a read needs of an artifact: its blobs, and its size and stream hash to check the whole against. */
+export type ReadableArtifact = Pick<ArtifactRecord, 'name' | 'size' | 'blobs'> & {
+  sha256?: string;
+  blake3?: string;
+};
+
 export interface SnapshotManifest {
   version: number;
   /** When the snapshot was committed (made visible). */

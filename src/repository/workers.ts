@@ -169,18 +169,18 @@ function openSegmentJob(job) {
   return { job: job.job, plains: [out] };
 }
 const streams = new Map();
-const newStream = () => ({ sha256: createHash('sha256'), blake3: new blake3.Hasher() });
+const newStream = (sha256) => ({ sha256: sha256 ? createHash('sha256') : undefined, blake3: new blake3.Hasher() });
 function hashJob(job) {
   let hash = streams.get(job.stream);
-  if (!hash) { hash = newStream(); streams.set(job.stream, hash); }
-  hash.sha256.update(job.data);
+  if (!hash) { hash = newStream(job.sha256); streams.set(job.stream, hash); }
+  if (hash.sha256) hash.sha256.update(job.data);
   hash.blake3.update(job.data);
   return { job: job.job };
 }
 function digestJob(job) {
-  const hash = streams.get(job.stream) || newStream();
+  const hash = streams.get(job.stream) || newStream(job.sha256);
   streams.delete(job.stream);
-  return { job: job.job, digest: hash.sha256.digest('hex'), blake3: hash.blake3.digestHex() };
+  return { job: job.job, digest: hash.sha256 ? hash.sha256.digest('hex') : undefined, blake3: hash.blake3.digestHex() };
 }
 parentPort.on('message', (job) => {
   if (job.type === 'drop') { held.delete(job.heldJob); return; }
@@ -236,12 +236,12 @@ function transferable(data: Buffer): { view: Uint8Array; transfer?: ArrayBuffer 
   return { view, transfer: view.buffer as ArrayBuffer };
 }
 
-/** A SHA-256 and a BLAKE3 over consecutive views, computed in order in one worker. */
+/** A BLAKE3 (and a SHA-256 unless asked not to) over consecutive views, computed in order in one worker. */
 export interface StreamHash {
   /** Hashes the view next; resolves once the worker is done reading it. */
   update(view: Buffer): Promise<void>;
-  /** The hex digests of everything updated; ends the stream. */
-  digest(): Promise<{ sha256: string; blake3: string }>;
+  /** The hex digests of everything updated (sha256 undefined when not computed); ends the stream. */
+  digest(): Promise<{ sha256?: string; blake3: string }>;
 }
 
 /** A blob a worker holds after identifying it, until it is sealed or dropped. */
@@ -389,19 +389,20 @@ export class CryptoPool {
   }
 
   /**
-   * A stream's SHA-256 and BLAKE3 computed in one worker, off the main thread. Views of shared memory are read in
-   * place (keep them intact until update() resolves); others are copied.
+   * A stream's BLAKE3, and its SHA-256 unless `sha256` is false, computed in one worker, off the main
+   * thread. Views of shared memory are read in place (keep them intact until update() resolves); others
+   * are copied.
    */
-  hashStream(): StreamHash {
+  hashStream(sha256 = true): StreamHash {
     const stream = this.streams++;
     const worker = stream % this.workers.length;
     return {
       update: async (view) => {
-        await this.submit({ type: 'hash', stream, data: view }, undefined, worker);
+        await this.submit({ type: 'hash', stream, data: view, sha256 }, undefined, worker);
       },
       digest: async () => {
-        const answer = await this.submit({ type: 'digest', stream }, undefined, worker);
-        return { sha256: answer.digest!, blake3: answer.blake3! };
+        const answer = await this.submit({ type: 'digest', stream, sha256 }, undefined, worker);
+        return { sha256: answer.digest, blake3: answer.blake3! };
       },
     };
   }

@@ -5,7 +5,7 @@
 // and source; stale markers go; a conflicting file taken along is skipped, not fatal.
 // The same against a real archiver under load is in test/engines/postgres-pitr.test.ts.
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { BIN, NODE, Workspace } from '../harness/lifeboat.js';
 import { pushAheadArchiveCommand, pushAheadOf } from '../../src/recovery/index.js';
+import { blake3Hex } from '../../src/util/blake3.js';
 
 describe('wal-push with push-ahead', () => {
   const workspace = new Workspace('push-ahead');
@@ -115,13 +116,26 @@ sources:
       ahead: { stored: 2, present: 0 },
     });
     renameSync(join(status, `${segment(8)}.ready`), join(status, `${segment(8)}.done`));
+    // A marker holds the file's hashes as its record does: BLAKE3 alone in a format-2 repository.
+    const marker = (name: string) => JSON.parse(readFileSync(join(spool, `${name}.ok`), 'utf8')) as object;
+    const nine = contents.get(segment(9))!;
+    expect(marker(segment(9))).toEqual({ source: 'db', size: nine.length, blake3: blake3Hex(nine) });
+    // A marker an earlier build wrote (SHA-256 only) is trusted for the same bytes.
+    writeFileSync(
+      join(spool, `${segment(9)}.ok`),
+      JSON.stringify({
+        source: 'db',
+        size: nine.length,
+        sha256: createHash('sha256').update(nine).digest('hex'),
+      }),
+    );
     // The plain command (no shell test) takes a valid marker without opening the repository.
     const taken = await push(segment(9));
     expect(taken.code, taken.stderr).toBe(0);
     expect(taken.stdout).toContain('pushed ahead earlier');
     expect(markers()).toEqual([`${segment(10)}.ok`]);
     // Different bytes under a marked name (the marker is even made newer than the file): the shell test
-    // passes it on, wal-push finds the SHA-256 differs, drops the marker and refuses the conflict.
+    // passes it on, wal-push finds the BLAKE3 differs, drops the marker and refuses the conflict.
     writeFileSync(join(wal, segment(10)), randomBytes(1000));
     const future = new Date(Date.now() + 60_000);
     utimesSync(join(spool, `${segment(10)}.ok`), future, future);

@@ -22,6 +22,7 @@ import {
   removeLocks,
 } from '../../src/repository/index.js';
 import { blobId } from '../../src/repository/crypto.js';
+import { sealFile } from '../../src/repository/envelope.js';
 import { packName } from '../../src/repository/pack.js';
 import { blake3Hex, keyedBlake3Hex } from '../../src/util/blake3.js';
 import type { DirectSource } from '../../src/util/read-fd.js';
@@ -294,6 +295,75 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
           problems: [],
           affectedSnapshots: [],
         });
+      }
+    });
+
+    it('records archived files by BLAKE3 alone in version 2 (both hashes in version 1), and compares pushes with older records by the hash they share', async (ctx) => {
+      const segment = dumpLike(2 * averageSize + 12345, 60);
+      const other = Buffer.from(segment);
+      other[1000] = other[1000]! ^ 1;
+      for (const formatVersion of [2, 1] as const) {
+        const storage = await fresh(ctx);
+        await Repository.init(storage, {
+          password: PASSWORD,
+          kdf: CHEAP_KDF,
+          ...(formatVersion === 1 ? { formatVersion } : {}),
+        });
+        const repository = await Repository.open(storage, { password: PASSWORD });
+        const name = '000000010000000000000001';
+        const digests = {
+          size: segment.length,
+          blake3: blake3Hex(segment),
+          ...(formatVersion === 1 ? { sha256: sha(segment) } : {}),
+        };
+        expect(await pushArchiveFiles(repository, 'db', [{ name, data: segment }])).toEqual([
+          { name, outcome: 'stored', ...digests },
+        ]);
+        const record = await loadArchiveRecord(repository, 'db', name);
+        expect(record).toMatchObject(digests);
+        expect('sha256' in record).toBe(formatVersion === 1);
+        expect((await readArchiveFile(repository, 'db', name)).equals(segment)).toBe(true);
+        // Pushed again: the same bytes are acknowledged (compared by BLAKE3), other bytes are a conflict.
+        expect(await pushArchiveFiles(repository, 'db', [{ name, data: segment }])).toEqual([
+          { name, outcome: 'present', size: segment.length, blake3: digests.blake3 },
+        ]);
+        await expect(pushArchiveFiles(repository, 'db', [{ name, data: other }])).rejects.toMatchObject({
+          code: 'LB_WAL_CONFLICT',
+        });
+        expect(
+          await pushArchiveFiles(repository, 'db', [{ name, data: other, optional: true }]),
+        ).toMatchObject([{ name, outcome: 'skipped' }]);
+        // A record written before BLAKE3 was recorded (SHA-256 only) is compared by its SHA-256.
+        const older = '000000010000000000000002';
+        const { blake3: _blake3, ...withoutBlake3 } = { ...record, name: older, sha256: sha(segment) };
+        await storage.write(
+          `wal/db/${older}`,
+          await sealFile(repository.keyRing, 'archive', withoutBlake3, true),
+        );
+        expect(await pushArchiveFiles(repository, 'db', [{ name: older, data: segment }])).toEqual([
+          { name: older, outcome: 'present', size: segment.length, sha256: sha(segment) },
+        ]);
+        await expect(
+          pushArchiveFiles(repository, 'db', [{ name: older, data: other }]),
+        ).rejects.toMatchObject({ code: 'LB_WAL_CONFLICT' });
+        expect((await readArchiveFile(repository, 'db', older)).equals(segment)).toBe(true);
+        // A fetch checks the file against its record's BLAKE3 (its SHA-256 when it has no BLAKE3).
+        const wrong = '000000010000000000000003';
+        for (const [field, value] of [
+          ['blake3', blake3Hex(other)],
+          ['sha256', sha(other)],
+        ] as const) {
+          const tampered =
+            field === 'blake3' ? { ...record, blake3: value } : { ...withoutBlake3, sha256: value };
+          await storage.delete(`wal/db/${wrong}`).catch(() => undefined);
+          await storage.write(
+            `wal/db/${wrong}`,
+            await sealFile(repository.keyRing, 'archive', { ...tampered, name: wrong }, true),
+          );
+          await expect(readArchiveFile(repository, 'db', wrong)).rejects.toThrow(
+            field === 'blake3' ? /BLAKE3 of the restored stream/ : /SHA-256 of the restored stream/,
+          );
+        }
       }
     });
 
