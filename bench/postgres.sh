@@ -38,6 +38,11 @@
 #        shell test of its marker) vs pgBackRest archive-async=y (its archive-push answers from its spool;
 #        a detached process pushes ahead with process-max=2). Same backlog size, same timing. CPU is
 #        that of the whole machine over the drain (pgBackRest's async process is not the archiver's child).
+#   2b. Base backups again, alternating: $BENCH_PG_BASE_ROUNDS rounds, each a lifeboat base backup into a
+#      fresh repository (its archive_command switched to it first, untimed) and a pgBackRest full backup
+#      (archive_command switched back), the first tool of a round alternating. The single base backups
+#      of step 2 are minutes apart, and this machine's speed drifts by tens of percent within minutes;
+#      the median of alternating rounds is the figure to read.
 #   3. Per-segment push latency: $BENCH_PG_PUSH_SEGMENTS copies of real 16 MiB segments from the first
 #      pgbench run, each pushed by hand (`lifeboat wal-push`, `pgbackrest archive-push`) into a fresh
 #      repository / stanza, each push timed with GNU time; mean wall and CPU, max RSS.
@@ -84,6 +89,7 @@
 #   BENCH_PG_SEGMENTS       WAL segments (16 MiB) pgbench writes for each tool's archiving step (default 64)
 #   BENCH_PG_PUSH_SEGMENTS  segments pushed by hand per tool for the push latency (default 10)
 #   BENCH_PG_PUSH_AHEAD     lifeboat's archive.pushAhead in the asynchronous WAL step (default 32)
+#   BENCH_PG_BASE_ROUNDS    alternating base-backup rounds of step 2b (default 3; 0 skips the step)
 #   BENCH_PG_ORDER          order of the physical phases (default "lifeboat pgbackrest")
 #   BENCH_DIR               scratch directory (default /tmp/lifeboat-bench-pg); emptied at the start,
 #                           clusters, repositories and dumps removed at the end (logs and the report kept)
@@ -97,6 +103,7 @@ TEXT_ROWS="${BENCH_PG_TEXT_ROWS:-$((SCALE * 2000))}"
 SEGMENTS="${BENCH_PG_SEGMENTS:-64}"
 PUSH_SEGMENTS="${BENCH_PG_PUSH_SEGMENTS:-10}"
 PUSH_AHEAD="${BENCH_PG_PUSH_AHEAD:-32}"
+BASE_ROUNDS="${BENCH_PG_BASE_ROUNDS:-3}"
 ORDER="${BENCH_PG_ORDER:-lifeboat pgbackrest}"
 SCRATCH="${BENCH_DIR:-/tmp/lifeboat-bench-pg}"
 KEEP="${BENCH_KEEP:-0}"
@@ -106,7 +113,7 @@ BUILD="$SCRATCH/build"
 SOURCE_DATA="$SCRATCH/source"
 SOCKETS="$SCRATCH/run"
 PASSWORD="lifeboat-bench-password"
-COMMAND_LINE="$(for name in BENCH_PG_SCALE BENCH_PG_TEXT_ROWS BENCH_PG_SEGMENTS BENCH_PG_PUSH_SEGMENTS BENCH_PG_PUSH_AHEAD BENCH_PG_ORDER BENCH_DIR BENCH_KEEP BENCH_LIFEBOAT_REF; do
+COMMAND_LINE="$(for name in BENCH_PG_SCALE BENCH_PG_TEXT_ROWS BENCH_PG_SEGMENTS BENCH_PG_PUSH_SEGMENTS BENCH_PG_PUSH_AHEAD BENCH_PG_BASE_ROUNDS BENCH_PG_ORDER BENCH_DIR BENCH_KEEP BENCH_LIFEBOAT_REF; do
   if [ -n "${!name:-}" ]; then printf '%s=%q ' "$name" "${!name}"; fi
 done)bench/postgres.sh${*:+ $*}"
 
@@ -601,6 +608,54 @@ for tool in $ORDER; do
 done
 set_archive_command ''
 
+# --- 2b. base backups, alternating rounds ------------------------------------------------------------------
+# prepare_base_round TOOL ROUND: archive_command switched to the tool (lifeboat: a fresh repository for the
+# round), a segment switched and archived; untimed. Prints the repository directory.
+prepare_base_round() {
+  local tool=$1 round=$2 segment repo config
+  case $tool in
+    lifeboat)
+      repo="$SCRATCH/repo-lifeboat-base-$round" config="$SCRATCH/lifeboat-base-$round.yaml"
+      sed -e "s#$SCRATCH/repo-lifeboat\$#$repo#" "$LIFEBOAT_CONFIG" >"$config"
+      chown postgres:postgres "$config" && chmod 600 "$config"
+      as_pg "${LIFEBOAT[@]}" -c "$config" init >"$SCRATCH/logs/lifeboat-base-$round.init.log" 2>&1 || return 1
+      set_archive_command "$NODE $BUILD/bin/lifeboat.js --config $config wal-push --source main %p"
+      ;;
+    pgbackrest)
+      repo="$SCRATCH/repo-pgbackrest"
+      set_archive_command "$PGBACKREST_ARCHIVE_COMMAND"
+      ;;
+  esac
+  # A transaction first: with no WAL since the last switch (the peer's own archive check made one),
+  # pg_switch_wal does nothing and names a segment that is never finished.
+  sql "SELECT txid_current()" >/dev/null
+  segment=$(switch_wal)
+  wait_archived "$segment" 300 || return 1
+  echo "$repo"
+}
+declare -a BASE_ROUND_KEYS=()
+if [ "$BASE_ROUNDS" -gt 0 ] && [ -n "${results[lifeboat.base]:-}" ] && [ -n "${results[pgbackrest.base]:-}" ]; then
+  for round in $(seq 1 "$BASE_ROUNDS"); do
+    tools=(lifeboat pgbackrest)
+    if [ $((round % 2)) -eq 0 ]; then tools=(pgbackrest lifeboat); fi
+    for tool in "${tools[@]}"; do
+      if ! repo=$(prepare_base_round "$tool" "$round"); then
+        fail_note "$tool" "base round $round: could not switch archive_command to it and archive a segment"
+        continue
+      fi
+      before=$(du_bytes "$repo")
+      case $tool in
+        lifeboat) timed "lifeboat.base.r$round" lifeboat "${LIFEBOAT[@]}" -c "$SCRATCH/lifeboat-base-$round.yaml" backup --json || continue ;;
+        pgbackrest) timed "pgbackrest.base.r$round" pgbackrest "$PGBACKREST" --config="$PGBACKREST_CONFIG" --stanza=bench --type=full backup || continue ;;
+      esac
+      values[$tool.base.r$round.stored]=$(($(du_bytes "$repo") - before))
+      if [ "$tool" = lifeboat ]; then rm -rf "$repo"; fi
+    done
+    BASE_ROUND_KEYS+=("r$round")
+  done
+  set_archive_command ''
+fi
+
 # --- 3. per-segment push latency, by hand, into fresh repositories ---------------------------------------
 mapfile -t PUSH_NAMES < <(ls "$SCRATCH/segments")
 if [ "${#PUSH_NAMES[@]}" -gt 0 ]; then
@@ -657,6 +712,21 @@ delta_mib() { # delta_mib AFTER BEFORE
   if [ -z "${1:-}" ] || [ -z "${2:-}" ]; then echo "–"; return; fi
   awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (a - b) / 1048576 }'
 }
+base_median() { # base_median TOOL wall|cpu: median over the rounds of step 2b
+  local key
+  for key in "${BASE_ROUND_KEYS[@]}"; do field "$1.base.$key" "$2"; echo; done |
+    grep -E '^[0-9.]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "–"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+base_rounds() { # base_rounds TOOL: each round's wall time, in order
+  local key out=()
+  for key in "${BASE_ROUND_KEYS[@]}"; do out+=("$(field "$1.base.$key" wall)"); done
+  (IFS=,; echo "${out[*]}" | sed 's/,/, /g')
+}
+base_round_ratios() {
+  local key out=()
+  for key in "${BASE_ROUND_KEYS[@]}"; do out+=("$(ratio "$(field "lifeboat.base.$key" wall)" "$(field "pgbackrest.base.$key" wall)")"); done
+  (IFS=,; echo "${out[*]}" | sed 's/,/, /g')
+}
 per() { awk -v a="$1" -v n="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && n > 0) printf "%.3f", a / n; else print "–" }'; }
 row() { echo "| $1 | $2 | $3 | $(ratio "$2" "$3") |"; }
 
@@ -701,6 +771,11 @@ PB_ASYNC=${values[pgbackrest.async.segments]:-0}
   row "base backup, CPU s" "$(field lifeboat.base cpu)" "$(field pgbackrest.base cpu)"
   row "base backup, peak RSS MiB" "$(field lifeboat.base rss)" "$(field pgbackrest.base rss)"
   row "base backup, stored MiB (repository growth, incl. its WAL)" "$(delta_mib "${values[lifeboat.base.after]:-}" "${values[lifeboat.base.before]:-}")" "$(delta_mib "${values[pgbackrest.base.after]:-}" "${values[pgbackrest.base.before]:-}")"
+  if [ "${#BASE_ROUND_KEYS[@]}" -gt 0 ]; then
+    row "base backup, median of ${#BASE_ROUND_KEYS[@]} alternating rounds (step 2b), wall s" "$(base_median lifeboat wall)" "$(base_median pgbackrest wall)"
+    row "… CPU s (median)" "$(base_median lifeboat cpu)" "$(base_median pgbackrest cpu)"
+    echo "| … each round, wall s | $(base_rounds lifeboat) | $(base_rounds pgbackrest) | $(base_round_ratios) |"
+  fi
   row "WAL backlog archived by the archiver, wall s" "${values[lifeboat.wal.seconds]:-–}" "${values[pgbackrest.wal.seconds]:-–}"
   row "… per segment, wall s" "$(per "${values[lifeboat.wal.seconds]:-}" "$LB_SEGMENTS")" "$(per "${values[pgbackrest.wal.seconds]:-}" "$PB_SEGMENTS")"
   row "… archive_command CPU s, all segments" "${values[lifeboat.wal.cpu]:-–}" "${values[pgbackrest.wal.cpu]:-–}"
