@@ -19,7 +19,8 @@ import { LifeboatError, isLifeboatError } from '../errors.js';
 import type { StorageBackend } from '../storage/index.js';
 import { BackupSession } from './backup-session.js';
 import { BlobIndex } from './blob-index.js';
-import { readArtifactChunks } from './restore-stream.js';
+import { RestoreArena } from './restore-arena.js';
+import { type RestoreContext, readArtifactChunks } from './restore-stream.js';
 import { CryptoPool, takePool } from './workers.js';
 import { type IdKey, newKey } from './crypto.js';
 import {
@@ -51,6 +52,14 @@ import {
   loadSnapshot,
   resolveSnapshotId,
 } from './snapshots.js';
+
+/**
+ * Shared memory of a borrowed read, and how many segments it may have in flight within it. Measured on
+ * `dump` of a 2 GiB artifact (docs/performance.md): 96 MiB and 8 segments were fastest, at ~300 MiB
+ * peak RSS (the fetched pack bytes ahead count too); 80 MiB and 6 keep it under ~290 MiB.
+ */
+const ARENA_BYTES = 80 * 1024 * 1024;
+const BORROWED_READ_AHEAD = 6;
 
 /** A recovery point as retention sees it: grouped by its sorted source names. */
 export type GroupedPoint = RecoveryPoint & { source: string };
@@ -437,24 +446,40 @@ export class Repository {
    * instead of the repository's index (archive records carry their blobs' places).
    */
   readArtifact(artifact: ReadableArtifact, options: { index?: BlobIndex } = {}): Readable {
-    if (options.index === undefined) this.assertIndex();
+    return Readable.from(readArtifactChunks(this.restoreContext(options.index), artifact));
+  }
+
+  /**
+   * The artifact's plaintext like readArtifact(), as chunks that are views of shared memory reused from
+   * one segment to the next: a chunk is valid only until the next one is asked for (write it out, or
+   * copy it, before). Segments are opened straight into that memory, so no new memory reaches the main
+   * thread for the garbage collector to count and sweep (restore-arena.ts): for consumers that finish
+   * with each chunk in turn, such as `dump`. `arenaBytes` sizes the shared memory (tests).
+   */
+  readArtifactBorrowed(
+    artifact: ReadableArtifact,
+    options: { index?: BlobIndex; arenaBytes?: number } = {},
+  ): AsyncGenerator<Buffer> {
+    const context = this.restoreContext(options.index);
+    // The arena bounds the plaintext ahead, so more segments may be in flight than readArtifact's window.
+    context.readAhead = Math.max(context.readAhead, BORROWED_READ_AHEAD);
+    return readArtifactChunks(context, artifact, new RestoreArena(options.arenaBytes ?? ARENA_BYTES));
+  }
+
+  private restoreContext(index: BlobIndex | undefined): RestoreContext {
+    if (index === undefined) this.assertIndex();
     // One pool for every read: starting two workers per artifact cost ~0.1 s, which dominated reads of
     // many small artifacts (a replay fetching hundreds of WAL files). Idle, it keeps nothing alive.
     if (!this.readPool || this.readPool.broken)
       this.readPool = (takePool() ?? new CryptoPool(0)).unrefWhenIdle();
-    return Readable.from(
-      readArtifactChunks(
-        {
-          storage: this.storage,
-          ring: this.ring,
-          ids: this.blobIds,
-          index: options.index ?? this.index,
-          readAhead: this.options.readAhead,
-          pool: this.readPool,
-        },
-        artifact,
-      ),
-    );
+    return {
+      storage: this.storage,
+      ring: this.ring,
+      ids: this.blobIds,
+      index: index ?? this.index,
+      readAhead: this.options.readAhead,
+      pool: this.readPool,
+    };
   }
 
   private readPool: CryptoPool | undefined;

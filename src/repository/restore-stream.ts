@@ -18,6 +18,7 @@ import type { IdKey } from './crypto.js';
 import type { KeyRing } from './keys.js';
 import { packName, readPackKey } from './pack.js';
 import type { ReadableArtifact } from './snapshots.js';
+import type { RestoreArena } from './restore-arena.js';
 import type { CryptoPool } from './workers.js';
 
 const SEGMENT_BYTES = 8 * 1024 * 1024;
@@ -87,9 +88,15 @@ function* segments(index: BlobIndex, blobs: readonly string[]): Generator<Segmen
   if (current) yield current;
 }
 
+/**
+ * The artifact's plaintext in order, verified. With `arena`, segments are opened into it and every chunk
+ * is a view of it, valid only until the next chunk is asked for (see Repository.readArtifactBorrowed);
+ * without, each chunk owns its memory.
+ */
 export async function* readArtifactChunks(
   context: RestoreContext,
   artifact: ReadableArtifact,
+  arena?: RestoreArena,
 ): AsyncGenerator<Buffer> {
   const { storage, ring } = context;
   const blake3 = artifact.blake3 !== undefined;
@@ -110,7 +117,10 @@ export async function* readArtifactChunks(
   };
 
   /** Fetches one segment and opens its blobs in one worker job; resolves to their plaintexts, in order. */
-  const fetchSegment = async (segment: Segment): Promise<{ plains: Buffer[]; error?: LifeboatError }> => {
+  const fetchSegment = async (
+    segment: Segment,
+    into: number | undefined,
+  ): Promise<{ plains: Buffer[]; error?: LifeboatError }> => {
     const name = packName(segment.pack);
     try {
       const [key, bytes] = await Promise.all([
@@ -118,7 +128,8 @@ export async function* readArtifactChunks(
         storage.read(name, { offset: segment.offset, length: segment.length }),
       ]);
       const blobs = segment.entries.map((entry) => ({ ...entry, offset: entry.offset - segment.offset }));
-      return await pool.openSegment(bytes, blobs, key, context.ids, name);
+      const target = into === undefined ? undefined : { memory: arena!.memory, offset: into };
+      return await pool.openSegment(bytes, blobs, key, context.ids, name, target);
     } catch (error) {
       if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) {
         throw new LifeboatError(
@@ -142,28 +153,46 @@ export async function* readArtifactChunks(
   };
 
   const upcoming = segments(context.index, artifact.blobs);
-  const window: Array<Promise<{ plains: Buffer[]; error?: LifeboatError }>> = [];
+  /** Segments fetched ahead, in order; `region` when it was opened into the arena. */
+  const window: Array<{ pending: Promise<{ plains: Buffer[]; error?: LifeboatError }>; region: boolean }> =
+    [];
   let exhausted = false;
+  /** The next segment, taken from `upcoming` but not fetched yet (no room in the arena). */
+  let waiting: Segment | undefined;
   const fill = () => {
     while (!exhausted && window.length < context.readAhead) {
       let pending: Promise<{ plains: Buffer[]; error?: LifeboatError }>;
+      let region = false;
       try {
-        const next = upcoming.next();
-        if (next.done) return;
-        pending = fetchSegment(next.value);
+        if (waiting === undefined) {
+          const next = upcoming.next();
+          if (next.done) return;
+          waiting = next.value;
+        }
+        // Into the arena when there is room; a segment larger than the whole arena (a chunker's
+        // maxSize over it) into memory of its own.
+        let into: number | undefined;
+        if (arena && waiting.rawLength <= arena.size) {
+          into = arena.tryReserve(waiting.rawLength);
+          if (into === undefined) return; // full: the consumer releases a region, then fill() again
+          region = true;
+        }
+        pending = fetchSegment(waiting, into);
+        waiting = undefined;
       } catch (error) {
         // A blob missing from the index: fail at its turn, after the blobs before it.
         exhausted = true;
         pending = Promise.reject(error instanceof Error ? error : new Error(String(error)));
       }
       pending.catch(() => undefined); // observed when its turn comes
-      window.push(pending);
+      window.push({ pending, region });
     }
   };
   try {
     fill();
     while (window.length > 0) {
-      const { plains, error } = await window.shift()!;
+      const head = window.shift()!;
+      const { plains, error } = await head.pending;
       fill();
       for (const chunk of plains) {
         hash.update(chunk);
@@ -171,9 +200,14 @@ export async function* readArtifactChunks(
         yield chunk;
       }
       if (error) throw error; // after the verified blobs before the damaged one
+      // The consumer asked for more: it is done with this segment's chunks.
+      if (head.region) {
+        arena!.releaseOldest();
+        fill();
+      }
     }
   } finally {
-    await Promise.allSettled(window);
+    await Promise.allSettled(window.map((entry) => entry.pending));
   }
   const digest = 'digestHex' in hash ? hash.digestHex() : hash.digest('hex');
   if (size !== artifact.size || digest !== (blake3 ? artifact.blake3 : artifact.sha256)) {

@@ -367,6 +367,29 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       }
     });
 
+    it('reads borrowed chunks (views of shared memory reused segment after segment) bit-exactly, through an arena that wraps and fills, and one smaller than a segment', async (ctx) => {
+      const storage = await fresh(ctx);
+      await Repository.init(storage, { password: PASSWORD, kdf: CHEAP_KDF });
+      const repository = await Repository.open(storage, { password: PASSWORD });
+      const data = Buffer.concat([randomData(40 * MiB, 70), dumpLike(30 * MiB, 71)]);
+      await backup(repository, 'big', data, 4 * MiB);
+      const [artifact] = (await repository.listSnapshots())[0]!.artifacts;
+      // 20 MiB: a few segments at a time (wraps, and waits while full). 1 MiB: smaller than most
+      // segments, which are then opened into memory of their own.
+      for (const arenaBytes of [20 * MiB, MiB]) {
+        const copies: Buffer[] = [];
+        let shared = 0;
+        let owned = 0;
+        for await (const chunk of repository.readArtifactBorrowed(artifact!, { arenaBytes })) {
+          if (chunk.buffer instanceof SharedArrayBuffer) shared++;
+          else owned++;
+          copies.push(Buffer.from(chunk)); // valid until the next chunk is asked for
+        }
+        expect(arenaBytes === MiB ? owned : shared).toBeGreaterThan(0);
+        expect(Buffer.concat(copies).equals(data)).toBe(true);
+      }
+    });
+
     it('detects a flipped byte in a pack, a truncated index and a deleted pack, and restores no wrong bytes', async (ctx) => {
       const repository = await open(ctx);
       const data = randomData(12 * MiB, 5);
@@ -382,14 +405,19 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       const damaged = Buffer.from(original);
       damaged[Math.floor(damaged.length / 2)]! ^= 0x01;
       await repository.storage.write(target, damaged);
-      const out: Buffer[] = [];
-      const error = await (async () => {
-        for await (const chunk of repository.readArtifact(artifact)) out.push(chunk as Buffer);
-      })().catch((caught: unknown) => caught);
-      expect(error).toMatchObject({ code: 'LB_REPO_CORRUPT' });
-      expect((error as Error).message).toContain(target);
-      const written = Buffer.concat(out);
-      expect(written.equals(data.subarray(0, written.length))).toBe(true); // only verified bytes came out
+      for (const borrowed of [false, true]) {
+        const out: Buffer[] = [];
+        const error = await (async () => {
+          const chunks = borrowed
+            ? repository.readArtifactBorrowed(artifact)
+            : repository.readArtifact(artifact);
+          for await (const chunk of chunks) out.push(Buffer.from(chunk as Buffer)); // copied: borrowed
+        })().catch((caught: unknown) => caught);
+        expect(error).toMatchObject({ code: 'LB_REPO_CORRUPT' });
+        expect((error as Error).message).toContain(target);
+        const written = Buffer.concat(out);
+        expect(written.equals(data.subarray(0, written.length))).toBe(true); // only verified bytes came out
+      }
       await repository.storage.write(target, original);
 
       // A truncated index file.

@@ -1,6 +1,5 @@
 // The break-glass raw-stream commands: `lifeboat backup-stream --name NAME` stores stdin as a snapshot;
 // `lifeboat dump SNAPSHOT [ARTIFACT]` writes an artifact back to stdout, verified.
-import { pipeline } from 'node:stream/promises';
 
 import type { Command } from 'commander';
 
@@ -71,9 +70,20 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
             }
             const progress = context.progress(`dump ${artifact.name}`, artifact.size);
             await repository.withSharedLock('dump', async () => {
-              const source = repository.readArtifact(artifact);
-              source.on('data', (chunk: Buffer) => progress.advance(chunk.length));
-              await pipeline(source, process.stdout, { end: false });
+              // Borrowed chunks (shared memory reused for the next ones): each is written out whole
+              // before the next is asked for.
+              // A failed write is reported by its callback; the stream's 'error' event (emitted too)
+              // must have a listener, or it would end the process.
+              const ignore = () => undefined;
+              process.stdout.on('error', ignore);
+              try {
+                for await (const chunk of repository.readArtifactBorrowed(artifact)) {
+                  await writeOut(process.stdout, chunk);
+                  progress.advance(chunk.length);
+                }
+              } finally {
+                process.stdout.removeListener('error', ignore);
+              }
             });
             progress.finish();
           },
@@ -81,4 +91,14 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
         );
       }),
     );
+}
+
+/**
+ * Writes a chunk and resolves once the stream is done with it (the write's callback: handed to the
+ * kernel, or to the file), rejecting with the write's error (EPIPE when the reader went away).
+ */
+function writeOut(stream: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.write(chunk, (error) => (error ? reject(error) : resolve()));
+  });
 }
