@@ -71,9 +71,8 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
             const progress = context.progress(`dump ${artifact.name}`, artifact.size);
             await repository.withSharedLock('dump', async () => {
               // Borrowed chunks (shared memory reused for the next ones): each is written out whole
-              // before the next is asked for.
-              // A failed write is reported by its callback; the stream's 'error' event (emitted too)
-              // must have a listener, or it would end the process.
+              // before the next is asked for. A failed write is reported by its callback; the
+              // stream's 'error' event (emitted too) must have a listener, or it would end the process.
               const ignore = () => undefined;
               process.stdout.on('error', ignore);
               try {
