@@ -33,6 +33,12 @@ export const ERROR_CATALOGUE = {
     http: 500,
   },
 
+  LB_OUTPUT_FAILED: {
+    summary:
+      'Writing to standard output failed: the command reading it ended first (a closed pipe), or its disk is full.',
+    exitCode: 1,
+    http: 500,
+  },
   LB_INSTALL_INCOMPLETE: {
     summary:
       'A part of lifeboat that is built at install time is missing (the native BLAKE3 addon): run scripts/build-native.sh.',

@@ -121,6 +121,43 @@ describe('lifeboat init, backup-stream, snapshots, dump', () => {
     expect(sha(dump.stdout)).toBe(sha(input));
   });
 
+  it('reports a reader that ends early (a closed pipe) and a full disk as LB_OUTPUT_FAILED, not as a bug', () => {
+    const piped = spawnSync(
+      'bash',
+      [
+        '--norc',
+        '--noprofile',
+        '-c',
+        `"${process.execPath}" "${BIN}" dump ${id} | head -c 100 > /dev/null; echo "\${PIPESTATUS[0]}"`,
+      ],
+      {
+        cwd: directory,
+        env: { PATH: process.env.PATH, LIFEBOAT_PASSWORD: 'cli-test-password' },
+        timeout: 120_000,
+      },
+    );
+    expect(piped.stdout.toString().trim()).toBe('1');
+    expect(piped.stderr.toString()).toMatch(
+      /^lifeboat: error LB_OUTPUT_FAILED: cannot write blob to standard output after \d+ of \d+ bytes: EPIPE \(the command reading it ended first\)$/m,
+    );
+    expect(piped.stderr.toString()).not.toContain('LB_INTERNAL');
+    const full = openSync('/dev/full', 'w');
+    try {
+      const run = spawnSync(process.execPath, [BIN, 'dump', id], {
+        cwd: directory,
+        env: { PATH: process.env.PATH, LIFEBOAT_PASSWORD: 'cli-test-password' },
+        stdio: ['ignore', full, 'pipe'],
+        timeout: 120_000,
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr.toString()).toMatch(
+        /LB_OUTPUT_FAILED: cannot write blob to standard output after 0 of \d+ bytes: ENOSPC/,
+      );
+    } finally {
+      closeSync(full);
+    }
+  });
+
   it('still lists the readable snapshots when one manifest is damaged, names that one and exits 1', () => {
     const second = lifeboat(['backup-stream', '--name', 'small'], data(1000, 9));
     expect(second.code, second.stderr).toBe(0);

@@ -75,9 +75,17 @@ export function registerStreamCommands(program: Command, run: CommandRunner): vo
               // stream's 'error' event (emitted too) must have a listener, or it would end the process.
               const ignore = () => undefined;
               process.stdout.on('error', ignore);
+              let written = 0;
               try {
                 for await (const chunk of repository.readArtifactBorrowed(artifact)) {
-                  await writeOut(process.stdout, chunk);
+                  await writeOut(process.stdout, chunk).catch((error: NodeJS.ErrnoException) => {
+                    throw new LifeboatError(
+                      'LB_OUTPUT_FAILED',
+                      `cannot write ${artifact.name} to standard output after ${written} of ${artifact.size} bytes: ${error.code ?? error.message}${error.code === 'EPIPE' ? ' (the command reading it ended first)' : ''}`,
+                      { cause: error },
+                    );
+                  });
+                  written += chunk.length;
                   progress.advance(chunk.length);
                 }
               } finally {
