@@ -12,7 +12,7 @@
 //             reserved, so the arena is a ring (FIFO): a region is placed after the newest one, or at
 //             the start when the end has no room for it, and the oldest is the one released.
 //   full      no room for a region: the read waits with fewer segments ahead until the consumer
-//             releases one. A region is never larger than the arena (see restore-stream.ts).
+//             releases one. A region is never empty, nor larger than the arena (see restore-stream.ts).
 
 export class RestoreArena {
   readonly memory: SharedArrayBuffer;
@@ -26,8 +26,9 @@ export class RestoreArena {
 
   /** Reserves `length` bytes after the newest region: their offset, or undefined when there is no room. */
   tryReserve(length: number): number | undefined {
-    if (length > this.size)
-      throw new RangeError(`a region of ${length} bytes exceeds the arena (${this.size})`);
+    // Empty regions are refused: one placed where the oldest starts would make the ring look unwrapped.
+    if (!(length > 0 && length <= this.size))
+      throw new RangeError(`a region must hold 1 to ${this.size} bytes (asked for ${length})`);
     const oldest = this.regions[0];
     const newest = this.regions.at(-1);
     let start: number | undefined;

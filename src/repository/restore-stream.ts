@@ -169,10 +169,10 @@ export async function* readArtifactChunks(
           if (next.done) return;
           waiting = next.value;
         }
-        // Into the arena when there is room; a segment larger than the whole arena (a chunker's
-        // maxSize over it) into memory of its own.
+        // Into the arena when there is room; an empty segment, or one larger than the whole arena (a
+        // chunker's maxSize over it), into memory of its own.
         let into: number | undefined;
-        if (arena && waiting.rawLength <= arena.size) {
+        if (arena && waiting.rawLength > 0 && waiting.rawLength <= arena.size) {
           into = arena.tryReserve(waiting.rawLength);
           if (into === undefined) return; // full: the consumer releases a region, then fill() again
           region = true;
