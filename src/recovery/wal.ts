@@ -7,7 +7,6 @@
 //   needed WAL  a base backup needs every segment from its start segment to its stop segment, and a
 //               restore to a later moment every segment after it up to that moment. Retention never
 //               deletes a segment at or after the start of the oldest kept base backup.
-import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 
@@ -17,13 +16,13 @@ import type { postgres } from '../engines/index.js';
 // file, and needs none of it).
 import * as walNames from '../engines/postgres/wal-names.js';
 import { LifeboatError } from '../errors.js';
-import { blake3Hex } from '../util/blake3.js';
 import { shellQuote } from '../util/process.js';
 import {
   type PushResult,
   type Repository,
   type Snapshot,
   deleteArchiveFiles,
+  digestsLike,
   listArchive,
   listArchiveSources,
   pushArchiveFiles,
@@ -233,10 +232,7 @@ async function takeMarker(
   } catch {
     return undefined; // absent, or torn: the push decides
   }
-  const digests =
-    typeof marker.blake3 === 'string'
-      ? { size: data.length, blake3: blake3Hex(data) }
-      : { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+  const digests = digestsLike(marker, data);
   await rm(path, { force: true }).catch(() => undefined); // one left behind goes as stale later
   return marker.source === source && sameContent(marker, digests) ? digests : undefined;
 }

@@ -186,10 +186,7 @@ export async function pushArchiveFiles(
           unreadable(error);
           continue;
         }
-        const digests: FileDigests =
-          existing.blake3 !== undefined
-            ? { size: data.length, blake3: blake3Hex(data) }
-            : { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+        const digests = digestsLike(existing, data);
         if (sameContent(existing, digests)) {
           results.set(file.name, { name: file.name, outcome: 'present', ...digests });
         } else if (file.optional) skip(conflict(source, file.name).message);
@@ -319,7 +316,14 @@ async function writeRecord(repository: Repository, record: ArchiveRecord): Promi
   }
 }
 
-type FileDigests = Pick<ArchiveRecord, 'size' | 'sha256' | 'blake3'>;
+export type FileDigests = Pick<ArchiveRecord, 'size' | 'sha256' | 'blake3'>;
+
+/** The size and hash of `data` to compare with `reference` (sameContent): its BLAKE3 if it has one, else SHA-256. */
+export function digestsLike(reference: FileDigests, data: Buffer): FileDigests {
+  return typeof reference.blake3 === 'string'
+    ? { size: data.length, blake3: blake3Hex(data) }
+    : { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+}
 
 /**
  * Whether two records (or a record and a file's digests) are of the same bytes: by BLAKE3 when both have

@@ -32,6 +32,7 @@ export {
   type PushResult,
   archiveHas,
   deleteArchiveFiles,
+  digestsLike,
   listArchive,
   listArchiveSources,
   loadArchiveRecord,
