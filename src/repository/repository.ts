@@ -55,11 +55,11 @@ import {
 
 /**
  * Shared memory of a borrowed read, and how many segments it may have in flight within it. Measured on
- * `dump` of a 2 GiB artifact (docs/performance.md): 96 MiB and 8 segments were fastest, at ~300 MiB
- * peak RSS (the fetched pack bytes ahead count too); 80 MiB and 6 keep it under ~290 MiB.
+ * `dump` of a 2 GiB artifact (docs/performance.md): with segments of at most 6 MiB of plaintext, 64 MiB
+ * and 10 segments kept peak RSS at ~275 MiB; 80 MiB was no faster and ~300 MiB.
  */
-const ARENA_BYTES = 80 * 1024 * 1024;
-const BORROWED_READ_AHEAD = 6;
+const ARENA_BYTES = 64 * 1024 * 1024;
+const BORROWED_READ_AHEAD = 10;
 
 /** A recovery point as retention sees it: grouped by its sorted source names. */
 export type GroupedPoint = RecoveryPoint & { source: string };
@@ -98,7 +98,7 @@ export interface OpenOptions extends Credentials {
   compressionLevel?: number;
   /** Packs uploading at once during a backup. Default 2. */
   uploadConcurrency?: number;
-  /** Segments (runs of up to 8 MiB of a pack) fetched ahead during a restore. Default 4. */
+  /** Segments (runs of a pack's blobs, up to 6 MiB once opened) fetched ahead during a restore. Default 8. */
   readAhead?: number;
   /** How long to keep retrying a lock another client holds. Default 0 (fail at once). */
   lockWaitMs?: number;
@@ -239,7 +239,7 @@ export class Repository {
     return new Repository(storage, config, ring, keyId, index, {
       compressionLevel: options.compressionLevel ?? 3,
       uploadConcurrency: options.uploadConcurrency ?? 2,
-      readAhead: options.readAhead ?? 4,
+      readAhead: options.readAhead ?? 8,
       lockWaitMs: options.lockWaitMs ?? 0,
       index: options.index ?? 'load',
     });

@@ -390,6 +390,39 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       }
     });
 
+    it('checks the restored stream against the manifest: intact blobs in another order, or another BLAKE3, fail after the last byte', async (ctx) => {
+      const repository = await open(ctx);
+      // Several segments of a few MiB: the workers hash their subtrees, the main thread joins them.
+      const data = Buffer.concat([randomData(9 * MiB + 123, 80), dumpLike(11 * MiB, 81)]);
+      const { id } = await backup(repository, 'stream', data);
+      const artifact = (await repository.loadSnapshot(id)).artifacts[0]!;
+      expect(artifact.blobs.length).toBeGreaterThan(6);
+      const swapped = [...artifact.blobs];
+      [swapped[1], swapped[5]] = [swapped[5]!, swapped[1]!];
+      const wrong = [
+        { ...artifact, blobs: swapped },
+        { ...artifact, blake3: blake3Hex(Buffer.from('something else')) },
+      ];
+      for (const borrowed of [false, true]) {
+        const read = (which: typeof artifact) =>
+          borrowed ? repository.readArtifactBorrowed(which) : repository.readArtifact(which);
+        let restored = 0;
+        for await (const chunk of read(artifact)) restored += chunk.length;
+        expect(restored).toBe(data.length);
+        for (const bad of wrong) {
+          let size = 0;
+          const error = await (async () => {
+            for await (const chunk of read(bad)) size += chunk.length;
+          })().catch((caught: unknown) => caught);
+          expect(error).toMatchObject({ code: 'LB_REPO_CORRUPT' });
+          expect((error as Error).message).toMatch(
+            /BLAKE3 of the restored stream does not match the manifest/,
+          );
+          expect(size).toBe(data.length);
+        }
+      }
+    });
+
     it('detects a flipped byte in a pack, a truncated index and a deleted pack, and restores no wrong bytes', async (ctx) => {
       const repository = await open(ctx);
       const data = randomData(12 * MiB, 5);

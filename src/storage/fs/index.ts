@@ -89,7 +89,9 @@ export class FsBackend implements StorageBackend {
       handle = await open(this.path(name), 'r');
       const size = (await handle.stat()).size;
       const { offset, length } = this.resolveRange(name, size, range);
-      const buffer = Buffer.alloc(length);
+      // Not zero-filled: every byte is read into it before it is returned (or the read fails). The
+      // zero-fill was ~7% of a restore's main-thread CPU.
+      const buffer = Buffer.allocUnsafeSlow(length);
       let filled = 0;
       while (filled < length) {
         const { bytesRead } = await handle.read(buffer, filled, length - filled, offset + filled);
