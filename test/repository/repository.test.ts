@@ -404,7 +404,7 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
         { ...artifact, blake3: blake3Hex(Buffer.from('something else')) },
       ];
       for (const borrowed of [false, true]) {
-        const read = (which: typeof artifact) =>
+        const read = (which: typeof artifact): AsyncIterable<Buffer> =>
           borrowed ? repository.readArtifactBorrowed(which) : repository.readArtifact(which);
         let restored = 0;
         for await (const chunk of read(artifact)) restored += chunk.length;
