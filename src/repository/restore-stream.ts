@@ -1,8 +1,7 @@
 // Reading an artifact back: blobs are fetched in segments, opened in worker threads, verified, and
 // yielded in order; the whole stream's size and hash are checked at the end: its BLAKE3 when the
-// manifest records one (every artifact written since BLAKE3 came in), else its SHA-256. The BLAKE3 is
-// computed in parts: each worker hashes the whole BLAKE3 subtrees of the segments it opens, and this
-// thread joins them (Blake3Tree); a SHA-256 runs here, on every byte restored.
+// manifest records one (every artifact written since BLAKE3 came in), else its SHA-256. BLAKE3 is ~3x
+// cheaper, and the stream hash runs on the main thread, on every byte restored.
 //
 // Terms:
 //   segment    consecutive blobs of the artifact that lie back to back in one pack: fetched with one
@@ -12,7 +11,7 @@
 import { createHash } from 'node:crypto';
 
 import { LifeboatError, isLifeboatError } from '../errors.js';
-import { Blake3Tree, blake3TreeSpan } from '../util/blake3.js';
+import { createBlake3 } from '../util/blake3.js';
 import type { StorageBackend } from '../storage/index.js';
 import type { BlobIndex, IndexEntry } from './blob-index.js';
 import type { IdKey } from './crypto.js';
@@ -25,8 +24,8 @@ import type { CryptoPool } from './workers.js';
 const SEGMENT_BYTES = 8 * 1024 * 1024;
 /**
  * Plaintext a segment may expand to (highly compressible data must not blow up memory). 6 MiB: a
- * 2 GiB `dump` took ~15% less time and CPU than with 24 MiB (docs/performance.md): a segment's
- * plaintext is still in cache when it is hashed and written, and the arena holds more of them.
+ * 2 GiB `dump` took ~10% less time and ~8% less CPU than with 24 MiB (docs/performance.md): a
+ * segment's plaintext is still in cache when it is hashed and written, and the arena holds more of them.
  */
 const SEGMENT_RAW_BYTES = 6 * 1024 * 1024;
 
@@ -42,8 +41,6 @@ export interface RestoreContext {
 }
 
 interface Segment {
-  /** Where its first byte is in the artifact. */
-  start: number;
   pack: string;
   offset: number;
   length: number;
@@ -69,7 +66,6 @@ function entryOf(index: BlobIndex, id: string): IndexEntry {
 /** Groups the artifact's blobs into segments, lazily, in order. */
 function* segments(index: BlobIndex, blobs: readonly string[]): Generator<Segment> {
   let current: Segment | undefined;
-  let start = 0;
   for (const id of blobs) {
     const entry = entryOf(index, id);
     if (
@@ -84,12 +80,8 @@ function* segments(index: BlobIndex, blobs: readonly string[]): Generator<Segmen
       current.entries.push(entry);
       continue;
     }
-    if (current) {
-      start += current.rawLength;
-      yield current;
-    }
+    if (current) yield current;
     current = {
-      start,
       pack: entry.pack,
       offset: entry.offset,
       length: entry.length,
@@ -112,10 +104,7 @@ export async function* readArtifactChunks(
 ): AsyncGenerator<Buffer> {
   const { storage, ring } = context;
   const blake3 = artifact.blake3 !== undefined;
-  // BLAKE3 in parts: the workers hash the whole subtrees of each segment they open, this thread only
-  // the chunks that straddle segments and the joins (Blake3Tree). Was ~10% of a restore's CPU here.
-  const tree = blake3 ? new Blake3Tree(artifact.size) : undefined;
-  const sha256 = blake3 ? undefined : createHash('sha256');
+  const hash = blake3 ? createBlake3() : createHash('sha256');
   let size = 0;
   const packKeys = new Map<string, Promise<Buffer>>();
   const pool = context.pool;
@@ -135,7 +124,7 @@ export async function* readArtifactChunks(
   const fetchSegment = async (
     segment: Segment,
     into: number | undefined,
-  ): Promise<{ plains: Buffer[]; cvs?: Uint8Array; error?: LifeboatError }> => {
+  ): Promise<{ plains: Buffer[]; error?: LifeboatError }> => {
     const name = packName(segment.pack);
     try {
       const [key, bytes] = await Promise.all([
@@ -144,13 +133,7 @@ export async function* readArtifactChunks(
       ]);
       const blobs = segment.entries.map((entry) => ({ ...entry, offset: entry.offset - segment.offset }));
       const target = into === undefined ? undefined : { memory: arena!.memory, offset: into };
-      const span = tree ? blake3TreeSpan(segment.start, segment.rawLength, artifact.size) : undefined;
-      const hashIn = span && {
-        from: span.from - segment.start,
-        to: span.to - segment.start,
-        offset: span.from,
-      };
-      return await pool.openSegment(bytes, blobs, key, context.ids, name, target, hashIn);
+      return await pool.openSegment(bytes, blobs, key, context.ids, name, target);
     } catch (error) {
       if (isLifeboatError(error, 'LB_STORAGE_NOT_FOUND')) {
         throw new LifeboatError(
@@ -175,19 +158,14 @@ export async function* readArtifactChunks(
 
   const upcoming = segments(context.index, artifact.blobs);
   /** Segments fetched ahead, in order; `region` when it was opened into the arena. */
-  const window: Array<{
-    /** Undefined when the segment could not even be looked up (its pending is that error). */
-    segment: Segment | undefined;
-    pending: Promise<{ plains: Buffer[]; cvs?: Uint8Array; error?: LifeboatError }>;
-    region: boolean;
-  }> = [];
+  const window: Array<{ pending: Promise<{ plains: Buffer[]; error?: LifeboatError }>; region: boolean }> =
+    [];
   let exhausted = false;
   /** The next segment, taken from `upcoming` but not fetched yet (no room in the arena). */
   let waiting: Segment | undefined;
   const fill = () => {
     while (!exhausted && window.length < context.readAhead) {
-      let pending: Promise<{ plains: Buffer[]; cvs?: Uint8Array; error?: LifeboatError }>;
-      let segment: Segment | undefined;
+      let pending: Promise<{ plains: Buffer[]; error?: LifeboatError }>;
       let region = false;
       try {
         if (waiting === undefined) {
@@ -203,7 +181,6 @@ export async function* readArtifactChunks(
           if (into === undefined) return; // full: the consumer releases a region, then fill() again
           region = true;
         }
-        segment = waiting;
         pending = fetchSegment(waiting, into);
         waiting = undefined;
       } catch (error) {
@@ -212,21 +189,17 @@ export async function* readArtifactChunks(
         pending = Promise.reject(error instanceof Error ? error : new Error(String(error)));
       }
       pending.catch(() => undefined); // observed when its turn comes
-      window.push({ segment, pending, region });
+      window.push({ pending, region });
     }
   };
   try {
     fill();
     while (window.length > 0) {
       const head = window.shift()!;
-      const { plains, cvs, error } = await head.pending;
+      const { plains, error } = await head.pending;
       fill();
-      const span =
-        cvs && head.segment && blake3TreeSpan(head.segment.start, head.segment.rawLength, artifact.size);
       for (const chunk of plains) {
-        if (span && plains.length === 1) tree!.updateHashed(chunk, span, cvs);
-        else if (tree) tree.update(chunk);
-        else sha256!.update(chunk);
+        hash.update(chunk);
         size += chunk.length;
         yield chunk;
       }
@@ -240,7 +213,7 @@ export async function* readArtifactChunks(
   } finally {
     await Promise.allSettled(window.map((entry) => entry.pending));
   }
-  const digest = tree ? tree.digestHex() : sha256!.digest('hex');
+  const digest = 'digestHex' in hash ? hash.digestHex() : hash.digest('hex');
   if (size !== artifact.size || digest !== (blake3 ? artifact.blake3 : artifact.sha256)) {
     throw new LifeboatError(
       'LB_REPO_CORRUPT',

@@ -167,9 +167,7 @@ function openSegmentJob(job) {
     }
     at += blob.rawLength;
   }
-  // The stream's own BLAKE3, in parts: the whole subtrees of the span the caller names (Blake3Tree).
-  const cvs = job.tree ? blake3.subtreeChainingValues(out.subarray(job.tree.from, job.tree.to), job.tree.offset) : undefined;
-  return { job: job.job, plains: [out], cvs };
+  return { job: job.job, plains: [out] };
 }
 const streams = new Map();
 const newStream = (sha256) => ({ sha256: sha256 ? createHash('sha256') : undefined, blake3: new blake3.Hasher() });
@@ -213,8 +211,6 @@ interface WorkerAnswer {
   rawLength?: number;
   plain?: Uint8Array;
   plains?: Uint8Array[];
-  /** openSegment with `tree`: the stream hash's subtree chaining values over that span. */
-  cvs?: Uint8Array;
   at?: number;
   corrupt?: string;
   digest?: string;
@@ -470,8 +466,7 @@ export class CryptoPool {
    * copies. Resolves to the verified plaintexts in order, back to back in one buffer; if a blob fails
    * verification, to the ones before it plus the LB_REPO_CORRUPT error for it. With `into`, the
    * plaintexts are written there (shared memory with room for every blob's rawLength) instead of new
-   * memory. With `tree`, the worker also hashes bytes [from, to) of the plaintext, which start at byte
-   * `offset` of the artifact, into the artifact's BLAKE3 subtree chaining values (Blake3Tree.updateHashed).
+   * memory.
    */
   async openSegment(
     bytes: Buffer,
@@ -480,8 +475,7 @@ export class CryptoPool {
     ids: IdKey,
     what: string,
     into?: { memory: SharedArrayBuffer; offset: number },
-    tree?: { from: number; to: number; offset: number },
-  ): Promise<{ plains: Buffer[]; cvs?: Uint8Array; error?: LifeboatError }> {
+  ): Promise<{ plains: Buffer[]; error?: LifeboatError }> {
     const { view, transfer } = transferable(bytes);
     const answer = await this.submit(
       {
@@ -498,14 +492,13 @@ export class CryptoPool {
         idKey: new Uint8Array(ids.key),
         idScheme: ids.scheme,
         ...(into ? { into: into.memory, intoOffset: into.offset } : {}),
-        ...(tree ? { tree } : {}),
       },
       transfer,
     );
     const plains = (answer.plains ?? []).map((view) =>
       Buffer.from(view.buffer, view.byteOffset, view.byteLength),
     );
-    if (answer.corrupt === undefined) return answer.cvs ? { plains, cvs: answer.cvs } : { plains };
+    if (answer.corrupt === undefined) return { plains };
     const blob = blobs[answer.at ?? 0]!;
     return {
       plains,
