@@ -22,6 +22,14 @@ interface Blake3Addon {
   keyedHashHex(key: Uint8Array, data: Uint8Array): string;
   hashHex(data: Uint8Array): string;
   Hasher: new () => Blake3Hasher;
+  gearScan(
+    gear: Int32Array,
+    data: Uint8Array,
+    position: number,
+    end: number,
+    mask: number,
+    state: Int32Array,
+  ): number;
 }
 
 /** Where the addon is (worker threads require it by this path). */
@@ -67,4 +75,21 @@ export function blake3Hex(data: Uint8Array): string {
 /** An incremental BLAKE3. */
 export function createBlake3(): Blake3Hasher {
   return new (load().Hasher)();
+}
+
+/**
+ * The chunker's gear hash rolled over data[position, end) from the hash in state[0] (not BLAKE3: the
+ * addon carries it because it is a backup's other per-byte loop; src/repository/chunker.ts): the
+ * position after the first byte where (hash & mask) == 0, else -1 - end; state[0] is left at the hash
+ * there. `mask` must be a mask of the word's top bits.
+ */
+export function gearScan(
+  gear: Int32Array,
+  data: Uint8Array,
+  position: number,
+  end: number,
+  mask: number,
+  state: Int32Array,
+): number {
+  return load().gearScan(gear, data, position, end, mask, state);
 }
