@@ -23,9 +23,9 @@ import type { CryptoPool } from './workers.js';
 
 const SEGMENT_BYTES = 8 * 1024 * 1024;
 /**
- * Plaintext a segment may expand to (highly compressible data must not blow up memory). 6 MiB: a
- * 2 GiB `dump` took ~10% less time and ~8% less CPU than with 24 MiB (docs/performance.md): a
- * segment's plaintext is still in cache when it is hashed and written, and the arena holds more of them.
+ * Plaintext a segment may expand to (highly compressible data must not blow up memory). 6 MiB: in
+ * same-minute runs a 2 GiB `dump` took ~10% less time and ~8% less CPU than with 24 MiB, and less
+ * memory (docs/performance.md): a segment's plaintext is still in cache when it is hashed and written.
  */
 const SEGMENT_RAW_BYTES = 6 * 1024 * 1024;
 

@@ -68,5 +68,6 @@ describe('blake3 addon', () => {
     expect(() => gearScan(gear, data, 0, 100, 0, state)).toThrow(/top bits/);
     expect(() => gearScan(gear, data, 50, 101, -1, state)).toThrow(/range/);
     expect(() => gearScan(new Int32Array(255), data, 0, 10, -1, state)).toThrow(/256 entries/);
+    expect(() => gearScan(gear, data, 0, 10, -1, new Int32Array(2))).toThrow(/one word/);
   });
 });

@@ -81,11 +81,14 @@ pub fn gear_scan(
         .try_into()
         .map_err(|_| Error::new(Status::InvalidArg, "a gear table has 256 entries".to_string()))?;
     let (position, end) = (position as usize, end as usize);
-    if position > end || end > data.len() || state.len() != 1 {
+    if position > end || end > data.len() {
         return Err(Error::new(
             Status::InvalidArg,
             format!("bad gear scan range {position}..{end} of {} bytes", data.len()),
         ));
+    }
+    if state.len() != 1 {
+        return Err(Error::new(Status::InvalidArg, "the gear scan's state is one word".to_string()));
     }
     let mut hash = state[0];
     let bytes = &data[position..end];
