@@ -83,13 +83,6 @@ export function createBlake3(): Blake3Hasher {
  * position after the first byte where (hash & mask) == 0, else -1 - end; state[0] is left at the hash
  * there. `mask` must be a mask of the word's top bits.
  */
-export function gearScan(
-  gear: Int32Array,
-  data: Uint8Array,
-  position: number,
-  end: number,
-  mask: number,
-  state: Int32Array,
-): number {
-  return load().gearScan(gear, data, position, end, mask, state);
+export function gearScan(...args: Parameters<Blake3Addon['gearScan']>): number {
+  return load().gearScan(...args);
 }
