@@ -55,7 +55,7 @@ import {
 
 /**
  * Shared memory of a borrowed read, and how many segments it may have in flight within it. Measured on
- * `dump` of a 2 GiB artifact (docs/performance.md): with segments of at most 6 MiB of plaintext, 64 MiB
+ * `dump` of a 2 GiB artifact (docs/performance.md): with segments of at most 6 MiB of plaintext (or one blob), 64 MiB
  * and 10 segments kept peak RSS at ~275 MiB; 80 MiB was no faster and ~300 MiB.
  */
 const ARENA_BYTES = 64 * 1024 * 1024;
@@ -98,7 +98,10 @@ export interface OpenOptions extends Credentials {
   compressionLevel?: number;
   /** Packs uploading at once during a backup. Default 2. */
   uploadConcurrency?: number;
-  /** Segments (runs of a pack's blobs, up to 6 MiB once opened) fetched ahead during a restore. Default 8. */
+  /**
+   * Segments (runs of a pack's blobs, up to 6 MiB once opened, or one larger blob: the chunker's maxSize,
+   * 8 MiB by default) fetched ahead during a restore. Default 8.
+   */
   readAhead?: number;
   /** How long to keep retrying a lock another client holds. Default 0 (fail at once). */
   lockWaitMs?: number;

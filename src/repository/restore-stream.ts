@@ -23,7 +23,8 @@ import type { CryptoPool } from './workers.js';
 
 const SEGMENT_BYTES = 8 * 1024 * 1024;
 /**
- * Plaintext a segment may expand to (highly compressible data must not blow up memory). 6 MiB: in
+ * Plaintext a segment may expand to (highly compressible data must not blow up memory); a single blob
+ * larger than this (up to the chunker's maxSize, 8 MiB by default) is a segment of its own. 6 MiB: in
  * same-minute runs a 2 GiB `dump` took ~10% less time and ~8% less CPU than with 24 MiB, and less
  * memory (docs/performance.md): a segment's plaintext is still in cache when it is hashed and written.
  */

@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
 
-import { randomBytes, randomInt } from 'node:crypto';
-
 import { blake3Hex, createBlake3, gearScan, keyedBlake3Hex } from './blake3.js';
 
 // The official BLAKE3 test vectors (test_vectors.json of the BLAKE3 repository): input bytes i % 251,
@@ -38,25 +36,53 @@ describe('blake3 addon', () => {
   });
 
   it('the gear scan finds the cut a one-byte loop finds, from any start, hash and mask width', () => {
-    const gear = new Int32Array(randomBytes(1024).buffer);
-    const data = randomBytes(20_000);
-    const oneByte = (position: number, end: number, mask: number, hash: number) => {
+    // Seeded (mulberry32), so a failure can be replayed.
+    let seed = 0x6c1fe;
+    const next = () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return (t ^ (t >>> 14)) >>> 0;
+    };
+    const below = (limit: number) => next() % limit;
+    const gear = Int32Array.from({ length: 256 }, () => next() | 0);
+    const data = Uint8Array.from({ length: 20_000 }, () => next() & 0xff);
+    const oneByte = (table: Int32Array, position: number, end: number, mask: number, hash: number) => {
       for (let at = position; at < end; at++) {
-        hash = ((hash << 1) + gear[data[at]!]!) | 0;
+        hash = ((hash << 1) + table[data[at]!]!) | 0;
         if ((hash & mask) === 0) return { found: at + 1, hash };
       }
       return { found: -1 - end, hash };
     };
-    for (let trial = 0; trial < 3000; trial++) {
-      const bits = 1 + randomInt(32);
+    for (let trial = 0; trial < 5000; trial++) {
+      const bits = 1 + below(32);
       const mask = (0xffffffff << (32 - bits)) | 0;
-      const position = randomInt(data.length);
-      const end = position + randomInt(Math.min(data.length - position, 1 << (bits > 12 ? 12 : bits)) + 1);
-      const start = randomBytes(4).readInt32LE(0);
+      const position = below(data.length);
+      // Long enough for the eight-byte steps, short enough that wide masks still cut now and then.
+      const length = Math.min(data.length - position, 24 + below(bits > 12 ? 4096 : 64));
+      const start = next() | 0;
       const state = Int32Array.of(start);
-      const found = gearScan(gear, data, position, end, mask, state);
-      const expected = oneByte(position, end, mask, start);
-      expect({ found, hash: state[0] }).toEqual(expected);
+      const found = gearScan(gear, data, position, position + length, mask, state);
+      expect({ found, hash: state[0] }, `trial ${trial}`).toEqual(
+        oneByte(gear, position, position + length, mask, start),
+      );
+    }
+    // A cut at every place in an eight-byte step, for the widest mask and a narrow one: with a table
+    // of zeros the hash only shifts, so a start of 1 << (32 - j) reaches 0 after exactly j bytes.
+    const zeros = new Int32Array(256);
+    for (const mask of [-1, (0xffffffff << 12) | 0]) {
+      for (let position = 0; position < 8; position++) {
+        for (let j = 1; j <= 20; j++) {
+          const start = mask === -1 ? 1 << (32 - j) : (1 << (32 - j)) | 1;
+          const state = Int32Array.of(start);
+          const expected = oneByte(zeros, position, position + 40, mask, start);
+          expect({
+            found: gearScan(zeros, data, position, position + 40, mask, state),
+            hash: state[0],
+          }).toEqual(expected);
+          if (mask === -1) expect(expected.found).toBe(position + j);
+        }
+      }
     }
   });
 
@@ -67,6 +93,8 @@ describe('blake3 addon', () => {
     expect(() => gearScan(gear, data, 0, 100, 0x0f, state)).toThrow(/top bits/);
     expect(() => gearScan(gear, data, 0, 100, 0, state)).toThrow(/top bits/);
     expect(() => gearScan(gear, data, 50, 101, -1, state)).toThrow(/range/);
+    expect(() => gearScan(gear, data, 2 ** 32 + 10, 2 ** 32 + 20, -1, state)).toThrow(/range/);
+    expect(() => gearScan(gear, data, 1.5, 20, -1, state)).toThrow(/range/);
     expect(() => gearScan(new Int32Array(255), data, 0, 10, -1, state)).toThrow(/256 entries/);
     expect(() => gearScan(gear, data, 0, 10, -1, new Int32Array(2))).toThrow(/one word/);
   });

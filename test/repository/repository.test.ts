@@ -392,7 +392,7 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
 
     it('checks the restored stream against the manifest: intact blobs in another order, or another BLAKE3, fail after the last byte', async (ctx) => {
       const repository = await open(ctx);
-      // Several segments of a few MiB: the workers hash their subtrees, the main thread joins them.
+      // Several segments of a few MiB, of random and of dump-like data.
       const data = Buffer.concat([randomData(9 * MiB + 123, 80), dumpLike(11 * MiB, 81)]);
       const { id } = await backup(repository, 'stream', data);
       const artifact = (await repository.loadSnapshot(id)).artifacts[0]!;

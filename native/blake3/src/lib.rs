@@ -71,8 +71,8 @@ impl Hasher {
 pub fn gear_scan(
     gear: Int32Array,
     data: &[u8],
-    position: u32,
-    end: u32,
+    position: f64,
+    end: f64,
     mask: i32,
     mut state: Int32Array,
 ) -> Result<f64> {
@@ -80,13 +80,15 @@ pub fn gear_scan(
         .as_ref()
         .try_into()
         .map_err(|_| Error::new(Status::InvalidArg, "a gear table has 256 entries".to_string()))?;
-    let (position, end) = (position as usize, end as usize);
-    if position > end || end > data.len() {
+    // Numbers, not u32: node-api would wrap a position of 4 GiB or more silently.
+    let whole = |value: f64| value >= 0.0 && value.fract() == 0.0 && value <= data.len() as f64;
+    if !whole(position) || !whole(end) || position > end {
         return Err(Error::new(
             Status::InvalidArg,
             format!("bad gear scan range {position}..{end} of {} bytes", data.len()),
         ));
     }
+    let (position, end) = (position as usize, end as usize);
     if state.len() != 1 {
         return Err(Error::new(Status::InvalidArg, "the gear scan's state is one word".to_string()));
     }
