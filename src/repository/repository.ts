@@ -55,8 +55,8 @@ import {
 
 /**
  * Shared memory of a borrowed read, and how many segments it may have in flight within it. Measured on
- * `dump` of a 2 GiB artifact (docs/performance.md): with segments of at most 6 MiB of plaintext (or one blob), 64 MiB
- * and 10 segments kept peak RSS at ~275 MiB; 80 MiB was no faster and ~300 MiB.
+ * `dump` of a 2 GiB artifact (docs/performance.md): with segments of at most 6 MiB of plaintext (or one
+ * blob), 64 MiB and 10 segments kept peak RSS at ~275 MiB; 80 MiB was no faster and ~300 MiB.
  */
 const ARENA_BYTES = 64 * 1024 * 1024;
 const BORROWED_READ_AHEAD = 10;
