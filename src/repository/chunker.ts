@@ -18,7 +18,7 @@ import { createHmac } from 'node:crypto';
 import { gearScan } from '../util/blake3.js';
 import type { ChunkerParameters } from './format.js';
 
-/** The 256-entry gear table for a chunker key (signed 32-bit words: see the hash loop). */
+/** The 256-entry gear table for a chunker key (signed 32-bit words, as the native gearScan takes them). */
 export function gearTable(chunkerKey: Buffer): Int32Array {
   const table = new Int32Array(256);
   for (let index = 0; index < 256; index++) {

@@ -5,8 +5,9 @@
 //
 // Terms:
 //   segment    consecutive blobs of the artifact that lie back to back in one pack: fetched with one
-//              ranged read (at most SEGMENT_BYTES stored, SEGMENT_RAW_BYTES once opened), which turns
-//              thousands of small reads into a few hundred. A blob that repeats, or sits elsewhere, starts a new segment.
+//              ranged read (at most SEGMENT_BYTES stored and SEGMENT_RAW_BYTES once opened, or one
+//              larger blob), which turns thousands of small reads into a few hundred. A blob that
+//              repeats, or sits elsewhere, starts a new segment.
 //   read-ahead segments fetched and opened ahead of the consumer (bounded: memory stays a few segments).
 import { createHash } from 'node:crypto';
 
