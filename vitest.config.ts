@@ -12,6 +12,9 @@ export default defineConfig({
           include: ['src/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/harness/native-setup.ts'],
+          // A guard against a hang, not a speed check: unit files share the two cores with the
+          // integration project's servers, and a CPU-bound test that takes 2 s alone took over 5 s there.
+          testTimeout: 60_000,
         },
       },
       {

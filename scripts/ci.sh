@@ -38,8 +38,13 @@ for (const file of report.testResults) {
     }
   }
 }
-// Errors vitest reports outside any test (unhandled rejections) fail the run too: count them as one.
-const failed = report.numFailedTests + (report.numFailedTestSuites ?? 0) || (status !== 0 ? 1 : 0);
+// A file that failed with no failed test in it (it did not load, a hook failed) counts as one failure;
+// so do errors vitest reports outside any test (unhandled rejections), seen only in its exit status.
+// (numFailedTestSuites also counts the describe blocks around a failed test: not added.)
+const brokenFiles = report.testResults.filter(
+  (file) => file.status === 'failed' && !file.assertionResults.some((test) => test.status === 'failed'),
+).length;
+const failed = report.numFailedTests + brokenFiles || (status !== 0 ? 1 : 0);
 const ci = !['', '0', 'false'].includes((process.env.CI ?? '').toLowerCase());
 if (skipped.length > 0) {
   console.log(`${skipped.length} skipped test(s)${ci ? ' (a skip fails CI)' : ''}:`);
