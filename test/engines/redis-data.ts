@@ -89,31 +89,25 @@ export async function volatileExpiries(client: Client): Promise<Map<string, numb
   return out;
 }
 
-/** Deterministic pseudo-random bytes that compress like real values (text with repetition). */
+const WORDS = ['order', 'customer', 'status', 'shipped', 'pending', 'amount', 'EUR', 'note', 'sku', 'vector'];
+
+/**
+ * Deterministic pseudo-random bytes that compress like real values (text with repetition). An FNV-1a
+ * hash of the seed starts a xorshift generator: the big dataset makes over two million values, and a
+ * SHA-256 per value was a third of its seeding time.
+ */
 function value(seed: string, length: number): Buffer {
-  const words = [
-    'order',
-    'customer',
-    'status',
-    'shipped',
-    'pending',
-    'amount',
-    'EUR',
-    'note',
-    'sku',
-    'vector',
-  ];
-  const digest = createHash('sha256').update(seed).digest();
-  const parts: string[] = [];
-  let size = 0;
-  let k = 0;
-  while (size < length) {
-    const word = `${words[digest[k % 32]! % words.length]}:${digest[(k + 7) % 32]! * (k + 1)} `;
-    parts.push(word);
-    size += word.length;
-    k++;
+  let state = 0x811c9dc5;
+  for (let i = 0; i < seed.length; i++) state = Math.imul(state ^ seed.charCodeAt(i), 0x01000193);
+  state ||= 1;
+  let text = '';
+  for (let k = 1; text.length < length; k++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    text += `${WORDS[(state >>> 0) % WORDS.length]}:${((state >>> 8) & 0xff) * k} `;
   }
-  return Buffer.from(parts.join('').slice(0, length));
+  return Buffer.from(text.slice(0, length));
 }
 
 async function batch(client: Client, commands: Array<Array<string | Buffer>>): Promise<void> {

@@ -124,75 +124,87 @@ for (const flavour of ['redis', 'valkey'] as const) {
         expect(expiries.size).toBeGreaterThan(1000);
       }, 300_000);
 
-      it('restores online into an empty server: DEBUG DIGEST, expiry times and functions identical', async () => {
-        const target = await startRedisServer({ flavour, args: FAST_SYNC });
-        try {
+      // The two restores run at once, each into its own server: their DEBUG DIGESTs (over ten seconds each
+      // at this size, on the server's one thread) then use both cores.
+      it.concurrent(
+        'restores online into an empty server: DEBUG DIGEST, expiry times and functions identical',
+        async () => {
+          const target = await startRedisServer({ flavour, args: FAST_SYNC });
+          try {
+            const result = await redisEngine.restore(
+              targetOf(target),
+              artifactsOf(repo.repository!, snapshot),
+              snapshot.metadata!,
+              { force: false },
+            );
+            expect(result.details).toMatchObject({ mode: 'online', expired: 0, functions: 1 });
+            expect(await withClient(target, datasetDigest)).toBe(sourceDigest);
+            expect(await withClient(target, volatileExpiries)).toEqual(expiries);
+            expect(
+              String(
+                await withClient(target, (client) => command(client, ['FCALL', 'lifeboat_answer', '0'])),
+              ),
+            ).toBe('42');
+            expectSameStats(snapshot.stats as Stats, await redisEngine.stats(targetOf(target)));
+          } finally {
+            await target.stop();
+          }
+        },
+        600_000,
+      );
+
+      it.concurrent(
+        'restores offline into a data directory and starts the server: identical, then stops it',
+        async () => {
+          const directory = mkdtempSync(join(scratch, 'offline-'));
+          const port = await findFreePort();
+          const target = targetOf(
+            { port, password: source.password },
+            {
+              restoreMode: 'offline',
+              dataDirectory: directory,
+              server: { command: redisBinary(flavour), args: serverArgs(port, directory, source.password!) },
+            },
+          );
           const result = await redisEngine.restore(
-            targetOf(target),
+            target,
             artifactsOf(repo.repository!, snapshot),
             snapshot.metadata!,
             { force: false },
           );
-          expect(result.details).toMatchObject({ mode: 'online', expired: 0, functions: 1 });
-          expect(await withClient(target, datasetDigest)).toBe(sourceDigest);
-          expect(await withClient(target, volatileExpiries)).toEqual(expiries);
-          expect(
-            String(await withClient(target, (client) => command(client, ['FCALL', 'lifeboat_answer', '0']))),
-          ).toBe('42');
-          expectSameStats(snapshot.stats as Stats, await redisEngine.stats(targetOf(target)));
-        } finally {
-          await target.stop();
-        }
-      }, 600_000);
-
-      it('restores offline into a data directory and starts the server: identical, then stops it', async () => {
-        const directory = mkdtempSync(join(scratch, 'offline-'));
-        const port = await findFreePort();
-        const target = targetOf(
-          { port, password: source.password },
-          {
-            restoreMode: 'offline',
-            dataDirectory: directory,
-            server: { command: redisBinary(flavour), args: serverArgs(port, directory, source.password!) },
-          },
-        );
-        const result = await redisEngine.restore(
-          target,
-          artifactsOf(repo.repository!, snapshot),
-          snapshot.metadata!,
-          { force: false },
-        );
-        try {
-          expect(result.details).toMatchObject({ mode: 'offline', started: true });
-          expect(await withClient({ port, password: source.password }, datasetDigest)).toBe(sourceDigest);
-          expect(await withClient({ port, password: source.password }, volatileExpiries)).toEqual(expiries);
-          expectSameStats(snapshot.stats as Stats, await redisEngine.stats(target));
-        } finally {
-          await redisEngine.cleanup!(target, result);
-        }
-        await expect(
-          withClient({ port, password: source.password }, (client) => command(client, ['PING'])),
-        ).rejects.toMatchObject({
-          code: 'LB_ENGINE_UNAVAILABLE',
-        });
-        // A second restore finds the directory in use: refused without --force, done with it (moving aside).
-        await expect(
-          redisEngine.restore(
+          try {
+            expect(result.details).toMatchObject({ mode: 'offline', started: true });
+            expect(await withClient({ port, password: source.password }, datasetDigest)).toBe(sourceDigest);
+            expect(await withClient({ port, password: source.password }, volatileExpiries)).toEqual(expiries);
+            expectSameStats(snapshot.stats as Stats, await redisEngine.stats(target));
+          } finally {
+            await redisEngine.cleanup!(target, result);
+          }
+          await expect(
+            withClient({ port, password: source.password }, (client) => command(client, ['PING'])),
+          ).rejects.toMatchObject({
+            code: 'LB_ENGINE_UNAVAILABLE',
+          });
+          // A second restore finds the directory in use: refused without --force, done with it (moving aside).
+          await expect(
+            redisEngine.restore(
+              { ...target, server: undefined },
+              artifactsOf(repo.repository!, snapshot),
+              snapshot.metadata!,
+              { force: false },
+            ),
+          ).rejects.toMatchObject({ code: 'LB_TARGET_NOT_EMPTY' });
+          const again = await redisEngine.restore(
             { ...target, server: undefined },
             artifactsOf(repo.repository!, snapshot),
             snapshot.metadata!,
-            { force: false },
-          ),
-        ).rejects.toMatchObject({ code: 'LB_TARGET_NOT_EMPTY' });
-        const again = await redisEngine.restore(
-          { ...target, server: undefined },
-          artifactsOf(repo.repository!, snapshot),
-          snapshot.metadata!,
-          { force: true },
-        );
-        expect(again.actions.join('\n')).toMatch(/moved .*dump\.rdb aside/);
-        expect(readdirSync(directory).filter((name) => name.includes('lifeboat-moved'))).toHaveLength(1);
-      }, 600_000);
+            { force: true },
+          );
+          expect(again.actions.join('\n')).toMatch(/moved .*dump\.rdb aside/);
+          expect(readdirSync(directory).filter((name) => name.includes('lifeboat-moved'))).toHaveLength(1);
+        },
+        600_000,
+      );
     });
   });
 }
