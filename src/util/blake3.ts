@@ -18,10 +18,18 @@ export interface Blake3Hasher {
   digestHex(): string;
 }
 
+/** An incremental CRC-64/Jones (Redis's CRC-64; src/engines/redis/rdb/crc64.ts). */
+export interface Crc64Hasher {
+  update(data: Uint8Array): void;
+  /** The CRC of everything updated so far: 8 bytes, little-endian. */
+  bytes(): Buffer;
+}
+
 interface Blake3Addon {
   keyedHashHex(key: Uint8Array, data: Uint8Array): string;
   hashHex(data: Uint8Array): string;
   Hasher: new () => Blake3Hasher;
+  Crc64: new () => Crc64Hasher;
   gearScan(
     gear: Int32Array,
     data: Uint8Array,
@@ -75,6 +83,12 @@ export function blake3Hex(data: Uint8Array): string {
 /** An incremental BLAKE3. */
 export function createBlake3(): Blake3Hasher {
   return new (load().Hasher)();
+}
+
+/** An incremental CRC-64/Jones (not BLAKE3: the addon carries it because it is a Redis backup's other
+ * per-byte loop). */
+export function createCrc64(): Crc64Hasher {
+  return new (load().Crc64)();
 }
 
 /**

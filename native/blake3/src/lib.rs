@@ -13,10 +13,16 @@
 //!                             the chunker's gear hash rolled over data[position, end) (not BLAKE3;
 //!                             here because it is the other per-byte loop of a backup: see
 //!                             src/repository/chunker.ts)
+//!   new Crc64()               an incremental CRC-64/Jones as Redis computes it (the `crc-fast`
+//!                             crate's CRC-64/REDIS: PCLMULQDQ folding, chosen at run time, with a
+//!                             table fallback): update(data), bytes() (8 bytes, little-endian, as an
+//!                             RDB stores it); src/engines/redis/rdb/crc64.ts
 //! `data` may be any Uint8Array view, including views of a SharedArrayBuffer (read in place, never
 //! kept after the call returns).
+use crc_fast::{CrcAlgorithm, Digest as CrcDigest};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+
 
 fn key_of(key: &[u8]) -> Result<[u8; blake3::KEY_LEN]> {
     key.try_into().map_err(|_| {
@@ -59,6 +65,31 @@ impl Hasher {
     #[napi]
     pub fn digest_hex(&self) -> String {
         self.inner.finalize().to_hex().to_string()
+    }
+}
+
+#[napi]
+pub struct Crc64 {
+    inner: CrcDigest,
+}
+
+#[napi]
+impl Crc64 {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Crc64 { inner: CrcDigest::new(CrcAlgorithm::Crc64Redis) }
+    }
+
+    #[napi]
+    pub fn update(&mut self, data: &[u8]) {
+        self.inner.update(data);
+    }
+
+    /// The CRC of everything updated so far, as 8 little-endian bytes (the way Redis stores it).
+    #[napi]
+    pub fn bytes(&self) -> Buffer {
+        self.inner.finalize().to_le_bytes().to_vec().into()
     }
 }
 

@@ -168,12 +168,15 @@ describe('CRC-64/Jones and LZF', () => {
       expect(crc.bytes().readBigUInt64LE(0)).toBe(expected);
       expect(crc.hex()).toBe(expected.toString(16).padStart(16, '0'));
     }
-    // An unaligned view.
+    // An unaligned view, and a view of shared memory (the backup session's slabs are).
     const shifted = Buffer.concat([Buffer.from([1, 2, 3]), data]).subarray(3);
     expect(crc64(shifted).readBigUInt64LE(0)).toBe(expected);
+    const shared = Buffer.from(new SharedArrayBuffer(data.length + 5), 5);
+    data.copy(shared);
+    expect(crc64(shared).readBigUInt64LE(0)).toBe(expected);
   });
 
-  it('agrees with itself across the 1 MiB staging buffer, and checks an input with its CRC appended', () => {
+  it('agrees with itself however the input is split, and checks an input with its CRC appended', () => {
     const data = randomBytes(3 * 1024 * 1024 + 13);
     const whole = crc64(data);
     for (const piece of [1024 * 1024 - 1, 1024 * 1024, 1024 * 1024 + 7]) {
@@ -248,6 +251,21 @@ for (const flavour of ['redis', 'valkey'] as const) {
       expect(() => parseTransient(flipped, 100)).toThrow(RdbFormatError);
       expect(() => parseTransient(data.subarray(0, data.length - 3), 100)).toThrow(/ends early/);
       expect(() => parseTransient(Buffer.concat([data, Buffer.from('x')]), 64)).toThrow(/after the end/);
+    });
+
+    it('fails the checksum for one changed byte inside a value, however the input is split', () => {
+      // 'hello' -> 'jello' still parses: only the CRC-64 can tell.
+      const at = data.indexOf('hello');
+      expect(at).toBeGreaterThan(0);
+      const changed = Buffer.from(data);
+      changed[at] = 'j'.charCodeAt(0);
+      for (const chunk of [1, 7, 100, at, at + 1, data.length]) {
+        expect(() => parseAll(changed, chunk), `push, pieces of ${chunk}`).toThrow(/RDB checksum mismatch/);
+        expect(() => parseTransient(changed, chunk), `pushTransient, views of ${chunk}`).toThrow(
+          /RDB checksum mismatch/,
+        );
+        expect(() => parseTransient(data, chunk)).not.toThrow();
+      }
     });
 
     it('decodes every value of every type and encoding', () => {
