@@ -12,8 +12,8 @@
 #   - `redis-cli --rdb FILE`: the replication handshake, the RDB written to a local file (redis-cli
 #     fsyncs it), as an operator would take one by hand;
 #   - `lifeboat backup --source cache` into a fresh local repository (init untimed): the same handshake,
-#     the RDB parsed as it streams (stats, CRC-64 check), chunked, compressed (zstd 3), encrypted
-#     (AES-256-GCM) and written to the repository;
+#     the RDB parsed as it streams (stats, CRC-64 check), chunked, compressed (zstd 1: an RDB's
+#     strings are LZF-compressed already), encrypted (AES-256-GCM) and written to the repository;
 # and reports the medians: wall time, CPU (user+sys), peak RSS, and bytes stored. Then, once each:
 # lifeboat's second backup into the last repository (unchanged data: deduplication), and a restore
 # online (RESTORE into an empty second server) and offline (RDB into a data directory, server started,
