@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# build-native.sh — builds lifeboat's native addon (native/blake3, BLAKE3 through node-api) from source
+# build-native.sh — builds lifeboat's native addon (native/blake3: BLAKE3, the chunker's gear scan and
+# Redis's CRC-64 through node-api) from source
 # with cargo, into native/blake3/lifeboat-blake3.node, where src/util/blake3.ts loads it from.
 #
 # Offline apart from crates.io: Cargo.lock pins every crate (--locked), nothing prebuilt is downloaded.
@@ -12,7 +13,7 @@ if ! command -v cargo >/dev/null 2>&1 && [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/c
   PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "build-native.sh: cargo (Rust) is needed to build native/blake3; install Rust, then run it again" >&2
+  echo "build-native.sh: cargo (Rust 1.89 or later) is needed to build native/blake3; install Rust, then run it again" >&2
   exit 1
 fi
 cargo build --release --locked --quiet

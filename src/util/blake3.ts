@@ -30,6 +30,7 @@ interface Blake3Addon {
   hashHex(data: Uint8Array): string;
   Hasher: new () => Blake3Hasher;
   Crc64: new () => Crc64Hasher;
+  crc64Into(data: Uint8Array, out: Uint8Array): void;
   gearScan(
     gear: Int32Array,
     data: Uint8Array,
@@ -53,12 +54,21 @@ export function blake3AddonPath(): string {
 }
 
 let addon: Blake3Addon | undefined;
+const EXPORTS: Array<keyof Blake3Addon> = [
+  'keyedHashHex',
+  'hashHex',
+  'Hasher',
+  'Crc64',
+  'crc64Into',
+  'gearScan',
+];
 
 function load(): Blake3Addon {
   if (addon) return addon;
   const path = blake3AddonPath();
+  let loaded: Blake3Addon;
   try {
-    addon = createRequire(import.meta.url)(path) as Blake3Addon;
+    loaded = createRequire(import.meta.url)(path) as Blake3Addon;
   } catch (error) {
     // Built for another platform or Node, or damaged: rebuilding it is the fix.
     throw new LifeboatError(
@@ -67,6 +77,15 @@ function load(): Blake3Addon {
       { cause: error },
     );
   }
+  // Built from older sources (the code was updated, the addon not rebuilt): say so, not "not a function".
+  const missing = EXPORTS.filter((name) => typeof loaded[name] !== 'function');
+  if (missing.length > 0) {
+    throw new LifeboatError(
+      'LB_INSTALL_INCOMPLETE',
+      `lifeboat's BLAKE3 addon ${path} was built from older sources (it has no ${missing.join(', ')}): run scripts/build-native.sh`,
+    );
+  }
+  addon = loaded;
   return addon;
 }
 
@@ -89,6 +108,11 @@ export function createBlake3(): Blake3Hasher {
  * per-byte loop). */
 export function createCrc64(): Crc64Hasher {
   return new (load().Crc64)();
+}
+
+/** CRC-64/Jones of data at once, written into out[0..8] (little-endian): no object per call. */
+export function crc64Into(data: Uint8Array, out: Uint8Array): void {
+  load().crc64Into(data, out);
 }
 
 /**

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, type ExpectStatic, it } from 'vitest';
 
 import { compareStats, type Stats } from '../../src/engines/index.js';
 import type { RedisSource, RedisTarget } from '../../src/engines/redis/config.js';
@@ -61,8 +61,9 @@ function useRepository() {
   return state;
 }
 
-function expectSameStats(expected: Stats, actual: Stats): void {
-  expect(compareStats(expected, actual)).toEqual([]);
+/** `check`: the test's own expect where tests run concurrently. */
+function expectSameStats(expected: Stats, actual: Stats, check: ExpectStatic = expect): void {
+  check(compareStats(expected, actual)).toEqual([]);
 }
 
 for (const flavour of ['redis', 'valkey'] as const) {
@@ -125,10 +126,11 @@ for (const flavour of ['redis', 'valkey'] as const) {
       }, 300_000);
 
       // The two restores run at once, each into its own server: their DEBUG DIGESTs (over ten seconds each
-      // at this size, on the server's one thread) then use both cores.
+      // at this size, on the server's one thread) then use both cores. Each asserts with its own
+      // `expect` (the test context's), as concurrent tests must.
       it.concurrent(
         'restores online into an empty server: DEBUG DIGEST, expiry times and functions identical',
-        async () => {
+        async ({ expect }) => {
           const target = await startRedisServer({ flavour, args: FAST_SYNC });
           try {
             const result = await redisEngine.restore(
@@ -145,7 +147,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
                 await withClient(target, (client) => command(client, ['FCALL', 'lifeboat_answer', '0'])),
               ),
             ).toBe('42');
-            expectSameStats(snapshot.stats as Stats, await redisEngine.stats(targetOf(target)));
+            expectSameStats(snapshot.stats as Stats, await redisEngine.stats(targetOf(target)), expect);
           } finally {
             await target.stop();
           }
@@ -155,7 +157,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
 
       it.concurrent(
         'restores offline into a data directory and starts the server: identical, then stops it',
-        async () => {
+        async ({ expect }) => {
           const directory = mkdtempSync(join(scratch, 'offline-'));
           const port = await findFreePort();
           const target = targetOf(
@@ -176,7 +178,7 @@ for (const flavour of ['redis', 'valkey'] as const) {
             expect(result.details).toMatchObject({ mode: 'offline', started: true });
             expect(await withClient({ port, password: source.password }, datasetDigest)).toBe(sourceDigest);
             expect(await withClient({ port, password: source.password }, volatileExpiries)).toEqual(expiries);
-            expectSameStats(snapshot.stats as Stats, await redisEngine.stats(target));
+            expectSameStats(snapshot.stats as Stats, await redisEngine.stats(target), expect);
           } finally {
             await redisEngine.cleanup!(target, result);
           }

@@ -1,9 +1,10 @@
-//! BLAKE3 for lifeboat, as a node-api addon.
+//! BLAKE3 for lifeboat, as a node-api addon, with a backup's two other per-byte loops: the chunker's
+//! gear-hash scan and Redis's CRC-64.
 //!
-//! Why by hand: no maintained npm package offers BLAKE3 as a native addon that builds from source
-//! offline (the WebAssembly ones run at a fraction of the speed: no AVX-512). This file is only the
-//! glue; the hashing is the official `blake3` crate, with its SIMD back ends (AVX-512, AVX2, SSE4.1)
-//! chosen at run time.
+//! Why by hand: no maintained npm package offers BLAKE3 (or CRC-64/Jones) as a native addon that
+//! builds from source offline (the WebAssembly ones run at a fraction of the speed: no AVX-512). This
+//! file is only the glue; the hashing is the official `blake3` crate, with its SIMD back ends
+//! (AVX-512, AVX2, SSE4.1) chosen at run time, and the CRC the `crc-fast` crate.
 //!
 //! Exposed to JavaScript (camelCase):
 //!   keyedHashHex(key, data)   keyed BLAKE3 of data (key: 32 bytes), 64 hex digits: a blob id
@@ -17,12 +18,13 @@
 //!                             crate's CRC-64/REDIS: PCLMULQDQ folding, chosen at run time, with a
 //!                             table fallback): update(data), bytes() (8 bytes, little-endian, as an
 //!                             RDB stores it); src/engines/redis/rdb/crc64.ts
+//!   crc64Into(data, out)      the same CRC of data at once, written into out[0..8] (no object: a
+//!                             RESTORE payload's trailer, one per key of an online restore)
 //! `data` may be any Uint8Array view, including views of a SharedArrayBuffer (read in place, never
 //! kept after the call returns).
 use crc_fast::{CrcAlgorithm, Digest as CrcDigest};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-
 
 fn key_of(key: &[u8]) -> Result<[u8; blake3::KEY_LEN]> {
     key.try_into().map_err(|_| {
@@ -91,6 +93,20 @@ impl Crc64 {
     pub fn bytes(&self) -> Buffer {
         self.inner.finalize().to_le_bytes().to_vec().into()
     }
+}
+
+/// CRC-64/Jones of data, as 8 little-endian bytes written into out[0..8].
+#[napi]
+pub fn crc64_into(data: &[u8], mut out: Uint8Array) -> Result<()> {
+    if out.len() < 8 {
+        return Err(Error::new(
+            Status::InvalidArg,
+            format!("a CRC-64 needs 8 bytes, the output has {}", out.len()),
+        ));
+    }
+    let crc = crc_fast::checksum(CrcAlgorithm::Crc64Redis, data);
+    out[..8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 /// FastCDC's gear hash, h = (h << 1) + gear[byte] over 32 bits, rolled over data[position, end)

@@ -1,7 +1,7 @@
 // DUMP/RESTORE payloads (Redis src/cluster.c createDumpPayload): the value exactly as an RDB file stores
 // it, preceded by its type byte and followed by the RDB version (2 bytes, little-endian) and a CRC-64 of
 // everything before it. An RDB record therefore becomes a RESTORE argument without being decoded.
-import { Crc64 } from './crc64.js';
+import { crc64Into } from './crc64.js';
 
 /** Bytes of the DUMP payload of a value. */
 export const dumpPayloadLength = (value: Buffer): number => 1 + value.length + 2 + 8;
@@ -36,8 +36,5 @@ export function functionPayload(record: Buffer, rdbVersion: number): Buffer {
 /** The trailer after a payload's body [start, end): RDB version (2 bytes LE), then CRC-64 of all before. */
 function writeTrailer(out: Buffer, start: number, end: number, rdbVersion: number): void {
   out.writeUInt16LE(rdbVersion, end);
-  new Crc64()
-    .update(out.subarray(start, end + 2))
-    .bytes()
-    .copy(out, end + 2);
+  crc64Into(out.subarray(start, end + 2), out.subarray(end + 2, end + 10));
 }

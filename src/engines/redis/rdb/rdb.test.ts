@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 
 import { describe, expect, it } from 'vitest';
 
-import { Crc64, crc64 } from './crc64.js';
+import { Crc64, crc64, crc64Into } from './crc64.js';
 import { RdbFormatError } from './cursor.js';
 import { decodeValue, listpackElements } from './decode.js';
 import { dumpPayload } from './dump.js';
@@ -66,6 +66,21 @@ function bigValueRdb(size: number): Buffer {
     Buffer.from([0xff]),
     Buffer.alloc(8),
   ]);
+}
+
+/** An RDB of `count` string keys with values of `size` random bytes, and its real CRC-64. */
+function manyKeysRdb(count: number, size: number): Buffer {
+  const parts = [Buffer.from('REDIS0010', 'latin1')];
+  for (let i = 0; i < count; i++) {
+    const key = Buffer.from(`key:${i}`);
+    const length = Buffer.alloc(5);
+    length[0] = 0x80;
+    length.writeUInt32BE(size, 1);
+    parts.push(Buffer.from([0x00, key.length]), key, length, randomBytes(size));
+  }
+  parts.push(Buffer.from([0xff]));
+  const body = Buffer.concat(parts);
+  return Buffer.concat([body, crc64(body)]);
 }
 
 /**
@@ -189,6 +204,36 @@ describe('CRC-64/Jones and LZF', () => {
     // RDB file's last 8 bytes check out.
     expect(crc64(Buffer.concat([data, whole])).readBigUInt64LE(0)).toBe(0n);
     expect(crc64(Buffer.alloc(0)).readBigUInt64LE(0)).toBe(0n);
+  });
+
+  it('checks a multi-megabyte RDB whose bytes reach the CRC over many drains, pushed or viewed in any pieces', () => {
+    // Past the parser's 1 MiB batches, so the CRC is fed drain after drain, across records cut by the
+    // pieces' ends; one changed byte in a value near the end must still fail it.
+    const data = manyKeysRdb(1500, 2000);
+    const changed = Buffer.from(data);
+    changed[data.length - 500]! ^= 0x20;
+    for (const piece of [4096, 65536, 1024 * 1024 + 7, data.length]) {
+      expect(parseAll(data, piece).filter((record) => record.kind === 'key')).toHaveLength(1500);
+      expect(parseTransient(data, piece).length).toBeGreaterThan(1500);
+      expect(() => parseAll(changed, piece), `push, pieces of ${piece}`).toThrow(/RDB checksum mismatch/);
+      expect(() => parseTransient(changed, piece), `pushTransient, views of ${piece}`).toThrow(
+        /RDB checksum mismatch/,
+      );
+    }
+  });
+
+  it('writes a CRC into the bytes given at once (crc64Into), from any view, and refuses a short output', () => {
+    const data = randomBytes(70_001);
+    const out = Buffer.alloc(12, 0xee);
+    crc64Into(data, out.subarray(2, 10));
+    expect(out.subarray(2, 10).equals(crc64(data))).toBe(true);
+    expect(out[1]).toBe(0xee);
+    expect(out[10]).toBe(0xee);
+    const shared = Buffer.from(new SharedArrayBuffer(data.length + 8));
+    data.copy(shared);
+    crc64Into(shared.subarray(0, data.length), shared.subarray(data.length));
+    expect(shared.subarray(data.length).equals(crc64(data))).toBe(true);
+    expect(() => crc64Into(data, Buffer.alloc(7))).toThrow(/8 bytes/);
   });
 
   it('decompresses literal runs and back references, and rejects bad data', () => {
