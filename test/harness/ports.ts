@@ -32,14 +32,29 @@ function close(server: Server): Promise<void> {
 }
 
 /**
- * Returns `count` distinct free ports on 127.0.0.1. All sockets stay open until every port is known, so
- * the kernel never hands out the same port twice in one call.
+ * Ports this process has handed out: never handed out twice. A test may hold a port for seconds before
+ * its server binds it (an offline restore starts the server at its end) while another test, running
+ * at the same time, asks for one.
+ */
+const handedOut = new Set<number>();
+
+/**
+ * Returns `count` distinct free ports on 127.0.0.1 that this process has not handed out before. All
+ * sockets stay open until every port is known, so the kernel never gives the same port twice in one
+ * call (a port handed out before is kept open too, and skipped).
  */
 export async function findFreePorts(count: number): Promise<number[]> {
   const servers: Server[] = [];
+  const ports: number[] = [];
   try {
-    for (let i = 0; i < count; i++) servers.push(await listenOnAnyPort());
-    return servers.map(portOf);
+    while (ports.length < count) {
+      const server = await listenOnAnyPort();
+      servers.push(server);
+      const port = portOf(server);
+      if (!handedOut.has(port)) ports.push(port);
+    }
+    for (const port of ports) handedOut.add(port);
+    return ports;
   } finally {
     await Promise.all(servers.map(close));
   }
