@@ -27,7 +27,7 @@ export class Crc64 {
 
   /** The CRC as a number in 16 hex digits. */
   hex(): string {
-    return Buffer.from(this.inner.bytes()).reverse().toString('hex');
+    return this.inner.bytes().reverse().toString('hex');
   }
 }
 

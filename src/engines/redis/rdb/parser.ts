@@ -63,8 +63,6 @@ export class RdbParser {
   private waitFor = 0;
   private db = 0;
   private crc: Crc64 | undefined;
-  /** How much of buf the CRC has had (drain() feeds it whole records). */
-  private crcDone = 0;
 
   /**
    * @param options.checksum  verify the trailing CRC-64 (default true). A restore reads bytes the
@@ -166,13 +164,19 @@ export class RdbParser {
     const records: RdbRecord[] = [];
     const cursor = new Cursor(this.buf);
     let consumed = 0;
-    this.crcDone = 0;
+    // The CRC gets the whole records consumed, once per drain (a native call per record of a few bytes
+    // costs more than its CRC); `fed`: how much of buf it has had.
+    let fed = 0;
+    const feed = () => {
+      if (consumed > fed) this.crc?.update(this.buf.subarray(fed, consumed));
+      fed = consumed;
+    };
     try {
       while (!this.done) {
         if (!this.header) {
           this.header = readHeader(cursor);
         } else if (this.sawEof) {
-          this.updateCrc(consumed); // the CRC covers every byte up to the stored one, the EOF opcode included
+          feed(); // the CRC covers every byte up to the stored one, the EOF opcode included
           this.readChecksum(cursor);
           consumed = cursor.pos;
           this.done = true;
@@ -189,20 +193,12 @@ export class RdbParser {
       const available = this.buf.length - consumed;
       this.waitFor = Math.max(error.need - consumed, available * 2, 16);
     } finally {
-      // The whole records consumed, in one call (a native call per record of a few bytes costs more
-      // than its CRC). After an error the parser is not used again.
-      if (!this.done) this.updateCrc(consumed);
+      if (!this.done) feed(); // after an error the parser is not used again
     }
     this.offset += consumed;
     this.buf = this.buf.subarray(consumed);
     if (this.done && this.buf.length > 0) throw new RdbFormatError('data after the end of the RDB');
     return records;
-  }
-
-  /** Feeds buf[crcDone, end) to the CRC (crcDone: how much of buf it has had). */
-  private updateCrc(end: number): void {
-    if (end > this.crcDone) this.crc?.update(this.buf.subarray(this.crcDone, end));
-    this.crcDone = end;
   }
 
   private readChecksum(cursor: Cursor): void {
