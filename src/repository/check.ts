@@ -61,14 +61,9 @@ export async function checkRepository(
   repository: Repository,
   options: CheckOptions = {},
 ): Promise<CheckReport> {
-  const { storage, index } = repository;
+  const { storage } = repository;
   const problems: CheckProblem[] = [];
   const badBlobs = new Set<string>();
-  for (const [name, error] of index.damaged) problems.push({ object: name, message: error.message });
-
-  // Packs present in storage, with their sizes.
-  const stored = new Map<string, number>();
-  for await (const info of storage.list('data/')) stored.set(info.name.split('/').pop()!, info.size);
 
   // Points are listed before snapshots: a backup saves a point only after its snapshots, so one
   // committing meanwhile cannot make a point seem to name a missing snapshot.
@@ -119,6 +114,18 @@ export async function checkRepository(
       }
     }
   }
+  // The index is read after the manifests and records, the packs after the index: writers store a pack,
+  // then its index file, then the manifest or record naming its blobs. So what a manifest read above
+  // names is in the index read now, and what that names is in the listing after it, even while a
+  // wal-push or a backup commits meanwhile (a check that used the index of its open reported a
+  // wal-push finishing during it as blobs in no index, and its pack as unreferenced).
+  await repository.reloadIndex();
+  const { index } = repository;
+  for (const [name, error] of index.damaged) problems.push({ object: name, message: error.message });
+  // Packs present in storage, with their sizes.
+  const stored = new Map<string, number>();
+  for await (const info of storage.list('data/')) stored.set(info.name.split('/').pop()!, info.size);
+
   for (const blobs of needs.values()) {
     for (const blob of blobs) {
       if (blob !== '(unreadable manifest)' && !index.has(blob) && !badBlobs.has(blob)) {

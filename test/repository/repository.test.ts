@@ -622,6 +622,23 @@ function repositorySuite(label: string, fresh: (ctx: TestContext) => Promise<Sto
       expect(sha(restored)).toBe(sha(c));
     });
 
+    it('check opened before a wal-push and a backup committed sees them whole, not blobs in no index', async (ctx) => {
+      const repository = await open(ctx);
+      await backup(repository, 'db', randomData(2 * MiB, 70));
+      const checker = await Repository.open(repository.storage, { password: PASSWORD }); // its index: before
+      const writer = await Repository.open(repository.storage, { password: PASSWORD });
+      const segment = randomData(16 * MiB, 71);
+      await pushArchiveFiles(writer, 'db', [{ name: '000000010000000000000042', data: segment }]);
+      await backup(writer, 'db', randomData(3 * MiB, 72));
+      expect(await checkRepository(checker, { readData: true })).toMatchObject({
+        problems: [],
+        unreferencedPacks: [],
+        affectedArchiveFiles: [],
+        archiveFiles: 1,
+        snapshots: 2,
+      });
+    });
+
     it('a backup that opened before a prune does not dedupe against pruned data', async (ctx) => {
       const repository = await open(ctx);
       const data = randomData(6 * MiB, 60);
