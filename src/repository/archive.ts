@@ -29,7 +29,7 @@ import { type FileHandle, open, readFile } from 'node:fs/promises';
 
 import { LifeboatError, isLifeboatError } from '../errors.js';
 import { checkName } from '../storage/index.js';
-import { blake3Hex } from '../util/blake3.js';
+import { blake3Hex, copyBytes } from '../util/blake3.js';
 import { type DirectSource, fdSource } from '../util/read-fd.js';
 import { openFile, sealFile } from './envelope.js';
 import { checkVersion } from './format.js';
@@ -281,7 +281,7 @@ function bufferSource(data: Buffer): DirectSource {
   let offset = 0;
   return {
     readInto(target) {
-      const count = data.copy(target, 0, offset);
+      const count = copyBytes(target, 0, data.subarray(offset)); // a memmove into shared memory
       offset += count;
       return Promise.resolve(count);
     },

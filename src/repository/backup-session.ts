@@ -18,6 +18,7 @@
 import { hostname } from 'node:os';
 
 import { LifeboatError } from '../errors.js';
+import { copyBytes } from '../util/blake3.js';
 import type { DirectSource } from '../util/read-fd.js';
 import { BlobIndex } from './blob-index.js';
 import { type ChunkCutter, Chunker, FixedCutter } from './chunker.js';
@@ -219,7 +220,7 @@ export class BackupSession {
         flushHash();
         this.flushBatch(); // no batch holds on to the slab being left
         const next = await this.slabs.acquire();
-        slab.bytes.copy(next.bytes, 0, start, filled);
+        copyBytes(next.bytes, 0, slab.bytes.subarray(start, filled));
         filled -= start;
         start = 0;
         slab.release();
@@ -256,12 +257,8 @@ export class BackupSession {
             const buffer = typeof data === 'string' ? Buffer.from(data) : (data as Buffer);
             for (let offset = 0; offset < buffer.length;) {
               const free = await room();
-              const count = buffer.copy(
-                free,
-                0,
-                offset,
-                offset + Math.min(free.length, buffer.length - offset),
-              );
+              // The addon's memmove: Buffer.copy into shared memory is V8's relaxed-atomic loop.
+              const count = copyBytes(free, 0, buffer.subarray(offset));
               offset += count;
               await take(count);
             }

@@ -40,7 +40,6 @@ export interface SealedBlobEntry {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } = require('node:crypto');
-const zstd = require(workerData.zstdPath);
 const blake3 = require(workerData.blake3Path);
 // A blob's id under the repository's scheme (crypto.ts blobId()).
 function idOf(scheme, key, data) {
@@ -51,15 +50,17 @@ function idOf(scheme, key, data) {
 // zstd's own context, to decompress into a given buffer (the Decompressor allocates its output).
 const zstdBinding = require(workerData.zstdBindingPath);
 const dctx = new zstdBinding.DCtx();
-const compressors = new Map();
-function compressorFor(level) {
-  let compressor = compressors.get(level);
-  if (!compressor) {
-    compressor = new zstd.Compressor();
-    compressor.setParameters({ compressionLevel: Math.max(1, level) });
-    compressors.set(level, compressor);
-  }
-  return compressor;
+// Compression into one scratch buffer per worker, reused: zstd-napi's Compressor.compress() allocates
+// compressBound() bytes per call and copies the result into a second buffer, and V8 answers that
+// external memory (2 MiB per 1 MiB chunk) with full mark-compacts of the worker's heap.
+const cctxs = new Map();
+let scratch = Buffer.alloc(0);
+function compressScratch(level, plain) {
+  let cctx = cctxs.get(level);
+  if (!cctx) { cctx = new zstdBinding.CCtx(); cctxs.set(level, cctx); }
+  const bound = zstdBinding.compressBound(plain.length);
+  if (scratch.length < bound) scratch = Buffer.allocUnsafeSlow(bound);
+  return scratch.subarray(0, cctx.compress(scratch, plain, Math.max(1, level)));
 }
 const owned = (view) => view.byteOffset === 0 && view.byteLength === view.buffer.byteLength
   ? view : new Uint8Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
@@ -101,7 +102,7 @@ function sealJob(job) {
   let compression = 0;
   const level = job.level === undefined ? workerData.level : job.level;
   if (level > 0 && plain.length > 64) {
-    const compressed = compressorFor(level).compress(plain);
+    const compressed = compressScratch(level, plain);
     if (compressed.length < plain.length * 0.97) { payload = compressed; compression = 1; }
   }
   const nonce = randomBytes(12);
@@ -160,7 +161,7 @@ function openSegmentJob(job) {
       if (size !== blob.rawLength) return fail('content does not match its id');
     } else {
       if (payload.length !== blob.rawLength) return fail('content does not match its id');
-      payload.copy(region);
+      blake3.copyBytes(region, 0, payload); // a memmove: Buffer.copy into shared memory is not
     }
     if (idOf(job.idScheme, idKey, region) !== blob.id) {
       return fail('content does not match its id');
@@ -279,13 +280,12 @@ export class CryptoPool {
     workerCount = Math.max(1, Math.min(2, availableParallelism())),
     jobsPerWorker = 3,
   ) {
-    const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
     const zstdBindingPath = createRequire(import.meta.url).resolve('zstd-napi/binding');
     const blake3Path = blake3AddonPath();
     for (let index = 0; index < workerCount; index++) {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { zstdPath, zstdBindingPath, blake3Path, level: compressionLevel },
+        workerData: { zstdBindingPath, blake3Path, level: compressionLevel },
       });
       worker.on('message', (message: WorkerAnswer) => {
         const waiter = this.pending.get(message.job);

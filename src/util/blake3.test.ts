@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { blake3Hex, createBlake3, gearScan, keyedBlake3Hex } from './blake3.js';
+import { blake3Hex, copyBytes, createBlake3, gearScan, keyedBlake3Hex } from './blake3.js';
 
 // The official BLAKE3 test vectors (test_vectors.json of the BLAKE3 repository): input bytes i % 251,
 // key "whats the Elvish word for friend".
@@ -97,5 +97,35 @@ describe('blake3 addon', () => {
     expect(() => gearScan(gear, data, 1.5, 20, -1, state)).toThrow(/range/);
     expect(() => gearScan(new Int32Array(255), data, 0, 10, -1, state)).toThrow(/256 entries/);
     expect(() => gearScan(gear, data, 0, 10, -1, new Int32Array(2))).toThrow(/one word/);
+  });
+
+  it('copies into and out of shared memory at an offset, as many bytes as fit, overlapping or not', () => {
+    const shared = Buffer.from(new SharedArrayBuffer(64));
+    const source = input(40);
+    expect(copyBytes(shared, 10, source)).toBe(40);
+    expect(shared.subarray(10, 50)).toEqual(source);
+    expect(shared.subarray(0, 10)).toEqual(Buffer.alloc(10));
+    // Only what fits: 14 bytes from offset 50.
+    expect(copyBytes(shared, 50, source)).toBe(14);
+    expect(shared.subarray(50, 64)).toEqual(source.subarray(0, 14));
+    // Out of shared memory into plain memory, from a view with an offset of its own.
+    const plain = Buffer.alloc(8);
+    expect(copyBytes(plain, 0, shared.subarray(12, 20))).toBe(8);
+    expect(plain).toEqual(source.subarray(2, 10));
+    // Overlapping ranges of one buffer, both ways (a memmove).
+    const bytes = input(32);
+    copyBytes(bytes, 4, bytes.subarray(0, 16));
+    expect(bytes.subarray(4, 20)).toEqual(input(16));
+    const back = input(32);
+    copyBytes(back, 0, back.subarray(4, 20));
+    expect(back.subarray(0, 16)).toEqual(input(20).subarray(4));
+    expect(copyBytes(plain, 8, source)).toBe(0);
+  });
+
+  it('refuses to copy to an offset outside the target', () => {
+    const target = Buffer.alloc(8);
+    expect(() => copyBytes(target, 9, Buffer.alloc(1))).toThrow(/outside/);
+    expect(() => copyBytes(target, -1, Buffer.alloc(1))).toThrow(/outside/);
+    expect(() => copyBytes(target, 1.5, Buffer.alloc(1))).toThrow(/outside/);
   });
 });

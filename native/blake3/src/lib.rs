@@ -20,6 +20,10 @@
 //!                             RDB stores it); src/engines/redis/rdb/crc64.ts
 //!   crc64Into(data, out)      the same CRC of data at once, written into out[0..8] (no object: a
 //!                             RESTORE payload's trailer, one per key of an online restore)
+//!   copyBytes(target, offset, source)
+//!                             source copied into target at offset (as many bytes as fit), the count:
+//!                             V8 copies to or from a SharedArrayBuffer with a relaxed-atomic loop
+//!                             (Buffer.copy, TypedArray.set); this is a memmove
 //! `data` may be any Uint8Array view, including views of a SharedArrayBuffer (read in place, never
 //! kept after the call returns).
 use crc_fast::{CrcAlgorithm, Digest as CrcDigest};
@@ -186,4 +190,25 @@ pub fn gear_scan(
     }
     state[0] = hash;
     Ok(-1.0 - end as f64)
+}
+
+/// Copies source into target[offset..] (as many bytes as fit) and returns the count. Either may view
+/// a SharedArrayBuffer, and both the same memory: the copy is a memmove through raw pointers.
+#[napi]
+pub fn copy_bytes(mut target: Uint8Array, offset: f64, source: Uint8Array) -> Result<f64> {
+    let target_length = target.len();
+    if !(offset >= 0.0 && offset.fract() == 0.0 && offset <= target_length as f64) {
+        return Err(Error::new(
+            Status::InvalidArg,
+            format!("offset {offset} is outside a target of {target_length} bytes"),
+        ));
+    }
+    let offset = offset as usize;
+    let count = source.len().min(target_length - offset);
+    let from = source.as_ptr();
+    let to = target.as_mut_ptr();
+    // SAFETY: `from` has source.len() >= count readable bytes and `to + offset` has
+    // target_length - offset >= count writable bytes; ptr::copy allows the ranges to overlap.
+    unsafe { std::ptr::copy(from, to.add(offset), count) };
+    Ok(count as f64)
 }
