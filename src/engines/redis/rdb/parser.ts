@@ -10,6 +10,7 @@
 // attempt is abandoned and retried once at least twice as many bytes are buffered (or as many as the
 // record was seen to need), so a record of n bytes costs O(n) to parse and holds at most ~2n in memory.
 // The trailing CRC-64 is checked over every byte.
+import { copyBytes } from '../../../util/blake3.js';
 import { Crc64 } from './crc64.js';
 import { Cursor, NeedMore, RdbFormatError } from './cursor.js';
 import { MAX_RDB_VERSION, OPCODE, RDB_TYPE, isValueType } from './types.js';
@@ -98,30 +99,37 @@ export class RdbParser {
    * Feeds bytes that are valid only during this call (a view of memory the caller reuses, such as the
    * backup session's shared slabs). They are parsed in place; only the bytes of a record that does
    * not end in `view` are copied, with as few of the next call's bytes as complete it. The records
-   * returned point into `view`: use them before the next call.
+   * returned point into `view` or into the parser's own memory: use them before the next call.
+   *
+   * The copies go to two buffers of the parser's, reused (see `stores`): a fresh buffer per copy was
+   * ~0.4 GB of short-lived memory outside V8's heap for a 609 MB RDB of large records, which V8
+   * answered with a full mark-compact every few MB.
    */
   pushTransient(view: Buffer): RdbRecord[] {
     if (this.done) {
       if (view.length > 0) throw new RdbFormatError('data after the end of the RDB');
       return [];
     }
+    if (this.pendingBytes > 0) throw new Error('internal: pushTransient() after push()');
     const records: RdbRecord[] = [];
     let offset = 0;
+    /** The store the records of this call may point into (the tail must not be copied there). */
+    let joinedInto: number | undefined;
     // An unfinished record from the last call: join its bytes with as few new ones as it needs.
-    while ((this.buf.length > 0 || this.pendingBytes > 0) && offset < view.length) {
-      const kept = this.buf.length + this.pendingBytes;
+    while (this.buf.length > 0 && offset < view.length) {
+      const kept = this.buf.length;
       const take = Math.min(view.length - offset, Math.max(this.waitFor, kept + JOIN_BYTES) - kept);
+      const piece = view.subarray(offset, offset + take);
+      offset += take;
       if (kept + take < this.waitFor) {
-        // Still short of what the record was seen to need (a large value): keep a copy, join later.
-        this.pending.push(Buffer.from(view.subarray(offset, offset + take)));
-        this.pendingBytes += take;
-        offset += take;
+        // Still short of what the record was seen to need (a large value): keep the bytes, join later.
+        this.buf = this.append(piece);
         break;
       }
-      this.buf = Buffer.concat([this.buf, ...this.pending, view.subarray(offset, offset + take)]);
-      this.pending = [];
-      this.pendingBytes = 0;
-      offset += take;
+      // Into the store `buf` is not in (a join reads buf while it writes).
+      const target = this.bufStore === 0 ? 1 : 0;
+      this.buf = this.joinInto(target, this.buf, piece);
+      joinedInto = target;
       const before = this.offset;
       for (const record of this.drain()) records.push(record);
       if (this.offset - before >= kept) {
@@ -135,19 +143,68 @@ export class RdbParser {
       if (offset < view.length) throw new RdbFormatError('data after the end of the RDB');
       return records;
     }
-    if (offset < view.length && this.buf.length === 0 && this.pendingBytes === 0) {
+    if (offset < view.length && this.buf.length === 0) {
       this.buf = view.subarray(offset);
       for (const record of this.drain()) records.push(record);
-      this.buf = this.buf.length > 0 ? Buffer.from(this.buf) : EMPTY; // our own copy of the unfinished record
+      // Our own copy of the unfinished record, in the store no record of this call points into.
+      this.buf =
+        this.buf.length > 0 ? this.joinInto(joinedInto === 0 ? 1 : 0, EMPTY, this.buf, this.waitFor) : EMPTY;
     }
     return records;
+  }
+
+  /**
+   * pushTransient()'s two buffers, reused: one holds the unfinished record between calls (`bufStore`
+   * says which), the other takes the join of it with new bytes; they trade places as they go.
+   */
+  private readonly stores: Buffer[] = [EMPTY, EMPTY];
+  private bufStore = -1;
+
+  /**
+   * `head` then `tail`, copied to the start of store `index`: a view of them. The store grows as needed,
+   * to `capacity` at least (what the record was seen to need, so that append() can add in place).
+   */
+  private joinInto(index: number, head: Buffer, tail: Buffer, capacity = 0): Buffer {
+    const length = head.length + tail.length;
+    let store = this.stores[index]!;
+    if (store.length < length) {
+      store = Buffer.allocUnsafeSlow(Math.max(length, capacity, 2 * store.length, 64 * 1024));
+      this.stores[index] = store;
+    }
+    copyBytes(store, 0, head);
+    copyBytes(store, head.length, tail);
+    this.bufStore = index;
+    return store.subarray(0, length);
+  }
+
+  /**
+   * `buf` (in its store) with `piece` after it: in place when buf starts its store and the store has
+   * room (a large record arrives over many calls: its bytes are copied once here, not once per call),
+   * else joined into the other store, grown to what the record needs.
+   */
+  private append(piece: Buffer): Buffer {
+    const store = this.stores[this.bufStore];
+    const kept = this.buf.length;
+    if (
+      store !== undefined &&
+      this.buf.buffer === store.buffer &&
+      this.buf.byteOffset === store.byteOffset &&
+      store.length - kept >= piece.length
+    ) {
+      copyBytes(store, kept, piece);
+      return store.subarray(0, kept + piece.length);
+    }
+    return this.joinInto(this.bufStore === 0 ? 1 : 0, this.buf, piece, this.waitFor);
   }
 
   /** Called at the end of the input: throws if the RDB is incomplete. */
   finish(): RdbRecord[] {
     let records: RdbRecord[] = [];
-    if (!this.done && this.pendingBytes > 0) {
-      this.buf = Buffer.concat([this.buf, ...this.pending]);
+    // Bytes gathered since the last parse attempt: push()'s pending ones, or pushTransient()'s kept
+    // with those of a large record still short of what it was seen to need (parsed once more: what a
+    // record needs is a guess until it is read, and the input may end sooner).
+    if (!this.done && (this.pendingBytes > 0 || this.buf.length > 0)) {
+      if (this.pendingBytes > 0) this.buf = Buffer.concat([this.buf, ...this.pending]);
       this.pending = [];
       this.pendingBytes = 0;
       records = this.drain();
