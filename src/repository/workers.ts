@@ -52,12 +52,11 @@ const zstdBinding = require(workerData.zstdBindingPath);
 const dctx = new zstdBinding.DCtx();
 // Compression into one scratch buffer per worker, reused: zstd-napi's Compressor.compress() allocates
 // compressBound() bytes per call and copies the result into a second buffer, and V8 answers that
-// external memory (2 MiB per 1 MiB chunk) with full mark-compacts of the worker's heap.
-const cctxs = new Map();
+// external memory (2 MiB per 1 MiB chunk) with full mark-compacts of the worker's heap. The view
+// returned is valid until the next call (the caller encrypts it at once: cipher.update copies).
+const cctx = new zstdBinding.CCtx();
 let scratch = Buffer.alloc(0);
 function compressScratch(level, plain) {
-  let cctx = cctxs.get(level);
-  if (!cctx) { cctx = new zstdBinding.CCtx(); cctxs.set(level, cctx); }
   const bound = zstdBinding.compressBound(plain.length);
   if (scratch.length < bound) scratch = Buffer.allocUnsafeSlow(bound);
   return scratch.subarray(0, cctx.compress(scratch, plain, Math.max(1, level)));

@@ -193,7 +193,10 @@ pub fn gear_scan(
 }
 
 /// Copies source into target[offset..] (as many bytes as fit) and returns the count. Either may view
-/// a SharedArrayBuffer, and both the same memory: the copy is a memmove through raw pointers.
+/// a SharedArrayBuffer, and both the same memory: the copy is a memmove through raw pointers. (napi-rs
+/// hands the views over as slices, which may alias, and shared memory may be written by another
+/// thread meanwhile, as everywhere in this addon: only the raw pointers are used, and lifeboat never
+/// writes memory a copy is reading.)
 #[napi]
 pub fn copy_bytes(mut target: Uint8Array, offset: f64, source: Uint8Array) -> Result<f64> {
     let target_length = target.len();
@@ -208,7 +211,8 @@ pub fn copy_bytes(mut target: Uint8Array, offset: f64, source: Uint8Array) -> Re
     let from = source.as_ptr();
     let to = target.as_mut_ptr();
     // SAFETY: `from` has source.len() >= count readable bytes and `to + offset` has
-    // target_length - offset >= count writable bytes; ptr::copy allows the ranges to overlap.
+    // target_length - offset >= count writable bytes (both live for the call: node-api keeps the
+    // views' memory); ptr::copy allows the ranges to overlap.
     unsafe { std::ptr::copy(from, to.add(offset), count) };
     Ok(count as f64)
 }

@@ -113,8 +113,7 @@ export class RdbParser {
     if (this.pendingBytes > 0) throw new Error('internal: pushTransient() after push()');
     const records: RdbRecord[] = [];
     let offset = 0;
-    /** The store the records of this call may point into (the tail must not be copied there). */
-    let joinedInto: number | undefined;
+    this.pinned = 0;
     // An unfinished record from the last call: join its bytes with as few new ones as it needs.
     while (this.buf.length > 0 && offset < view.length) {
       const kept = this.buf.length;
@@ -129,9 +128,12 @@ export class RdbParser {
       // Into the store `buf` is not in (a join reads buf while it writes).
       const target = this.bufStore === 0 ? 1 : 0;
       this.buf = this.joinInto(target, this.buf, piece);
-      joinedInto = target;
       const before = this.offset;
+      const returned = records.length;
       for (const record of this.drain()) records.push(record);
+      // Records point into it now. A join need not complete a record only: the bytes kept can reach
+      // into the next one (what a record needs is a guess), and then the loop joins again.
+      if (records.length > returned) this.pinned |= 1 << target;
       if (this.offset - before >= kept) {
         // That record is complete: the joined bytes left over are in `view` too; go on from there.
         offset -= this.buf.length;
@@ -146,27 +148,37 @@ export class RdbParser {
     if (offset < view.length && this.buf.length === 0) {
       this.buf = view.subarray(offset);
       for (const record of this.drain()) records.push(record);
-      // Our own copy of the unfinished record, in the store no record of this call points into.
+      // Our own copy of the unfinished record (in a store no record of this call points into, or fresh
+      // memory when both hold some: joinInto()).
       this.buf =
-        this.buf.length > 0 ? this.joinInto(joinedInto === 0 ? 1 : 0, EMPTY, this.buf, this.waitFor) : EMPTY;
+        this.buf.length > 0 ? this.joinInto(this.pinned & 1 ? 1 : 0, EMPTY, this.buf, this.waitFor) : EMPTY;
     }
     return records;
   }
 
   /**
    * pushTransient()'s two buffers, reused: one holds the unfinished record between calls (`bufStore`
-   * says which), the other takes the join of it with new bytes; they trade places as they go.
+   * says which), the other takes the join of it with new bytes; they trade places as they go. They
+   * keep the size of the largest record joined (at most twice that) until the parser is dropped (one
+   * per backup).
    */
   private readonly stores: Buffer[] = [EMPTY, EMPTY];
   private bufStore = -1;
+  /** Bit i set: records returned by the current pushTransient() call point into store i. */
+  private pinned = 0;
 
   /**
    * `head` then `tail`, copied to the start of store `index`: a view of them. The store grows as needed,
-   * to `capacity` at least (what the record was seen to need, so that append() can add in place).
+   * to `capacity` at least (what the record was seen to need, so that append() can add in place). A
+   * store that records of this call point into is left to them: fresh memory takes its place.
    */
   private joinInto(index: number, head: Buffer, tail: Buffer, capacity = 0): Buffer {
     const length = head.length + tail.length;
     let store = this.stores[index]!;
+    if (this.pinned & (1 << index)) {
+      store = EMPTY;
+      this.pinned &= ~(1 << index);
+    }
     if (store.length < length) {
       store = Buffer.allocUnsafeSlow(Math.max(length, capacity, 2 * store.length, 64 * 1024));
       this.stores[index] = store;
@@ -187,6 +199,7 @@ export class RdbParser {
     const kept = this.buf.length;
     if (
       store !== undefined &&
+      !(this.pinned & (1 << this.bufStore)) &&
       this.buf.buffer === store.buffer &&
       this.buf.byteOffset === store.byteOffset &&
       store.length - kept >= piece.length
