@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# build-native.sh — builds lifeboat's native addon (native/blake3: BLAKE3, the chunker's gear scan and
-# Redis's CRC-64 through node-api) from source
+# build-native.sh — builds lifeboat's native addon (native/blake3: BLAKE3, the chunker's gear scan,
+# Redis's CRC-64 and a memmove for shared memory, through node-api) from source
 # with cargo, into native/blake3/lifeboat-blake3.node, where src/util/blake3.ts loads it from.
 #
 # Offline apart from crates.io: Cargo.lock pins every crate (--locked), nothing prebuilt is downloaded.
