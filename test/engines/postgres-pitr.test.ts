@@ -85,6 +85,9 @@ describe('postgres physical backups, WAL archiving and point-in-time restore', (
     )
       .toString()
       .split('\n');
+  /** A WAL segment's number (16 MiB segments: 0x100 per 4 GiB "log"). */
+  const segmentNumber = (name: string) =>
+    Number.parseInt(name.slice(8, 16), 16) * 0x100 + Number.parseInt(name.slice(16), 16);
   const slotCount = async () =>
     Number((await query<{ n: string }>('SELECT count(*) AS n FROM pg_replication_slots'))[0]!.n);
   /** archive_command by ALTER SYSTEM (not -c: the command line would win over it), then a reload. */
@@ -163,13 +166,29 @@ drills:
     firstBaseBackup = snapshot.id;
     expect(snapshot.artifacts.map((artifact) => artifact.name)).toEqual(['base.tar']);
     expect(snapshot.metadata.physical.startSegment).toMatch(/^[0-9A-F]{24}$/);
-    // The tar carries the WAL from its start to its end (-X fetch): restorable to its end point from
-    // the snapshot alone. The temporary slot that kept that WAL on the server is gone.
+    // lifeboat runs on the server's host as postgres: baseBackup auto reads the data directory itself
+    // (no backup_manifest, which only pg_basebackup writes). The tar carries the WAL from its start to
+    // its end, marked archived: restorable to its end point from the snapshot alone. The temporary
+    // slot that kept that WAL on the server is gone, and so is the backup (a second one can start).
     const entries = baseTarEntries(snapshot.id);
+    expect(entries).toContain('backup_label');
+    expect(entries).toContain('PG_VERSION');
+    expect(entries).toContain('global/pg_control');
     expect(entries).toContain(`pg_wal/${snapshot.metadata.physical.startSegment}`);
     expect(entries).toContain(`pg_wal/${snapshot.metadata.physical.stopSegment}`);
-    expect(entries).toContain('backup_manifest');
+    expect(entries).toContain(`pg_wal/archive_status/${snapshot.metadata.physical.stopSegment}.done`);
+    expect(entries).not.toContain('backup_manifest');
+    expect(entries).not.toContain('postmaster.pid');
+    expect(entries.filter((entry) => entry.startsWith('pg_wal/0'))).toHaveLength(
+      1 +
+        segmentNumber(snapshot.metadata.physical.stopSegment) -
+        segmentNumber(snapshot.metadata.physical.startSegment),
+    );
     expect(await slotCount()).toBe(0);
+    const [{ running }] = (await query<{ running: string }>(
+      `SELECT count(*) AS running FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name = 'lifeboat'`,
+    )) as [{ running: string }];
+    expect(Number(running)).toBe(0);
     const check = await lifeboat(['check', '--json']);
     expect(check.code, check.stdout + check.stderr).toBe(0);
   }, 180_000);
@@ -425,6 +444,90 @@ drills:
     stopRestored();
   }, 300_000);
 
+  it('a base backup read directly while pgbench writes restores consistent: at its end point and at latest, the balances agree', async () => {
+    const pgbench = join(POSTGRES_BIN_DIRECTORY, 'pgbench');
+    const env = { ...process.env, PGPASSWORD: server.password };
+    const connection = ['-h', server.host, '-p', String(server.port), '-U', server.user];
+    const load = promisify(execFile)(
+      pgbench,
+      [...connection, '-c', '4', '-j', '2', '-T', '25', '-n', 'app'],
+      {
+        env,
+      },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // Tables and indexes change under the read: recovery from the backup's start must repair them.
+    const backup = await lifeboat(['backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    expect(backup.stderr).toContain('reading the data directory');
+    await load;
+    await switchAndDrain();
+    const balances = async (port: number) =>
+      (
+        await query<{ accounts: string; tellers: string; branches: string; history: string; rows: string }>(
+          `SELECT (SELECT sum(abalance) FROM pgbench_accounts) AS accounts,
+                  (SELECT sum(tbalance) FROM pgbench_tellers) AS tellers,
+                  (SELECT sum(bbalance) FROM pgbench_branches) AS branches,
+                  (SELECT coalesce(sum(delta), 0) FROM pgbench_history) AS history,
+                  (SELECT count(*) FROM pgbench_accounts) AS rows`,
+          port,
+        )
+      )[0]!;
+    const expectConsistent = (state: Awaited<ReturnType<typeof balances>>) => {
+      expect(state.rows).toBe('1000000');
+      expect(state.tellers).toBe(state.accounts);
+      expect(state.branches).toBe(state.accounts);
+      expect(state.history).toBe(state.accounts);
+    };
+    await restoreAt('immediate');
+    const atEnd = await balances(restorePort);
+    expectConsistent(atEnd);
+    // No page is torn or stale: amcheck finds nothing wrong in the heap (verify_heapam), and the
+    // primary key's B-tree holds exactly the heap's tuples (bt_index_check with heapallindexed).
+    await query('CREATE EXTENSION amcheck', restorePort);
+    for (const table of ['pgbench_accounts', 'pgbench_tellers', 'pgbench_branches', 'pgbench_history']) {
+      const problems = await query<{ msg: string }>(`SELECT msg FROM verify_heapam('${table}')`, restorePort);
+      expect(problems, table).toEqual([]);
+    }
+    for (const index of ['pgbench_accounts_pkey', 'pgbench_tellers_pkey', 'pgbench_branches_pkey'])
+      await query(`SELECT bt_index_check('${index}', true)`, restorePort);
+    stopRestored();
+    const source = await balances(server.port);
+    expectConsistent(source);
+    await restoreAt('latest');
+    expect(await balances(restorePort)).toEqual(source);
+    stopRestored();
+  }, 600_000);
+
+  it('baseBackup: pg_basebackup streams the same tar through the server (with its backup_manifest); latest restores from it', async () => {
+    workspace.writeConfig(config.replace('mode: physical', 'mode: physical\n    baseBackup: pg_basebackup'));
+    try {
+      const backup = await lifeboat(['backup']);
+      expect(backup.code, backup.stderr).toBe(0);
+      expect(backup.stderr).toContain('streaming base backup (pg_basebackup -X fetch)');
+      expect(backup.stderr).not.toContain('reading the data directory');
+      const id = backup.stdout.match(/recovery point ([0-9a-f]+)/)?.[1];
+      const snapshot = (await lifeboat(['show', id!, '--json'])).json<{
+        snapshots: Array<{ id: string; metadata: { physical: { stopSegment: string } } }>;
+      }>().snapshots[0]!;
+      const entries = baseTarEntries(snapshot.id);
+      expect(entries).toContain('backup_manifest');
+      expect(entries).toContain(`pg_wal/${snapshot.metadata.physical.stopSegment}`);
+      expect(await slotCount()).toBe(0);
+    } finally {
+      workspace.writeConfig(config);
+    }
+    const [{ next }] = (await query<{ next: number }>('SELECT max(n) + 1 AS next FROM marks')) as [
+      { next: number },
+    ];
+    await query(`INSERT INTO marks (n) VALUES (${next})`);
+    await switchAndDrain();
+    const expected = (await query<{ n: number }>('SELECT n FROM marks ORDER BY n')).map((row) => row.n);
+    await restoreAt('latest');
+    expect(await restoredMarks()).toEqual(expected);
+    stopRestored();
+  }, 300_000);
+
   it('falls back to -X none when no replication slot is free: the server waits for the archive', async () => {
     const [{ max }] = (await query<{ max: string }>(
       `SELECT current_setting('max_replication_slots') AS max`,
@@ -437,8 +540,18 @@ drills:
         await query(`SELECT pg_create_physical_replication_slot('taken_${index}')`); // reserves no WAL
         taken.push(`taken_${index}`);
       }
+      // Reading the data directory needs the slot too: direct says so and fails; auto falls back.
+      workspace.writeConfig(config.replace('mode: physical', 'mode: physical\n    baseBackup: direct'));
+      const direct = await lifeboat(['backup', '--json']);
+      workspace.writeConfig(config);
+      expect(direct.code).toBe(1);
+      expect(direct.stdout).toContain('LB_ENGINE_FAILED');
+      expect(direct.stdout).toContain('baseBackup is direct, but lifeboat cannot read');
       const backup = await lifeboat(['backup']);
       expect(backup.code, backup.stderr).toBe(0);
+      expect(backup.stderr).toContain(
+        'base backup through pg_basebackup (no direct read of the data directory',
+      );
       expect(backup.stderr).toContain('no temporary replication slot');
       const id = backup.stdout.match(/recovery point ([0-9a-f]+)/)?.[1];
       expect(id, backup.stdout).toBeDefined();

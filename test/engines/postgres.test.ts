@@ -39,6 +39,7 @@ describe('postgres engine', () => {
       engine: 'postgres',
       url: urlFor(server, database, user, password),
       mode: 'logical',
+      baseBackup: 'auto',
       exactRowLimit: 2_000_000,
       archive: { checkTimeout: '60s', pushAhead: 0 },
     });

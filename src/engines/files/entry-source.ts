@@ -26,6 +26,8 @@ export function entrySource(
   log?: (message: string) => void,
   /** The file, opened already (the source closes it); else it is opened at the first read. */
   opened?: number,
+  /** Hash the content for digest() (a files backup's tree hash); a base backup needs no such hash. */
+  hashContent = true,
 ): DirectSource & { digest(): string } {
   const trailer = padding(size);
   let headerAt = 0;
@@ -79,8 +81,10 @@ export function entrySource(
           count = length;
           into.fill(0);
         }
-        if (read === 0 && count === size) digest = hashOnce('sha256', into.subarray(0, count), 'hex');
-        else (hash ??= createHash('sha256')).update(into.subarray(0, count));
+        if (hashContent) {
+          if (read === 0 && count === size) digest = hashOnce('sha256', into.subarray(0, count), 'hex');
+          else (hash ??= createHash('sha256')).update(into.subarray(0, count));
+        }
         read += count;
         placed += count;
         if (read < size) return placed;

@@ -22,6 +22,12 @@ export const postgresSourceSchema = z
     databases: z.union([z.literal('all'), z.array(text()).min(1)]).optional(),
     /** logical (pg_dump), physical (pg_basebackup + WAL archive), or both. */
     mode: z.enum(['logical', 'physical', 'both']).default('logical'),
+    /**
+     * How a physical backup reads the cluster: direct (lifeboat reads the data directory itself, on the
+     * server's host, as pgBackRest does), pg_basebackup (streamed by the server, from anywhere), or auto
+     * (direct where it can be done, else pg_basebackup).
+     */
+    baseBackup: z.enum(['auto', 'direct', 'pg_basebackup']).default('auto'),
     /** Parallel jobs for pg_restore. */
     jobs: integer(1, 64).optional(),
     /** Data directory of the server, for physical restores onto this host. */

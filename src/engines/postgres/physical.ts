@@ -42,6 +42,7 @@ import {
   toolPath,
   withClient,
 } from './connection.js';
+import { type DirectBackup, startDirectBackup } from './direct.js';
 import { databaseStats } from './stats.js';
 import { formatLsn, parseBackupLabel, parseLsn, segmentName, segmentOfLsn } from './wal-names.js';
 
@@ -336,13 +337,6 @@ export async function* physicalBackup(
     if (sniffer.label === undefined) {
       throw new LifeboatError('LB_ENGINE_FAILED', 'pg_basebackup produced a tar without backup_label');
     }
-    const label = parseBackupLabel(sniffer.label);
-    if (label.startLsn === undefined || label.startSegment === undefined) {
-      throw new LifeboatError(
-        'LB_ENGINE_FAILED',
-        `backup_label has no START WAL LOCATION:\n${sniffer.label}`,
-      );
-    }
     const range = sniffer.manifestTail === undefined ? undefined : manifestWalRange(sniffer.manifestTail);
     if (range === undefined) {
       throw new LifeboatError(
@@ -350,7 +344,14 @@ export async function* physicalBackup(
         'pg_basebackup produced a tar without a backup_manifest WAL range',
       );
     }
-    const stopLsn = parseLsn(range.end);
+    return resultOf(sniffer.label, parseLsn(range.end), range.timeline);
+  };
+  /** The snapshot's stats and metadata of a base backup with this backup_label and end of WAL. */
+  const resultOf = (labelText: string, stopLsn: bigint, stopTimeline: number): BackupResult => {
+    const label = parseBackupLabel(labelText);
+    if (label.startLsn === undefined || label.startSegment === undefined) {
+      throw new LifeboatError('LB_ENGINE_FAILED', `backup_label has no START WAL LOCATION:\n${labelText}`);
+    }
     const metadata: PhysicalMetadata = {
       kind: 'physical',
       artifact: 'base.tar',
@@ -363,8 +364,8 @@ export async function* physicalBackup(
       startTime: label.startTime,
       stopLsn: formatLsn(stopLsn),
       // The segment holding the last byte of the backup's WAL: the archive must reach it.
-      stopSegment: segmentName(range.timeline, segmentOfLsn(stopLsn - 1n, segmentSize), segmentSize),
-      label: sniffer.label,
+      stopSegment: segmentName(stopTimeline, segmentOfLsn(stopLsn - 1n, segmentSize), segmentSize),
+      label: labelText,
       extensions,
     };
     // Rows move on between the base backup and any recovery target: only schemas are compared.
@@ -373,6 +374,30 @@ export async function* physicalBackup(
       metadata: metadata as unknown as Record<string, unknown>,
     };
   };
+  /** Reads the data directory itself (direct.ts). */
+  const readDirect = function* (direct: DirectBackup): Generator<ArtifactStream, BackupResult, void> {
+    options.log?.(`reading the data directory ${direct.dataDirectory} (base backup from ${direct.startLsn})`);
+    yield { name: 'base.tar', source: direct.tar, chunking: 'tar' };
+    const { stopLsn, label } = direct.stopped();
+    return resultOf(label, stopLsn, parseBackupLabel(label).startTimeline ?? 1);
+  };
+  if (source.baseBackup !== 'pg_basebackup') {
+    const direct = await startDirectBackup(endpoint, major, segmentSize, options.signal);
+    if (typeof direct !== 'string') {
+      try {
+        return yield* readDirect(direct);
+      } finally {
+        await direct.close();
+      }
+    }
+    if (source.baseBackup === 'direct') {
+      throw new LifeboatError(
+        'LB_ENGINE_FAILED',
+        `baseBackup is direct, but lifeboat cannot read this server's data directory itself: ${direct}`,
+      );
+    }
+    options.log?.(`base backup through pg_basebackup (no direct read of the data directory: ${direct})`);
+  }
   const hold = await holdWal(endpoint, major);
   try {
     if (typeof hold === 'string') {
