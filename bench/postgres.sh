@@ -16,8 +16,10 @@
 #   2. Physical, for each tool in turn (lifeboat, then pgBackRest; BENCH_PG_ORDER swaps them):
 #      - archive_command switched to the tool (ALTER SYSTEM + pg_reload_conf, pg_switch_wal, wait until
 #        the archiver has pushed that segment; untimed);
-#      - base backup, timed: `lifeboat backup` (source mode physical: pg_basebackup -Ft -X none into the
-#        repository, then waits until the backup's last WAL segment is archived) vs `pgbackrest backup
+#      - base backup, timed: `lifeboat backup` (source mode physical, baseBackup $BENCH_PG_BASE_BACKUP,
+#        default auto: running as postgres on the server's host, lifeboat reads the data directory
+#        itself, as pgBackRest does; pg_basebackup streams it with BENCH_PG_BASE_BACKUP=pg_basebackup;
+#        then it waits until the backup's last WAL segment is archived) vs `pgbackrest backup
 #        --type=full` (which also waits for the backup's WAL to reach its archive);
 #      - WAL archiving: archive_command is set to '' (PostgreSQL 15 then keeps every finished segment
 #        in pg_wal, marked .ready), pgbench writes $BENCH_PG_SEGMENTS segments of WAL (untimed), then
@@ -104,6 +106,7 @@ SEGMENTS="${BENCH_PG_SEGMENTS:-64}"
 PUSH_SEGMENTS="${BENCH_PG_PUSH_SEGMENTS:-10}"
 PUSH_AHEAD="${BENCH_PG_PUSH_AHEAD:-32}"
 BASE_ROUNDS="${BENCH_PG_BASE_ROUNDS:-3}"
+BASE_METHOD="${BENCH_PG_BASE_BACKUP:-auto}" # written into lifeboat's config only when set (builds before it lack the key)
 ORDER="${BENCH_PG_ORDER:-lifeboat pgbackrest}"
 SCRATCH="${BENCH_DIR:-/tmp/lifeboat-bench-pg}"
 KEEP="${BENCH_KEEP:-0}"
@@ -113,7 +116,7 @@ BUILD="$SCRATCH/build"
 SOURCE_DATA="$SCRATCH/source"
 SOCKETS="$SCRATCH/run"
 PASSWORD="lifeboat-bench-password"
-COMMAND_LINE="$(for name in BENCH_PG_SCALE BENCH_PG_TEXT_ROWS BENCH_PG_SEGMENTS BENCH_PG_PUSH_SEGMENTS BENCH_PG_PUSH_AHEAD BENCH_PG_BASE_ROUNDS BENCH_PG_ORDER BENCH_DIR BENCH_KEEP BENCH_LIFEBOAT_REF; do
+COMMAND_LINE="$(for name in BENCH_PG_SCALE BENCH_PG_TEXT_ROWS BENCH_PG_SEGMENTS BENCH_PG_PUSH_SEGMENTS BENCH_PG_PUSH_AHEAD BENCH_PG_BASE_ROUNDS BENCH_PG_BASE_BACKUP BENCH_PG_ORDER BENCH_DIR BENCH_KEEP BENCH_LIFEBOAT_REF; do
   if [ -n "${!name:-}" ]; then printf '%s=%q ' "$name" "${!name}"; fi
 done)bench/postgres.sh${*:+ $*}"
 
@@ -380,7 +383,8 @@ sources:
   main:
     engine: postgres
     url: postgres://postgres:$PASSWORD@127.0.0.1:$PORT/postgres
-    mode: physical
+    mode: physical${BENCH_PG_BASE_BACKUP:+
+    baseBackup: $BENCH_PG_BASE_BACKUP}
     archive:
       checkTimeout: 600s
 drills:
@@ -797,7 +801,7 @@ PB_ASYNC=${values[pgbackrest.async.segments]:-0}
   echo
   echo "pgBackRest settings: compress-type=zst, compress-level=3, process-max=2, repo1-cipher-type=aes-256-cbc (passphrase)," \
     "start-fast=y, archive-async=n (=y in the asynchronous WAL step, with spool-path), log-level-file=info, local repo1-path; restore with --archive-mode=off." \
-    "lifeboat: defaults (zstd 3, two worker threads, AES-256-GCM, local repository), repositories opened with $(key_kind "$REPO_KEY")."
+    "lifeboat: defaults (zstd 3, two worker threads, AES-256-GCM, local repository; baseBackup $BASE_METHOD: auto reads the data directory directly, as it runs as postgres on the server's host), repositories opened with $(key_kind "$REPO_KEY")."
   echo
   echo "Commands timed (\$BENCH_DIR = $SCRATCH; all as \`setpriv --reuid=postgres --regid=postgres --init-groups env HOME=\$BENCH_DIR/home …\`):"
   echo
