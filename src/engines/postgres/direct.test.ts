@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import type { DirectSource } from '../../util/read-fd.js';
-import { chainedSource, dataDirectoryEntries } from './direct.js';
+import { chainedSource, checkOwnDirectory, dataDirectoryEntries } from './direct.js';
 
 describe('dataDirectoryEntries', () => {
   let root = '';
@@ -65,16 +65,14 @@ describe('dataDirectoryEntries', () => {
       file(path);
     mkdirSync(join(root, 'pg_tblspc'));
     symlinkSync('/etc/hostname', join(root, 'a-link'));
-    const paths = [...dataDirectoryEntries(root)].map((entry) =>
-      entry.type === 'directory'
-        ? `${entry.path}/`
-        : entry.type === 'symlink'
-          ? `${entry.path}@`
-          : entry.path,
+    const skipped: string[] = [];
+    const paths = [...dataDirectoryEntries(root, (path) => skipped.push(path))].map((entry) =>
+      entry.type === 'directory' ? `${entry.path}/` : entry.path,
     );
+    // Symlinks outside pg_tblspc are left out (and reported), as basebackup.c leaves them out.
+    expect(skipped).toEqual(['a-link']);
     expect(paths).toEqual([
       'PG_VERSION',
-      'a-link@',
       'base/',
       'base/5/',
       'base/5/16384',
@@ -106,6 +104,29 @@ describe('dataDirectoryEntries', () => {
       'postgresql.auto.conf',
       'postgresql.conf',
     ]);
+  });
+
+  it('refuses a cluster with tablespaces', () => {
+    root = mkdtempSync(join(tmpdir(), 'lifeboat-pgdata-'));
+    file('PG_VERSION');
+    mkdirSync(join(root, 'pg_tblspc'));
+    symlinkSync(tmpdir(), join(root, 'pg_tblspc', '16500'));
+    expect(() => [...dataDirectoryEntries(root)]).toThrow(/tablespaces \(pg_tblspc\/16500\)/);
+  });
+
+  it('gives emptied directories that are symlinks (pg_stat_tmp on a tmpfs) as empty directories', () => {
+    root = mkdtempSync(join(tmpdir(), 'lifeboat-pgdata-'));
+    file('PG_VERSION');
+    file('../stats-elsewhere/global.stat');
+    symlinkSync(join(root, '..', 'stats-elsewhere'), join(root, 'pg_stat_tmp'));
+    try {
+      expect([...dataDirectoryEntries(root)].map((entry) => [entry.path, entry.type])).toEqual([
+        ['PG_VERSION', 'file'],
+        ['pg_stat_tmp', 'directory'],
+      ]);
+    } finally {
+      rmSync(join(root, '..', 'stats-elsewhere'), { recursive: true, force: true });
+    }
   });
 
   it('gives pg_wal as a directory where it is a symlink (initdb --waldir)', () => {
@@ -142,7 +163,7 @@ describe('chainedSource', () => {
 
   it('gives the pieces in order, whole, into targets of any size', async () => {
     const random = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 131 + n) % 251));
-    const pieces = [random(10), random(0), random(700), random(1), random(5000), random(3)];
+    const pieces = [random(10), random(0), random(700), random(1), random(5000), random(3), random(0)];
     const expected = Buffer.concat(pieces);
     for (const targetSize of [1, 7, 512, 4096, 100_000]) {
       function* parts() {
@@ -152,6 +173,7 @@ describe('chainedSource', () => {
         yield pieces[3]!;
         yield sourceOf(pieces[4]!, 999);
         yield pieces[5]!;
+        yield pieces[6]!;
       }
       const source = chainedSource(parts());
       const out: Buffer[] = [];
@@ -163,5 +185,68 @@ describe('chainedSource', () => {
       }
       expect(Buffer.concat(out).equals(expected)).toBe(true);
     }
+  });
+
+  it('fails for good once a piece failed or the source was destroyed: never a clean end after that', async () => {
+    const failing: DirectSource = { readInto: () => Promise.reject(new Error('EIO: i/o error, read')) };
+    const broken = chainedSource([Buffer.from('abc'), failing, Buffer.from('never')][Symbol.iterator]());
+    await expect(broken.readInto(Buffer.alloc(2))).resolves.toBe(2);
+    await expect(broken.readInto(Buffer.alloc(64))).rejects.toThrow('EIO');
+    await expect(broken.readInto(Buffer.alloc(64))).rejects.toThrow('EIO');
+    let destroyedWith: Error | undefined;
+    const endless: DirectSource = {
+      readInto: (target) => Promise.resolve(target.fill(1).length),
+      destroy: (error) => (destroyedWith = error),
+    };
+    const given = chainedSource([endless][Symbol.iterator]());
+    await expect(given.readInto(Buffer.alloc(8))).resolves.toBe(8);
+    given.destroy?.(new Error('the repository failed'));
+    expect(destroyedWith?.message).toBe('the repository failed');
+    await expect(given.readInto(Buffer.alloc(8))).rejects.toThrow('the repository failed');
+  });
+});
+
+describe('checkOwnDirectory', () => {
+  let root = '';
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+  /** A data directory whose pg_control has `system` and whose postmaster.pid names `postmaster`. */
+  const directory = (system: bigint, postmaster: number, path?: string) => {
+    root = mkdtempSync(join(tmpdir(), 'lifeboat-pgdata-'));
+    const control = Buffer.alloc(8192);
+    control.writeBigUInt64LE(system, 0);
+    mkdirSync(join(root, 'global'));
+    writeFileSync(join(root, 'global', 'pg_control'), control);
+    writeFileSync(
+      join(root, 'postmaster.pid'),
+      `${postmaster}\n${path ?? root}\n1700000000\n5432\n/run\n*\n1 2\nready\n`,
+    );
+    return root;
+  };
+  // This test process stands in for a backend: its parent is the "postmaster".
+  const backend = String(process.pid);
+
+  it("accepts the running server's own directory", () => {
+    expect(() =>
+      checkOwnDirectory(directory(7312345678901234567n, process.ppid), '7312345678901234567', backend),
+    ).not.toThrow();
+  });
+
+  it('refuses another cluster, another server of the same cluster, a moved directory, or a backend not here', () => {
+    expect(() => checkOwnDirectory(directory(1n, process.ppid), '7312345678901234567', backend)).toThrow(
+      /another cluster's \(system identifier 1, the server's 7312345678901234567\)/,
+    );
+    rmSync(root, { recursive: true, force: true });
+    expect(() => checkOwnDirectory(directory(5n, process.ppid + 100_000), '5', backend)).toThrow(
+      /not the running server's/,
+    );
+    rmSync(root, { recursive: true, force: true });
+    expect(() =>
+      checkOwnDirectory(directory(5n, process.ppid, '/var/lib/postgresql/15/main'), '5', backend),
+    ).toThrow(/not the running server's/);
+    rmSync(root, { recursive: true, force: true });
+    expect(() => checkOwnDirectory(directory(5n, process.ppid), '5', '999999999')).toThrow(/unknown here/);
+    expect(() => checkOwnDirectory(join(root, 'missing'), '5', backend)).toThrow(
+      /cannot read the server's data directory/,
+    );
   });
 });

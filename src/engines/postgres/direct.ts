@@ -10,16 +10,21 @@
 //                 -X fetch writes, less backup_manifest: a restore extracts either the same way.
 //   possible      lifeboat runs on the server's host and can read its data directory: the directory
 //                 the server reports (data_directory) has a global/pg_control whose system identifier
-//                 is the server's; the server is not a standby; there are no extra tablespaces; the
-//                 session may call pg_backup_start. Otherwise auto falls back to pg_basebackup, saying
-//                 why; direct fails with that reason.
+//                 is the server's, and a postmaster.pid naming the process whose child this session's
+//                 backend is (/proc/<pid>/status), so it is the running server's own and not a standby's
+//                 or a restored copy's at the same path; the server is not a standby; there are no
+//                 extra tablespaces; the slot can be made and the session may call pg_backup_start.
+//                 Otherwise auto falls back to pg_basebackup, saying why; direct fails with that reason.
 //   left out      what basebackup.c leaves out (PostgreSQL 15): the contents of pg_wal (its WAL is
 //                 appended at the end), pg_stat_tmp, pg_replslot, pg_dynshmem, pg_notify, pg_serial,
-//                 pg_snapshots and pg_subtrans (the directories themselves are kept); postmaster.pid and
-//                 .opts, backup_label, tablespace_map, backup_manifest, postgresql.auto.conf.tmp,
-//                 current_logfiles.tmp, pg_internal.init*, pgsql_tmp*; in database directories the
+//                 pg_snapshots and pg_subtrans (the directories themselves are kept, as directories
+//                 even where they are symlinks); postmaster.pid and .opts, backup_label,
+//                 tablespace_map, backup_manifest, postgresql.auto.conf.tmp, current_logfiles.tmp,
+//                 pg_internal.init*, pgsql_tmp*; symlinks (logged); in database directories the
 //                 temporary relations (t<n>_<node>...) and every fork but the init fork of an unlogged
-//                 relation.
+//                 relation. global/pg_control is read last, as basebackup.c sends it.
+//   WAL checks    each segment's first page must name that segment (xlp_pageaddr), and the slot must
+//                 not have been given up (max_slot_wal_keep_size) by the time the WAL was read.
 //
 // Why: a base backup through pg_basebackup costs the walsender (reading the files and sending them),
 // pg_basebackup (receiving and relaying them) and the kernel's copies between the three processes:
@@ -33,9 +38,9 @@ import {
   fstatSync,
   lstatSync,
   openSync,
+  readFileSync,
   readSync,
   readdirSync,
-  readlinkSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -48,7 +53,15 @@ import { entrySource } from '../files/entry-source.js';
 import { END_OF_ARCHIVE, entryHeader, padding, type EntryType } from '../files/tar.js';
 import { vanished } from '../files/walk.js';
 import { type Endpoint, connect } from './connection.js';
-import { isHistoryName, parseBackupLabel, parseLsn, segmentName, segmentOfLsn } from './wal-names.js';
+import {
+  formatLsn,
+  isHistoryName,
+  parseBackupLabel,
+  parseLsn,
+  parseSegmentName,
+  segmentName,
+  segmentOfLsn,
+} from './wal-names.js';
 
 /** Directories kept empty, at any depth (basebackup.c's excludeDirContents). */
 const EMPTIED = new Set([
@@ -88,15 +101,20 @@ export interface DataDirectoryEntry {
   mtimeNs: bigint;
   ino: bigint;
   dev: bigint;
-  linkname?: string;
 }
 
 /**
  * The entries of a running cluster's data directory that a base backup carries, in name order, each
- * directory before its contents. Entries that vanish while it walks are left out. pg_wal comes out as
- * a directory (even where it is a symlink) with archive_status, empty.
+ * directory before its contents. Entries that vanish while it walks are left out. pg_wal and the
+ * emptied directories come out as directories, empty (pg_wal with archive_status), even where they are
+ * symlinks (initdb --waldir, pg_stat_tmp on a tmpfs). Any other symlink is left out, as basebackup.c
+ * leaves out every symlink outside pg_tblspc; `skipped` hears of it. Anything in pg_tblspc (a
+ * tablespace, maybe made while the walk runs) is an error: this tar cannot carry tablespaces.
  */
-export function* dataDirectoryEntries(root: string): Generator<DataDirectoryEntry> {
+export function* dataDirectoryEntries(
+  root: string,
+  skipped?: (path: string, why: string) => void,
+): Generator<DataDirectoryEntry> {
   const stat = (absolute: string) => {
     try {
       return lstatSync(absolute, { bigint: true });
@@ -118,7 +136,6 @@ export function* dataDirectoryEntries(root: string): Generator<DataDirectoryEntr
     absolute: string,
     info: NonNullable<ReturnType<typeof stat>>,
     type: EntryType,
-    extra: Partial<DataDirectoryEntry> = {},
   ): DataDirectoryEntry => ({
     path,
     absolute,
@@ -130,12 +147,23 @@ export function* dataDirectoryEntries(root: string): Generator<DataDirectoryEntr
     mtimeNs: info.mtimeNs,
     ino: info.ino,
     dev: info.dev,
-    ...extra,
   });
+  /** A directory entry for a directory or a symlink to one (its target's mode; 0700 if unresolved). */
+  const directoryEntry = (path: string, absolute: string, info: NonNullable<ReturnType<typeof stat>>) => {
+    const target = info.isDirectory() ? info : stat(join(absolute, '.'));
+    return target?.isDirectory()
+      ? entry(path, absolute, target, 'directory')
+      : { ...entry(path, absolute, info, 'directory'), mode: 0o700 };
+  };
 
   function* visit(relative: string, absolute: string): Generator<DataDirectoryEntry> {
     const names = list(absolute);
     if (names === undefined) return;
+    if (relative === 'pg_tblspc' && names.length > 0) {
+      throw new Error(
+        `the cluster has tablespaces (pg_tblspc/${names.join(', pg_tblspc/')}), which this backup cannot carry`,
+      );
+    }
     // A database directory (base/<oid>): unlogged relations keep only their init fork.
     const database = /^base\/\d+$/.test(relative);
     const unlogged = new Set<string>();
@@ -156,40 +184,31 @@ export function* dataDirectoryEntries(root: string): Generator<DataDirectoryEntr
       }
       const info = stat(child);
       if (info === undefined) continue;
-      if (path === 'pg_wal') {
-        // Where pg_wal is a symlink (initdb --waldir), the tar has a directory, as pg_basebackup's.
-        const directory = info.isDirectory() ? info : stat(join(child, '.'));
-        yield directory?.isDirectory()
-          ? entry(path, child, directory, 'directory')
-          : { ...entry(path, child, info, 'directory'), mode: 0o700 };
+      const directoryLike = info.isDirectory() || info.isSymbolicLink();
+      if (path === 'pg_wal' && directoryLike) {
+        yield directoryEntry(path, child, info);
         const status = stat(join(child, 'archive_status'));
-        if (status?.isDirectory())
-          yield entry('pg_wal/archive_status', join(child, 'archive_status'), status, 'directory');
-        continue;
-      }
-      if (info.isSymbolicLink()) {
-        let linkname: string;
-        try {
-          linkname = readlinkSync(child);
-        } catch (error) {
-          if (vanished(error)) continue;
-          throw error;
-        }
-        yield entry(path, child, info, 'symlink', { linkname });
+        if (status !== undefined && (status.isDirectory() || status.isSymbolicLink()))
+          yield directoryEntry('pg_wal/archive_status', join(child, 'archive_status'), status);
+      } else if (EMPTIED.has(name) && directoryLike) {
+        yield directoryEntry(path, child, info);
+      } else if (info.isSymbolicLink()) {
+        skipped?.(path, 'a symbolic link (pg_basebackup too keeps none outside pg_tblspc)');
       } else if (info.isDirectory()) {
         yield entry(path, child, info, 'directory');
-        if (!EMPTIED.has(name)) yield* visit(path, child);
+        yield* visit(path, child);
       } else if (info.isFile()) {
         yield entry(path, child, info, 'file');
+      } else {
+        skipped?.(path, 'not a file, directory or symbolic link');
       }
-      // Sockets, FIFOs and devices: not PostgreSQL's, left out as pg_basebackup does.
     }
   }
   yield* visit('', root);
 }
 
 const headerOf = (
-  entry: Pick<DataDirectoryEntry, 'path' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeNs' | 'linkname'>,
+  entry: Pick<DataDirectoryEntry, 'path' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeNs'>,
 ) =>
   entryHeader({
     path: entry.path,
@@ -199,7 +218,6 @@ const headerOf = (
     gid: entry.gid,
     size: entry.type === 'file' ? entry.size : 0,
     mtime: `${entry.mtimeNs / 1_000_000_000n}.${(entry.mtimeNs % 1_000_000_000n).toString().padStart(9, '0')}`,
-    ...(entry.linkname !== undefined ? { linkname: entry.linkname } : {}),
   });
 
 /** A file written into the tar from memory (backup_label, an archive_status .done). */
@@ -229,17 +247,22 @@ function openWalked(entry: DataDirectoryEntry): number | undefined {
     if (vanished(error) || (error as NodeJS.ErrnoException).code === 'ELOOP') return undefined;
     throw error;
   }
-  const now = fstatSync(fd, { bigint: true });
-  if (!now.isFile() || now.ino !== entry.ino || now.dev !== entry.dev) {
+  try {
+    const now = fstatSync(fd, { bigint: true });
+    if (now.isFile() && now.ino === entry.ino && now.dev === entry.dev) return fd;
+  } catch (error) {
     closeSync(fd);
-    return undefined;
+    throw error;
   }
-  return fd;
+  closeSync(fd);
+  return undefined;
 }
 
 /**
  * One DirectSource over a sequence of pieces (bytes in memory, or sources of their own read in turn):
- * each readInto() fills the target as far as the pieces go, so many small files take one call.
+ * each readInto() fills the target as far as the pieces go, so many small files take one call. Once a
+ * piece has failed, or the source was destroyed, every later readInto() rejects: only the true end of
+ * the pieces resolves to 0.
  */
 export function chainedSource(
   pieces: AsyncIterator<Buffer | DirectSource> | Iterator<Buffer | DirectSource>,
@@ -248,32 +271,46 @@ export function chainedSource(
   let at = 0;
   let current: DirectSource | undefined;
   let ended = false;
+  let failure: Error | undefined;
+  const failed = () => failure;
   return {
     async readInto(target) {
+      if (failure !== undefined) throw failure;
       let placed = 0;
-      while (placed < target.length && !ended) {
-        if (bytes !== undefined) {
-          const count = bytes.copy(target, placed, at);
-          at += count;
-          placed += count;
-          if (at === bytes.length) bytes = undefined;
-          continue;
+      try {
+        while (placed < target.length && !ended) {
+          if (bytes !== undefined) {
+            const count = bytes.copy(target, placed, at);
+            at += count;
+            placed += count;
+            if (at === bytes.length) bytes = undefined;
+            continue;
+          }
+          if (current !== undefined) {
+            const count = await current.readInto(target.subarray(placed));
+            if (count === 0) current = undefined;
+            placed += count;
+            continue;
+          }
+          const next = await pieces.next();
+          const destroyed = failed(); // destroy() while this waited
+          if (destroyed !== undefined) throw destroyed;
+          if (next.done) ended = true;
+          else if (Buffer.isBuffer(next.value)) [bytes, at] = [next.value, 0];
+          else current = next.value;
         }
-        if (current !== undefined) {
-          const count = await current.readInto(target.subarray(placed));
-          if (count === 0) current = undefined;
-          placed += count;
-          continue;
-        }
-        const next = await pieces.next();
-        if (next.done) ended = true;
-        else if (Buffer.isBuffer(next.value)) [bytes, at] = [next.value, 0];
-        else current = next.value;
+      } catch (error) {
+        const thrown = (failure ??= error as Error);
+        current?.destroy?.(thrown);
+        current = undefined;
+        throw thrown;
       }
       return placed;
     },
     destroy(error) {
-      current?.destroy?.(error);
+      failure ??= error ?? new Error('the tar was given up before its end');
+      current?.destroy?.(failure);
+      current = undefined;
       try {
         void Promise.resolve(pieces.return?.(undefined)).catch(() => undefined);
       } catch {
@@ -281,6 +318,49 @@ export function chainedSource(
       }
     },
   };
+}
+
+/**
+ * Throws unless `dataDirectory` here is the running server's own: its pg_control carries the server's
+ * system identifier, and its postmaster.pid names the process whose child the session's backend
+ * (`backendPid`) is (/proc, so Linux only). A standby's directory, or a restored copy's at the same
+ * path on another host, has the same system identifier; the process check tells them apart.
+ */
+export function checkOwnDirectory(dataDirectory: string, systemIdentifier: string, backendPid: string): void {
+  let system: bigint;
+  let postmaster: string[];
+  try {
+    const control = Buffer.alloc(8);
+    const fd = openSync(join(dataDirectory, 'global', 'pg_control'), 'r');
+    try {
+      readSync(fd, control, 0, 8, 0);
+    } finally {
+      closeSync(fd);
+    }
+    system = control.readBigUInt64LE(0);
+    postmaster = readFileSync(join(dataDirectory, 'postmaster.pid'), 'utf8').split('\n');
+  } catch (error) {
+    throw new Error(
+      `cannot read the server's data directory ${dataDirectory} here: ${(error as Error).message}`,
+    );
+  }
+  if (system.toString() !== systemIdentifier) {
+    throw new Error(
+      `${dataDirectory} here is another cluster's (system identifier ${system}, the server's ${systemIdentifier})`,
+    );
+  }
+  let parent: string | undefined;
+  try {
+    parent = /^PPid:\s*(\d+)\s*$/m.exec(readFileSync(`/proc/${backendPid}/status`, 'utf8'))?.[1];
+  } catch {
+    parent = undefined; // not on this host (or no /proc)
+  }
+  const named = postmaster[0]?.trim();
+  if (postmaster[1] !== dataDirectory || parent === undefined || parent !== named) {
+    throw new Error(
+      `${dataDirectory} here is not the running server's: its postmaster.pid names process ${named}, and the server's backend ${backendPid} has parent ${parent ?? 'unknown here'} (another host, or another server of the same cluster)`,
+    );
+  }
 }
 
 export interface DirectBackup {
@@ -304,6 +384,7 @@ export async function startDirectBackup(
   major: number,
   segmentSize: number,
   signal?: AbortSignal,
+  log?: (line: string) => void,
 ): Promise<DirectBackup | string> {
   let client: pg.Client;
   try {
@@ -316,41 +397,29 @@ export async function startDirectBackup(
   };
   let dataDirectory: string;
   let startLsn: string;
+  let slot: string;
   try {
     const [facts] = (
-      await client.query<{ directory: string; system: string; standby: boolean }>(
+      await client.query<{
+        directory: string;
+        system: string;
+        standby: boolean;
+        backend: string;
+      }>(
         `SELECT current_setting('data_directory') AS directory,
                 (SELECT system_identifier::text FROM pg_control_system()) AS system,
-                pg_is_in_recovery() AS standby`,
+                pg_is_in_recovery() AS standby,
+                pg_backend_pid()::text AS backend`,
       )
     ).rows;
     dataDirectory = facts!.directory;
     if (facts!.standby) throw new Error('the server is a standby');
-    let local: bigint;
-    try {
-      const control = Buffer.alloc(8);
-      const fd = openSync(join(dataDirectory, 'global', 'pg_control'), 'r');
-      try {
-        readSync(fd, control, 0, 8, 0);
-      } finally {
-        closeSync(fd);
-      }
-      local = control.readBigUInt64LE(0);
-    } catch (error) {
-      throw new Error(
-        `cannot read the server's data directory ${dataDirectory} here: ${(error as Error).message}`,
-      );
-    }
-    if (local.toString() !== facts!.system) {
-      throw new Error(
-        `${dataDirectory} here is another cluster's (system identifier ${local}, the server's ${facts!.system})`,
-      );
-    }
+    checkOwnDirectory(dataDirectory, facts!.system, facts!.backend);
     const spaces = readdirSync(join(dataDirectory, 'pg_tblspc'));
     if (spaces.length > 0) throw new Error(`the cluster has ${spaces.length} extra tablespace(s)`);
     if (major >= 14) await client.query('SET idle_session_timeout = 0');
     // The WAL hold: the slot reserves WAL from the last checkpoint's redo point, before the backup's own.
-    const slot = `lifeboat_${process.pid}_${randomBytes(4).toString('hex')}`;
+    slot = `lifeboat_${process.pid}_${randomBytes(4).toString('hex')}`;
     await client.query('SELECT pg_create_physical_replication_slot($1, true, true)', [slot]);
     const label = `lifeboat base backup ${new Date().toISOString()}`;
     startLsn = (
@@ -368,32 +437,32 @@ export async function startDirectBackup(
 
   let stop: { stopLsn: bigint; label: string } | undefined;
   let owner = { uid: 0, gid: 0 };
-  async function* pieces(): AsyncGenerator<Buffer | DirectSource> {
-    try {
-      yield* files();
-    } catch (error) {
-      if (error instanceof LifeboatError || signal?.aborted) throw error;
-      throw new LifeboatError(
-        'LB_ENGINE_FAILED',
-        `base backup read from ${dataDirectory}: ${(error as Error).message}`,
-        { cause: error },
-      );
-    }
-  }
+  /** A file's part of the tar, from a descriptor open on it. */
+  const filePiece = (entry: DataDirectoryEntry, fd: number) =>
+    entrySource(entry.absolute, headerOf(entry), entry.size, undefined, fd, false);
   async function* files(): AsyncGenerator<Buffer | DirectSource> {
-    for (const entry of dataDirectoryEntries(dataDirectory)) {
+    let control: DataDirectoryEntry | undefined;
+    const skipped = (path: string, why: string) => log?.(`left out of the base backup: ${path}, ${why}`);
+    for (const entry of dataDirectoryEntries(dataDirectory, skipped)) {
       signal?.throwIfAborted();
       if (entry.path === 'global') owner = { uid: entry.uid, gid: entry.gid };
       if (entry.type !== 'file') {
         yield headerOf(entry);
         continue;
       }
+      // pg_control goes last, as basebackup.c sends it.
+      if (entry.path === 'global/pg_control') {
+        control = entry;
+        continue;
+      }
       const fd = openWalked(entry);
-      if (fd === undefined) continue;
       // No log for a file that shrinks: relations are truncated by vacuum while a backup runs, and
       // recovery restores them (the WAL from the backup's start is replayed over them).
-      yield entrySource(entry.absolute, headerOf(entry), entry.size, undefined, fd, false);
+      if (fd !== undefined) yield filePiece(entry, fd);
     }
+    const controlFd = control === undefined ? undefined : openWalked(control);
+    if (controlFd === undefined) throw new Error('global/pg_control vanished during the backup');
+    yield filePiece(control!, controlFd);
     const [result] = (
       await client.query<{ lsn: string; labelfile: string; spcmapfile: string | null }>(
         major >= 15
@@ -417,29 +486,78 @@ export async function startDirectBackup(
       names.push(segmentName(timeline, segment, segmentSize));
     names.push(...readdirSync(wal).filter(isHistoryName).sort());
     for (const name of names) {
-      const info = lstatSync(join(wal, name), { bigint: true });
-      const entry: DataDirectoryEntry = {
-        path: `pg_wal/${name}`,
-        absolute: join(wal, name),
-        type: 'file',
-        mode: Number(info.mode & 0o7777n),
-        uid: Number(info.uid),
-        gid: Number(info.gid),
-        size: Number(info.size),
-        mtimeNs: info.mtimeNs,
-        ino: info.ino,
-        dev: info.dev,
-      };
-      if (!isHistoryName(name) && entry.size !== segmentSize) {
-        throw new Error(`WAL segment ${name} is ${entry.size} bytes, not ${segmentSize}`);
+      signal?.throwIfAborted();
+      const absolute = join(wal, name);
+      const fd = openSync(absolute, 'r');
+      let entry: DataDirectoryEntry;
+      try {
+        const info = fstatSync(fd, { bigint: true });
+        entry = {
+          path: `pg_wal/${name}`,
+          absolute,
+          type: 'file',
+          mode: Number(info.mode & 0o7777n),
+          uid: Number(info.uid),
+          gid: Number(info.gid),
+          size: Number(info.size),
+          mtimeNs: info.mtimeNs,
+          ino: info.ino,
+          dev: info.dev,
+        };
+        if (!isHistoryName(name)) {
+          // A segment's first page says which segment it holds (xlp_pageaddr): a file recycled under
+          // this name would still hold an older one.
+          const page = Buffer.alloc(16);
+          readSync(fd, page, 0, 16, 0);
+          const address = page.readBigUInt64LE(8);
+          const expected = parseSegmentName(name, segmentSize)!.number * BigInt(segmentSize);
+          if (entry.size !== segmentSize || address !== expected) {
+            throw new Error(
+              `WAL segment ${name} in pg_wal is not the backup's (${entry.size} bytes, first page at ${formatLsn(address)}, expected ${segmentSize} bytes at ${formatLsn(expected)})`,
+            );
+          }
+        }
+      } catch (error) {
+        closeSync(fd);
+        throw error;
       }
-      yield entrySource(entry.absolute, headerOf(entry), entry.size, undefined, undefined, false);
+      yield filePiece(entry, fd);
       yield contentPiece(`pg_wal/archive_status/${name}.done`, Buffer.alloc(0), owner);
+    }
+    // The slot held that WAL unless the server gave it up meanwhile (max_slot_wal_keep_size): then a
+    // segment may have been recycled while it was read.
+    if (major >= 13) {
+      const [held] = (
+        await client.query<{ status: string | null }>(
+          'SELECT wal_status AS status FROM pg_replication_slots WHERE slot_name = $1',
+          [slot],
+        )
+      ).rows;
+      if (held === undefined || held.status === 'lost') {
+        throw new Error(
+          `the server gave up the replication slot that held this backup's WAL (max_slot_wal_keep_size) while it was read`,
+        );
+      }
     }
     yield END_OF_ARCHIVE;
   }
 
-  const tar = chainedSource(pieces());
+  const chained = chainedSource(files());
+  const tar: DirectSource = {
+    async readInto(target) {
+      try {
+        return await chained.readInto(target);
+      } catch (error) {
+        if (error instanceof LifeboatError || signal?.aborted) throw error;
+        throw new LifeboatError(
+          'LB_ENGINE_FAILED',
+          `base backup read from ${dataDirectory}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+    },
+    destroy: (error) => chained.destroy?.(error),
+  };
   return {
     dataDirectory,
     startLsn,

@@ -1,6 +1,8 @@
-// Physical backups: pg_basebackup streaming a tar of the data directory to stdout, with the WAL that
-// makes it consistent inside it (-X fetch), while a temporary replication slot keeps that WAL on the
-// server; the continuous archive (archive_command = lifeboat wal-push) carries everything after it.
+// Physical backups: a tar of the data directory with the WAL that makes it consistent inside it, while
+// a temporary replication slot keeps that WAL on the server; the continuous archive (archive_command =
+// lifeboat wal-push) carries everything after it. lifeboat reads the data directory itself where it
+// can (direct.ts, baseBackup auto or direct); otherwise pg_basebackup streams the tar to stdout
+// (-X fetch), as described here.
 //
 // Terms:
 //   base.tar       the artifact: pg_basebackup -D - -Ft -X fetch. Only the main tablespace can go to
@@ -265,7 +267,6 @@ export async function* physicalBackup(
       segmentSize: Number(settings.get('wal_segment_size') ?? 16777216),
     };
   });
-  const basebackup = await toolPath('pg_basebackup', source, major);
   /** Runs pg_basebackup, yields its tar, returns the backup's metadata. */
   const streamBaseBackup = async function* (
     walMethod: 'fetch' | 'none',
@@ -277,7 +278,7 @@ export async function* physicalBackup(
     let archiveTimedOut = false;
     let archiveTimer: NodeJS.Timeout | undefined;
     const output = await toolOutputSource(
-      basebackup,
+      await toolPath('pg_basebackup', source, major),
       ['-D', '-', '-Ft', '-X', walMethod, '-c', 'fast', '-v'],
       {
         env: toolEnvironment(endpoint),
@@ -382,7 +383,7 @@ export async function* physicalBackup(
     return resultOf(label, stopLsn, parseBackupLabel(label).startTimeline ?? 1);
   };
   if (source.baseBackup !== 'pg_basebackup') {
-    const direct = await startDirectBackup(endpoint, major, segmentSize, options.signal);
+    const direct = await startDirectBackup(endpoint, major, segmentSize, options.signal, options.log);
     if (typeof direct !== 'string') {
       try {
         return yield* readDirect(direct);
