@@ -44,15 +44,24 @@ export function entrySource(
     if (fd !== undefined) closeSync(fd);
     fd = undefined;
   };
-  const readAt = (target: Buffer, length: number): Promise<number> | number =>
-    size <= SMALL_FILE
-      ? readSync(fd!, target, 0, length, read)
-      : new Promise((done, fail) =>
-          fsRead(fd!, target, 0, length, read, (error, bytes) => (error ? fail(error) : done(bytes))),
-        );
+  // destroy() during an asynchronous read closes the file once that read has settled: closing it
+  // under the read would let the descriptor's number be reused by another open while it runs.
+  let destroyed = false;
+  let reading = false;
+  const readAt = (target: Buffer, length: number): Promise<number> | number => {
+    if (size <= SMALL_FILE) return readSync(fd!, target, 0, length, read);
+    reading = true;
+    return new Promise<number>((done, fail) =>
+      fsRead(fd!, target, 0, length, read, (error, bytes) => (error ? fail(error) : done(bytes))),
+    ).finally(() => {
+      reading = false;
+      if (destroyed) close();
+    });
+  };
   return {
     // Header, content and padding in one call when they fit: one chunking step per small file.
     async readInto(target) {
+      if (destroyed) throw new Error(`${absolute}: read after the backup gave it up`);
       let placed = 0;
       if (headerAt < header.length) {
         const count = header.copy(target, 0, headerAt);
@@ -98,7 +107,8 @@ export function entrySource(
       return placed;
     },
     destroy() {
-      close();
+      destroyed = true;
+      if (!reading) close();
     },
     /** The SHA-256 of the content read (call at the end). */
     digest() {

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -118,15 +118,28 @@ describe('dataDirectoryEntries', () => {
     root = mkdtempSync(join(tmpdir(), 'lifeboat-pgdata-'));
     file('PG_VERSION');
     file('../stats-elsewhere/global.stat');
+    chmodSync(join(root, '..', 'stats-elsewhere'), 0o750);
     symlinkSync(join(root, '..', 'stats-elsewhere'), join(root, 'pg_stat_tmp'));
     try {
-      expect([...dataDirectoryEntries(root)].map((entry) => [entry.path, entry.type])).toEqual([
+      const entries = [...dataDirectoryEntries(root)];
+      expect(entries.map((entry) => [entry.path, entry.type])).toEqual([
         ['PG_VERSION', 'file'],
         ['pg_stat_tmp', 'directory'],
       ]);
+      // The directory's own mode (group access kept), not the link's.
+      expect(entries[1]!.mode).toBe(0o750);
     } finally {
       rmSync(join(root, '..', 'stats-elsewhere'), { recursive: true, force: true });
     }
+  });
+
+  it('always gives pg_wal/archive_status, as basebackup.c does', () => {
+    root = mkdtempSync(join(tmpdir(), 'lifeboat-pgdata-'));
+    file('pg_wal/000000010000000000000001');
+    expect([...dataDirectoryEntries(root)].map((entry) => [entry.path, entry.type])).toEqual([
+      ['pg_wal', 'directory'],
+      ['pg_wal/archive_status', 'directory'],
+    ]);
   });
 
   it('gives pg_wal as a directory where it is a symlink (initdb --waldir)', () => {
@@ -209,43 +222,56 @@ describe('chainedSource', () => {
 describe('checkOwnDirectory', () => {
   let root = '';
   afterEach(() => rmSync(root, { recursive: true, force: true }));
-  /** A data directory whose pg_control has `system` and whose postmaster.pid names `postmaster`. */
-  const directory = (system: bigint, postmaster: number, path?: string) => {
+  const SYSTEM = '7312345678901234567';
+  const POSTMASTER = 811;
+  /**
+   * A data directory (pg_control with `system`, postmaster.pid naming `postmaster` on port 5432) and a
+   * /proc beside it where process 4242 (the backend) is a child of `parent`, started 123.45 s after a
+   * boot at 1700000000.
+   */
+  const setUp = (options: { system?: bigint; postmaster?: number; path?: string; parent?: number } = {}) => {
     root = mkdtempSync(join(tmpdir(), 'lifeboat-pgdata-'));
+    const data = join(root, 'data');
     const control = Buffer.alloc(8192);
-    control.writeBigUInt64LE(system, 0);
-    mkdirSync(join(root, 'global'));
-    writeFileSync(join(root, 'global', 'pg_control'), control);
+    control.writeBigUInt64LE(options.system ?? BigInt(SYSTEM), 0);
+    mkdirSync(join(data, 'global'), { recursive: true });
+    writeFileSync(join(data, 'global', 'pg_control'), control);
     writeFileSync(
-      join(root, 'postmaster.pid'),
-      `${postmaster}\n${path ?? root}\n1700000000\n5432\n/run\n*\n1 2\nready\n`,
+      join(data, 'postmaster.pid'),
+      `${options.postmaster ?? POSTMASTER}\n${options.path ?? data}\n1700000010\n5432\n/run\n*\n1 2\nready \n`,
     );
-    return root;
+    mkdirSync(join(root, 'proc', '4242'), { recursive: true });
+    const filler = Array.from({ length: 17 }, () => '0').join(' ');
+    writeFileSync(
+      join(root, 'proc', '4242', 'stat'),
+      `4242 (postgres: a (b) c) S ${options.parent ?? POSTMASTER} ${filler} 12345 0 0\n`,
+    );
+    writeFileSync(join(root, 'proc', 'stat'), 'cpu 1 2 3\nbtime 1700000000\nprocesses 9\n');
+    return { data, proc: join(root, 'proc') };
   };
-  // This test process stands in for a backend: its parent is the "postmaster".
-  const backend = String(process.pid);
+  const server = { system: SYSTEM, port: '5432', backend: '4242', backendStart: 1700000123.9 };
 
   it("accepts the running server's own directory", () => {
-    expect(() =>
-      checkOwnDirectory(directory(7312345678901234567n, process.ppid), '7312345678901234567', backend),
-    ).not.toThrow();
+    const { data, proc } = setUp();
+    expect(() => checkOwnDirectory(data, server, proc)).not.toThrow();
   });
 
-  it('refuses another cluster, another server of the same cluster, a moved directory, or a backend not here', () => {
-    expect(() => checkOwnDirectory(directory(1n, process.ppid), '7312345678901234567', backend)).toThrow(
-      /another cluster's \(system identifier 1, the server's 7312345678901234567\)/,
-    );
-    rmSync(root, { recursive: true, force: true });
-    expect(() => checkOwnDirectory(directory(5n, process.ppid + 100_000), '5', backend)).toThrow(
-      /not the running server's/,
-    );
-    rmSync(root, { recursive: true, force: true });
-    expect(() =>
-      checkOwnDirectory(directory(5n, process.ppid, '/var/lib/postgresql/15/main'), '5', backend),
-    ).toThrow(/not the running server's/);
-    rmSync(root, { recursive: true, force: true });
-    expect(() => checkOwnDirectory(directory(5n, process.ppid), '5', '999999999')).toThrow(/unknown here/);
-    expect(() => checkOwnDirectory(join(root, 'missing'), '5', backend)).toThrow(
+  it('refuses another cluster, a moved directory, another port, another parent, a backend not here', () => {
+    const cases: Array<[Parameters<typeof setUp>[0], Partial<typeof server>, RegExp]> = [
+      [{ system: 1n }, {}, /another cluster's \(system identifier 1, the server's 7312345678901234567\)/],
+      [{ path: '/var/lib/postgresql/15/main' }, {}, /postmaster.pid is for \/var\/lib/],
+      [{}, { port: '5433' }, /says port 5432, the server's is 5433/],
+      [{ parent: 999 }, {}, /names process 811, the server's backend 4242 has parent 999 here/],
+      [{}, { backend: '4243' }, /backend 4243 is not a process here/],
+      // A process here with the backend's number and parent, but not the backend: it started earlier.
+      [{}, { backendStart: 1700000200 }, /not the server's backend \(started at another time\)/],
+    ];
+    for (const [options, differences, message] of cases) {
+      const { data, proc } = setUp(options);
+      expect(() => checkOwnDirectory(data, { ...server, ...differences }, proc)).toThrow(message);
+      rmSync(root, { recursive: true, force: true });
+    }
+    expect(() => checkOwnDirectory(join(tmpdir(), 'no-such-lifeboat-dir'), server)).toThrow(
       /cannot read the server's data directory/,
     );
   });

@@ -10,9 +10,10 @@
 //                 -X fetch writes, less backup_manifest: a restore extracts either the same way.
 //   possible      lifeboat runs on the server's host and can read its data directory: the directory
 //                 the server reports (data_directory) has a global/pg_control whose system identifier
-//                 is the server's, and a postmaster.pid naming the process whose child this session's
-//                 backend is (/proc/<pid>/status), so it is the running server's own and not a standby's
-//                 or a restored copy's at the same path; the server is not a standby; there are no
+//                 is the server's, and a postmaster.pid naming the server's port and the process whose
+//                 child this session's backend is, started when the server says it was (/proc), so it
+//                 is the running server's own and not a standby's or a restored copy's at the same path
+//                 (checkOwnDirectory); the server is not a standby; there are no
 //                 extra tablespaces; the slot can be made and the session may call pg_backup_start.
 //                 Otherwise auto falls back to pg_basebackup, saying why; direct fails with that reason.
 //   left out      what basebackup.c leaves out (PostgreSQL 15): the contents of pg_wal (its WAL is
@@ -150,7 +151,8 @@ export function* dataDirectoryEntries(
   });
   /** A directory entry for a directory or a symlink to one (its target's mode; 0700 if unresolved). */
   const directoryEntry = (path: string, absolute: string, info: NonNullable<ReturnType<typeof stat>>) => {
-    const target = info.isDirectory() ? info : stat(join(absolute, '.'));
+    // `${absolute}/.` (not join(), which normalizes the dot away): lstat resolves the link for it.
+    const target = info.isDirectory() ? info : stat(`${absolute}/.`);
     return target?.isDirectory()
       ? entry(path, absolute, target, 'directory')
       : { ...entry(path, absolute, info, 'directory'), mode: 0o700 };
@@ -187,9 +189,14 @@ export function* dataDirectoryEntries(
       const directoryLike = info.isDirectory() || info.isSymbolicLink();
       if (path === 'pg_wal' && directoryLike) {
         yield directoryEntry(path, child, info);
+        // Always there, as basebackup.c writes it: the restored server keeps its archive status in it.
         const status = stat(join(child, 'archive_status'));
-        if (status !== undefined && (status.isDirectory() || status.isSymbolicLink()))
-          yield directoryEntry('pg_wal/archive_status', join(child, 'archive_status'), status);
+        yield status !== undefined && (status.isDirectory() || status.isSymbolicLink())
+          ? directoryEntry('pg_wal/archive_status', join(child, 'archive_status'), status)
+          : {
+              ...entry('pg_wal/archive_status', join(child, 'archive_status'), info, 'directory'),
+              mode: 0o700,
+            };
       } else if (EMPTIED.has(name) && directoryLike) {
         yield directoryEntry(path, child, info);
       } else if (info.isSymbolicLink()) {
@@ -294,7 +301,10 @@ export function chainedSource(
           }
           const next = await pieces.next();
           const destroyed = failed(); // destroy() while this waited
-          if (destroyed !== undefined) throw destroyed;
+          if (destroyed !== undefined) {
+            if (!next.done && !Buffer.isBuffer(next.value)) next.value.destroy?.(destroyed);
+            throw destroyed;
+          }
           if (next.done) ended = true;
           else if (Buffer.isBuffer(next.value)) [bytes, at] = [next.value, 0];
           else current = next.value;
@@ -320,13 +330,27 @@ export function chainedSource(
   };
 }
 
+/** What the server says about itself and this session, for checkOwnDirectory. */
+export interface ServerIdentity {
+  /** pg_control_system().system_identifier */
+  system: string;
+  /** current_setting('port') */
+  port: string;
+  /** pg_backend_pid() */
+  backend: string;
+  /** This session's backend_start, seconds since the epoch. */
+  backendStart: number;
+}
+
 /**
- * Throws unless `dataDirectory` here is the running server's own: its pg_control carries the server's
- * system identifier, and its postmaster.pid names the process whose child the session's backend
- * (`backendPid`) is (/proc, so Linux only). A standby's directory, or a restored copy's at the same
- * path on another host, has the same system identifier; the process check tells them apart.
+ * Throws unless `dataDirectory` here is the running server's own. Its pg_control must carry the
+ * server's system identifier, but a standby's directory, or a restored copy's at the same path on
+ * another host, has that too. So its postmaster.pid must name the server's port and a process that is
+ * the parent of this session's backend as seen here (/proc/<pid>/stat, so Linux only), and that
+ * process here must have started when the server says the backend did (within 2 s): a process of
+ * another host or pid namespace that merely has the same number does not pass.
  */
-export function checkOwnDirectory(dataDirectory: string, systemIdentifier: string, backendPid: string): void {
+export function checkOwnDirectory(dataDirectory: string, server: ServerIdentity, proc = '/proc'): void {
   let system: bigint;
   let postmaster: string[];
   try {
@@ -344,21 +368,40 @@ export function checkOwnDirectory(dataDirectory: string, systemIdentifier: strin
       `cannot read the server's data directory ${dataDirectory} here: ${(error as Error).message}`,
     );
   }
-  if (system.toString() !== systemIdentifier) {
+  if (system.toString() !== server.system) {
     throw new Error(
-      `${dataDirectory} here is another cluster's (system identifier ${system}, the server's ${systemIdentifier})`,
+      `${dataDirectory} here is another cluster's (system identifier ${system}, the server's ${server.system})`,
     );
   }
+  // /proc/<pid>/stat: "pid (comm) state ppid ... starttime(22nd, clock ticks after boot) ...".
   let parent: string | undefined;
+  let started: number | undefined;
   try {
-    parent = /^PPid:\s*(\d+)\s*$/m.exec(readFileSync(`/proc/${backendPid}/status`, 'utf8'))?.[1];
+    const fields = readFileSync(`${proc}/${server.backend}/stat`, 'utf8')
+      .replace(/^.*\)\s*/s, '')
+      .split(' ');
+    const boot = Number(/^btime\s+(\d+)$/m.exec(readFileSync(`${proc}/stat`, 'utf8'))?.[1]);
+    parent = fields[1];
+    started = boot + Number(fields[19]) / 100; // USER_HZ is 100 on Linux
   } catch {
-    parent = undefined; // not on this host (or no /proc)
+    parent = undefined; // not on this host, or no /proc
   }
   const named = postmaster[0]?.trim();
-  if (postmaster[1] !== dataDirectory || parent === undefined || parent !== named) {
+  const why =
+    postmaster[1] !== dataDirectory
+      ? `its postmaster.pid is for ${postmaster[1]}`
+      : postmaster[3]?.trim() !== server.port
+        ? `its postmaster.pid says port ${postmaster[3]?.trim()}, the server's is ${server.port}`
+        : parent === undefined
+          ? `the server's backend ${server.backend} is not a process here`
+          : parent !== named
+            ? `its postmaster.pid names process ${named}, the server's backend ${server.backend} has parent ${parent} here`
+            : !(Math.abs((started ?? 0) - server.backendStart) <= 2)
+              ? `process ${server.backend} here is not the server's backend (started at another time)`
+              : undefined;
+  if (why !== undefined) {
     throw new Error(
-      `${dataDirectory} here is not the running server's: its postmaster.pid names process ${named}, and the server's backend ${backendPid} has parent ${parent ?? 'unknown here'} (another host, or another server of the same cluster)`,
+      `${dataDirectory} here is not the running server's (another host, or another server of the same cluster): ${why}`,
     );
   }
 }
@@ -404,17 +447,22 @@ export async function startDirectBackup(
         directory: string;
         system: string;
         standby: boolean;
+        port: string;
         backend: string;
+        backendStart: number;
       }>(
         `SELECT current_setting('data_directory') AS directory,
                 (SELECT system_identifier::text FROM pg_control_system()) AS system,
                 pg_is_in_recovery() AS standby,
-                pg_backend_pid()::text AS backend`,
+                current_setting('port') AS port,
+                pg_backend_pid()::text AS backend,
+                (SELECT extract(epoch FROM backend_start)::float8 FROM pg_stat_activity
+                  WHERE pid = pg_backend_pid()) AS "backendStart"`,
       )
     ).rows;
     dataDirectory = facts!.directory;
     if (facts!.standby) throw new Error('the server is a standby');
-    checkOwnDirectory(dataDirectory, facts!.system, facts!.backend);
+    checkOwnDirectory(dataDirectory, facts!);
     const spaces = readdirSync(join(dataDirectory, 'pg_tblspc'));
     if (spaces.length > 0) throw new Error(`the cluster has ${spaces.length} extra tablespace(s)`);
     if (major >= 14) await client.query('SET idle_session_timeout = 0');
@@ -473,7 +521,13 @@ export async function startDirectBackup(
     const labelText = result!.labelfile;
     stop = { stopLsn: parseLsn(result!.lsn), label: labelText };
     yield contentPiece('backup_label', Buffer.from(labelText), owner);
-    if (result!.spcmapfile) yield contentPiece('tablespace_map', Buffer.from(result!.spcmapfile), owner);
+    // A tablespace made after the walk passed pg_tblspc would be missing from this tar.
+    const spaces = readdirSync(join(dataDirectory, 'pg_tblspc'));
+    if (spaces.length > 0 || result!.spcmapfile) {
+      throw new Error(
+        `a tablespace was created during the backup (pg_tblspc/${spaces.join(', pg_tblspc/')}), which this backup cannot carry`,
+      );
+    }
     // The backup's WAL, from its start segment to the one holding its last byte, held on the server by
     // the slot; then every timeline history file, as pg_basebackup -X fetch does.
     const parsed = parseBackupLabel(labelText);
@@ -488,7 +542,15 @@ export async function startDirectBackup(
     for (const name of names) {
       signal?.throwIfAborted();
       const absolute = join(wal, name);
-      const fd = openSync(absolute, 'r');
+      let fd: number;
+      try {
+        fd = openSync(absolute, 'r');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        throw new Error(
+          `WAL file ${name} is gone from pg_wal before it was read (was the replication slot holding it given up? max_slot_wal_keep_size)`,
+        );
+      }
       let entry: DataDirectoryEntry;
       try {
         const info = fstatSync(fd, { bigint: true });
@@ -543,12 +605,14 @@ export async function startDirectBackup(
   }
 
   const chained = chainedSource(files());
+  /** The error the consumer gave up with (destroy): rethrown as it is, not blamed on the server. */
+  let givenUp: Error | undefined;
   const tar: DirectSource = {
     async readInto(target) {
       try {
         return await chained.readInto(target);
       } catch (error) {
-        if (error instanceof LifeboatError || signal?.aborted) throw error;
+        if (error instanceof LifeboatError || signal?.aborted || error === givenUp) throw error;
         throw new LifeboatError(
           'LB_ENGINE_FAILED',
           `base backup read from ${dataDirectory}: ${(error as Error).message}`,
@@ -556,7 +620,10 @@ export async function startDirectBackup(
         );
       }
     },
-    destroy: (error) => chained.destroy?.(error),
+    destroy(error) {
+      givenUp ??= error;
+      chained.destroy?.(error);
+    },
   };
   return {
     dataDirectory,
