@@ -20,7 +20,7 @@ export const postgresSourceSchema = z
     ...connection,
     /** Databases to back up logically; "all" for every non-template database. */
     databases: z.union([z.literal('all'), z.array(text()).min(1)]).optional(),
-    /** logical (pg_dump), physical (pg_basebackup + WAL archive), or both. */
+    /** logical (pg_dump), physical (base backups + WAL archive), or both. */
     mode: z.enum(['logical', 'physical', 'both']).default('logical'),
     /**
      * How a physical backup reads the cluster: direct (lifeboat reads the data directory itself, on the
