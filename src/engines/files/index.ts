@@ -27,7 +27,7 @@ import type { DirectSource } from '../../util/read-fd.js';
 import { SMALL_FILE, entrySource } from './entry-source.js';
 import type { FilesSource, FilesTarget } from './config.js';
 import { type FilesMetadata, restoreFiles } from './restore.js';
-import { END_OF_ARCHIVE, entryHeader } from './tar.js';
+import { END_OF_ARCHIVE, entryHeader, mtimeOfNs } from './tar.js';
 import { type Skipped, TreeHasher, archivePathOf, leftOut, unreadable, vanished, walk } from './walk.js';
 
 const ARTIFACT = 'files.tar';
@@ -94,7 +94,7 @@ async function* backup(
         uid: entry.stat.uid,
         gid: entry.stat.gid,
         size: entry.type === 'file' ? entry.stat.size : 0,
-        mtime: `${entry.stat.mtimeNs / 1_000_000_000n}.${(entry.stat.mtimeNs % 1_000_000_000n).toString().padStart(9, '0')}`,
+        mtime: mtimeOfNs(entry.stat.mtimeNs),
         ...(entry.linkname !== undefined ? { linkname: entry.linkname } : {}),
       });
       if (entry.type !== 'file') {

@@ -103,6 +103,10 @@ export function entryHeader(entry: TarEntry): Buffer {
   return bytes;
 }
 
+/** A TarEntry's mtime ("seconds.nanoseconds") from stat's mtimeNs. */
+export const mtimeOfNs = (ns: bigint): string =>
+  `${ns / 1_000_000_000n}.${(ns % 1_000_000_000n).toString().padStart(9, '0')}`;
+
 /** Zero bytes that pad `size` bytes of data to a whole block. */
 export const padding = (size: number): Buffer => Buffer.alloc(pad(size));
 

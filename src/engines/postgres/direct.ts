@@ -34,6 +34,7 @@
 // writes are forced on during a backup and recovery replays the WAL from the backup's start over them;
 // a file that shrinks is zero-filled to the size its header announced, one that vanished is left out.
 import {
+  type BigIntStats,
   closeSync,
   constants,
   fstatSync,
@@ -51,7 +52,7 @@ import type pg from 'pg';
 import { LifeboatError } from '../../errors.js';
 import type { DirectSource } from '../../util/read-fd.js';
 import { entrySource } from '../files/entry-source.js';
-import { END_OF_ARCHIVE, entryHeader, padding, type EntryType } from '../files/tar.js';
+import { END_OF_ARCHIVE, entryHeader, mtimeOfNs, padding, type EntryType } from '../files/tar.js';
 import { vanished } from '../files/walk.js';
 import { type Endpoint, connect } from './connection.js';
 import {
@@ -104,6 +105,20 @@ export interface DataDirectoryEntry {
   dev: bigint;
 }
 
+/** An entry from what (l)stat says of it. */
+const entryOf = (path: string, absolute: string, info: BigIntStats, type: EntryType): DataDirectoryEntry => ({
+  path,
+  absolute,
+  type,
+  mode: Number(info.mode & 0o7777n),
+  uid: Number(info.uid),
+  gid: Number(info.gid),
+  size: type === 'file' ? Number(info.size) : 0,
+  mtimeNs: info.mtimeNs,
+  ino: info.ino,
+  dev: info.dev,
+});
+
 /**
  * The entries of a running cluster's data directory that a base backup carries, in name order, each
  * directory before its contents. Entries that vanish while it walks are left out. pg_wal and the
@@ -132,30 +147,13 @@ export function* dataDirectoryEntries(
       throw error;
     }
   };
-  const entry = (
-    path: string,
-    absolute: string,
-    info: NonNullable<ReturnType<typeof stat>>,
-    type: EntryType,
-  ): DataDirectoryEntry => ({
-    path,
-    absolute,
-    type,
-    mode: Number(info.mode & 0o7777n),
-    uid: Number(info.uid),
-    gid: Number(info.gid),
-    size: type === 'file' ? Number(info.size) : 0,
-    mtimeNs: info.mtimeNs,
-    ino: info.ino,
-    dev: info.dev,
-  });
   /** A directory entry for a directory or a symlink to one (its target's mode; 0700 if unresolved). */
   const directoryEntry = (path: string, absolute: string, info: NonNullable<ReturnType<typeof stat>>) => {
     // `${absolute}/.` (not join(), which normalizes the dot away): lstat resolves the link for it.
     const target = info.isDirectory() ? info : stat(`${absolute}/.`);
     return target?.isDirectory()
-      ? entry(path, absolute, target, 'directory')
-      : { ...entry(path, absolute, info, 'directory'), mode: 0o700 };
+      ? entryOf(path, absolute, target, 'directory')
+      : { ...entryOf(path, absolute, info, 'directory'), mode: 0o700 };
   };
 
   function* visit(relative: string, absolute: string): Generator<DataDirectoryEntry> {
@@ -194,7 +192,7 @@ export function* dataDirectoryEntries(
         yield status !== undefined && (status.isDirectory() || status.isSymbolicLink())
           ? directoryEntry('pg_wal/archive_status', join(child, 'archive_status'), status)
           : {
-              ...entry('pg_wal/archive_status', join(child, 'archive_status'), info, 'directory'),
+              ...entryOf('pg_wal/archive_status', join(child, 'archive_status'), info, 'directory'),
               mode: 0o700,
             };
       } else if (EMPTIED.has(name) && directoryLike) {
@@ -202,10 +200,10 @@ export function* dataDirectoryEntries(
       } else if (info.isSymbolicLink()) {
         skipped?.(path, 'a symbolic link (pg_basebackup too keeps none outside pg_tblspc)');
       } else if (info.isDirectory()) {
-        yield entry(path, child, info, 'directory');
+        yield entryOf(path, child, info, 'directory');
         yield* visit(path, child);
       } else if (info.isFile()) {
-        yield entry(path, child, info, 'file');
+        yield entryOf(path, child, info, 'file');
       } else {
         skipped?.(path, 'not a file, directory or symbolic link');
       }
@@ -224,7 +222,7 @@ const headerOf = (
     uid: entry.uid,
     gid: entry.gid,
     size: entry.type === 'file' ? entry.size : 0,
-    mtime: `${entry.mtimeNs / 1_000_000_000n}.${(entry.mtimeNs % 1_000_000_000n).toString().padStart(9, '0')}`,
+    mtime: mtimeOfNs(entry.mtimeNs),
   });
 
 /** A file written into the tar from memory (backup_label, an archive_status .done). */
@@ -328,6 +326,19 @@ export function chainedSource(
       }
     },
   };
+}
+
+/**
+ * The WAL hold on a session: a temporary physical replication slot that reserves WAL from the last
+ * checkpoint's redo point (before a backup's own), dropped by the server when the session ends. The
+ * session sits idle through a whole backup: idle_session_timeout (PostgreSQL 14+) is turned off for
+ * it. Resolves to the slot's name.
+ */
+export async function holdWalOn(client: pg.Client, major: number): Promise<string> {
+  const slot = `lifeboat_${process.pid}_${randomBytes(4).toString('hex')}`;
+  if (major >= 14) await client.query('SET idle_session_timeout = 0');
+  await client.query('SELECT pg_create_physical_replication_slot($1, true, true)', [slot]);
+  return slot;
 }
 
 /** What the server says about itself and this session, for checkOwnDirectory. */
@@ -465,10 +476,7 @@ export async function startDirectBackup(
     checkOwnDirectory(dataDirectory, facts!);
     const spaces = readdirSync(join(dataDirectory, 'pg_tblspc'));
     if (spaces.length > 0) throw new Error(`the cluster has ${spaces.length} extra tablespace(s)`);
-    if (major >= 14) await client.query('SET idle_session_timeout = 0');
-    // The WAL hold: the slot reserves WAL from the last checkpoint's redo point, before the backup's own.
-    slot = `lifeboat_${process.pid}_${randomBytes(4).toString('hex')}`;
-    await client.query('SELECT pg_create_physical_replication_slot($1, true, true)', [slot]);
+    slot = await holdWalOn(client, major);
     const label = `lifeboat base backup ${new Date().toISOString()}`;
     startLsn = (
       await client.query<{ lsn: string }>(
@@ -553,19 +561,7 @@ export async function startDirectBackup(
       }
       let entry: DataDirectoryEntry;
       try {
-        const info = fstatSync(fd, { bigint: true });
-        entry = {
-          path: `pg_wal/${name}`,
-          absolute,
-          type: 'file',
-          mode: Number(info.mode & 0o7777n),
-          uid: Number(info.uid),
-          gid: Number(info.gid),
-          size: Number(info.size),
-          mtimeNs: info.mtimeNs,
-          ino: info.ino,
-          dev: info.dev,
-        };
+        entry = entryOf(`pg_wal/${name}`, absolute, fstatSync(fd, { bigint: true }), 'file');
         if (!isHistoryName(name)) {
           // A segment's first page says which segment it holds (xlp_pageaddr): a file recycled under
           // this name would still hold an older one.

@@ -24,8 +24,6 @@
 //                  server means archive_command is failing: archive.checkTimeout after the server's
 //                  first notice (LB_WAL_TIMEOUT) instead of hanging.
 
-import { randomBytes } from 'node:crypto';
-
 import { redactCommandLine } from '../../util/redact.js';
 import { LifeboatError } from '../../errors.js';
 import { parseDuration } from '../../util/duration.js';
@@ -44,7 +42,7 @@ import {
   toolPath,
   withClient,
 } from './connection.js';
-import { type DirectBackup, startDirectBackup } from './direct.js';
+import { type DirectBackup, holdWalOn, startDirectBackup } from './direct.js';
 import { databaseStats } from './stats.js';
 import { formatLsn, parseBackupLabel, parseLsn, segmentName, segmentOfLsn } from './wal-names.js';
 
@@ -183,10 +181,9 @@ async function holdWal(endpoint: Endpoint, major: number): Promise<WalHold | str
   } catch (error) {
     return (error as Error).message; // -X none needs no extra session (max_connections reached, say)
   }
-  const slot = `lifeboat_${process.pid}_${randomBytes(4).toString('hex')}`;
+  let slot: string;
   try {
-    if (major >= 14) await client.query('SET idle_session_timeout = 0');
-    await client.query('SELECT pg_create_physical_replication_slot($1, true, true)', [slot]);
+    slot = await holdWalOn(client, major);
   } catch (error) {
     await client.end().catch(() => undefined);
     return (error as Error).message;
