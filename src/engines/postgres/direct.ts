@@ -365,14 +365,7 @@ export function checkOwnDirectory(dataDirectory: string, server: ServerIdentity,
   let system: bigint;
   let postmaster: string[];
   try {
-    const control = Buffer.alloc(8);
-    const fd = openSync(join(dataDirectory, 'global', 'pg_control'), 'r');
-    try {
-      readSync(fd, control, 0, 8, 0);
-    } finally {
-      closeSync(fd);
-    }
-    system = control.readBigUInt64LE(0);
+    system = readFileSync(join(dataDirectory, 'global', 'pg_control')).readBigUInt64LE(0);
     postmaster = readFileSync(join(dataDirectory, 'postmaster.pid'), 'utf8').split('\n');
   } catch (error) {
     throw new Error(

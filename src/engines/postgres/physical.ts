@@ -345,7 +345,7 @@ export async function* physicalBackup(
     return resultOf(sniffer.label, parseLsn(range.end), range.timeline);
   };
   /** The snapshot's stats and metadata of a base backup with this backup_label and end of WAL. */
-  const resultOf = (labelText: string, stopLsn: bigint, stopTimeline: number): BackupResult => {
+  const resultOf = (labelText: string, stopLsn: bigint, stopTimeline?: number): BackupResult => {
     const label = parseBackupLabel(labelText);
     if (label.startLsn === undefined || label.startSegment === undefined) {
       throw new LifeboatError('LB_ENGINE_FAILED', `backup_label has no START WAL LOCATION:\n${labelText}`);
@@ -362,7 +362,11 @@ export async function* physicalBackup(
       startTime: label.startTime,
       stopLsn: formatLsn(stopLsn),
       // The segment holding the last byte of the backup's WAL: the archive must reach it.
-      stopSegment: segmentName(stopTimeline, segmentOfLsn(stopLsn - 1n, segmentSize), segmentSize),
+      stopSegment: segmentName(
+        stopTimeline ?? label.startTimeline ?? 1,
+        segmentOfLsn(stopLsn - 1n, segmentSize),
+        segmentSize,
+      ),
       label: labelText,
       extensions,
     };
@@ -377,7 +381,7 @@ export async function* physicalBackup(
     options.log?.(`reading the data directory ${direct.dataDirectory} (base backup from ${direct.startLsn})`);
     yield { name: 'base.tar', source: direct.tar, chunking: 'tar' };
     const { stopLsn, label } = direct.stopped();
-    return resultOf(label, stopLsn, parseBackupLabel(label).startTimeline ?? 1);
+    return resultOf(label, stopLsn); // a primary's backup ends on the timeline it started on
   };
   if (source.baseBackup !== 'pg_basebackup') {
     const direct = await startDirectBackup(endpoint, major, segmentSize, options.signal, options.log);
