@@ -45,6 +45,11 @@
 #      (archive_command switched back), the first tool of a round alternating. The single base backups
 #      of step 2 are minutes apart, and this machine's speed drifts by tens of percent within minutes;
 #      the median of alternating rounds is the figure to read.
+#   2c. Restores and asynchronous WAL drains again, alternating, for the same reason: $BENCH_PG_ROUNDS
+#      rounds of both tools' restores (each tool's step-2 base backup to the end of its archive, now both
+#      WAL steps: ~130 segments; untimed check of pgbench_accounts), then $BENCH_PG_ROUNDS rounds of
+#      asynchronous drains of a fresh backlog each. It runs before 2b, whose pgBackRest full backups would
+#      otherwise become the backup pgBackRest restores.
 #   3. Per-segment push latency: $BENCH_PG_PUSH_SEGMENTS copies of real 16 MiB segments from the first
 #      pgbench run, each pushed by hand (`lifeboat wal-push`, `pgbackrest archive-push`) into a fresh
 #      repository / stanza, each push timed with GNU time; mean wall and CPU, max RSS.
@@ -78,7 +83,8 @@
 #   - lifeboat uses its defaults: zstd level 3, two worker threads, 16 MiB packs, local repository.
 #   - Restore times end when the server has left recovery (pg_is_in_recovery() false, so it accepts
 #     writes); both restores start their server with the same pg_ctl options. CPU and RSS of a restore
-#     are those of the command (lifeboat's process with its tar; pgbackrest restore with its workers);
+#     are those of the command (lifeboat's process, which extracts the tar itself; pgbackrest restore
+#     with its workers);
 #     the server and the restore_command processes it runs are not children of it and are not counted,
 #     for either tool.
 #   - lifeboat runs through its CLI, built by tsc from a copy of src/ (work tree, or BENCH_LIFEBOAT_REF)
@@ -92,6 +98,8 @@
 #   BENCH_PG_PUSH_SEGMENTS  segments pushed by hand per tool for the push latency (default 10)
 #   BENCH_PG_PUSH_AHEAD     lifeboat's archive.pushAhead in the asynchronous WAL step (default 32)
 #   BENCH_PG_BASE_ROUNDS    alternating base-backup rounds of step 2b (default 3; 0 skips the step)
+#   BENCH_PG_ROUNDS         alternating restore rounds and asynchronous-drain rounds of step 2c (default 3;
+#                           0 skips the step)
 #   BENCH_PG_ORDER          order of the physical phases (default "lifeboat pgbackrest")
 #   BENCH_DIR               scratch directory (default /tmp/lifeboat-bench-pg); emptied at the start,
 #                           clusters, repositories and dumps removed at the end (logs and the report kept)
@@ -106,6 +114,7 @@ SEGMENTS="${BENCH_PG_SEGMENTS:-64}"
 PUSH_SEGMENTS="${BENCH_PG_PUSH_SEGMENTS:-10}"
 PUSH_AHEAD="${BENCH_PG_PUSH_AHEAD:-32}"
 BASE_ROUNDS="${BENCH_PG_BASE_ROUNDS:-3}"
+ROUNDS="${BENCH_PG_ROUNDS:-3}"
 BASE_METHOD="${BENCH_PG_BASE_BACKUP:-auto}" # written into lifeboat's config only when set (builds before it lack the key)
 ORDER="${BENCH_PG_ORDER:-lifeboat pgbackrest}"
 SCRATCH="${BENCH_DIR:-/tmp/lifeboat-bench-pg}"
@@ -116,7 +125,7 @@ BUILD="$SCRATCH/build"
 SOURCE_DATA="$SCRATCH/source"
 SOCKETS="$SCRATCH/run"
 PASSWORD="lifeboat-bench-password"
-COMMAND_LINE="$(for name in BENCH_PG_SCALE BENCH_PG_TEXT_ROWS BENCH_PG_SEGMENTS BENCH_PG_PUSH_SEGMENTS BENCH_PG_PUSH_AHEAD BENCH_PG_BASE_ROUNDS BENCH_PG_BASE_BACKUP BENCH_PG_ORDER BENCH_DIR BENCH_KEEP BENCH_LIFEBOAT_REF; do
+COMMAND_LINE="$(for name in BENCH_PG_SCALE BENCH_PG_TEXT_ROWS BENCH_PG_SEGMENTS BENCH_PG_PUSH_SEGMENTS BENCH_PG_PUSH_AHEAD BENCH_PG_BASE_ROUNDS BENCH_PG_ROUNDS BENCH_PG_BASE_BACKUP BENCH_PG_ORDER BENCH_DIR BENCH_KEEP BENCH_LIFEBOAT_REF; do
   if [ -n "${!name:-}" ]; then printf '%s=%q ' "$name" "${!name}"; fi
 done)bench/postgres.sh${*:+ $*}"
 
@@ -612,6 +621,55 @@ for tool in $ORDER; do
 done
 set_archive_command ''
 
+# --- 2c. restores and asynchronous WAL drains again, alternating rounds ---------------------------------
+# Step 2 restores and drains once per tool, minutes apart, and this machine's speed drifts by tens of
+# percent within minutes: the medians of alternating rounds are the figures to read. A restore round
+# restores each tool's latest backup (its step-2 base backup) to the end of its archive (by now both
+# WAL steps of step 2: about 130 segments for either tool), checks pgbench_accounts and stops the server;
+# an asynchronous round is step 2's asynchronous drain of a fresh backlog.
+restore_round() { # restore_round TOOL ROUND
+  local tool=$1 round=$2 dir port got
+  case $tool in
+    lifeboat) dir="$SCRATCH/restore-lifeboat" port=$LIFEBOAT_PORT ;;
+    pgbackrest) dir="$SCRATCH/restore-pgbackrest" port=$PGBACKREST_PORT ;;
+  esac
+  rm -rf "$dir"
+  mkdir -m 700 "$dir" && chown postgres:postgres "$dir"
+  case $tool in
+    lifeboat) timed "lifeboat.restore.r$round" lifeboat "${LIFEBOAT[@]}" -c "$LIFEBOAT_CONFIG" restore latest --at latest --target main --yes --json || true ;;
+    pgbackrest) timed "pgbackrest.restore.r$round" pgbackrest "$SCRATCH/pgbackrest-restore.sh" || true ;;
+  esac
+  got=$(psql_at "$port" bench "SELECT count(*) FROM pgbench_accounts" 2>&1) || got="(not queryable: $(echo "$got" | tail -c 200 | tr '\n' ' '))"
+  if [ "$got" != "$ACCOUNTS_EXPECTED" ]; then
+    fail_note "$tool" "restore round $round: pgbench_accounts has $got rows, expected $ACCOUNTS_EXPECTED"
+  fi
+  stop_server "$dir"
+  rm -rf "$dir"
+}
+declare -a RESTORE_ROUND_KEYS=() ASYNC_ROUND_KEYS=()
+if [ "$ROUNDS" -gt 0 ] && [ -n "${results[lifeboat.restore]:-}" ] && [ -n "${results[pgbackrest.restore]:-}" ]; then
+  for round in $(seq 1 "$ROUNDS"); do
+    tools=(lifeboat pgbackrest)
+    if [ $((round % 2)) -eq 0 ]; then tools=(pgbackrest lifeboat); fi
+    for tool in "${tools[@]}"; do restore_round "$tool" "$round"; done
+    RESTORE_ROUND_KEYS+=("r$round")
+  done
+fi
+if [ "$ROUNDS" -gt 0 ] && [ -n "${values[lifeboat.async.seconds]:-}" ] && [ -n "${values[pgbackrest.async.seconds]:-}" ]; then
+  for round in $(seq 1 "$ROUNDS"); do
+    tools=(pgbackrest lifeboat)
+    if [ $((round % 2)) -eq 0 ]; then tools=(lifeboat pgbackrest); fi
+    for tool in "${tools[@]}"; do
+      case $tool in
+        lifeboat) wal_backlog lifeboat "async.r$round" "$LIFEBOAT_ASYNC_ARCHIVE_COMMAND" "$SCRATCH/repo-lifeboat" 0 || true ;;
+        pgbackrest) wal_backlog pgbackrest "async.r$round" "$PGBACKREST_ASYNC_ARCHIVE_COMMAND" "$SCRATCH/repo-pgbackrest" 0 || true ;;
+      esac
+    done
+    ASYNC_ROUND_KEYS+=("r$round")
+  done
+  set_archive_command ''
+fi
+
 # --- 2b. base backups, alternating rounds ------------------------------------------------------------------
 # prepare_base_round TOOL ROUND: archive_command switched to the tool (lifeboat: a fresh repository for the
 # round), a segment switched and archived; untimed. Prints the repository directory.
@@ -731,6 +789,26 @@ base_round_ratios() {
   for key in "${BASE_ROUND_KEYS[@]}"; do out+=("$(ratio "$(field "lifeboat.base.$key" wall)" "$(field "pgbackrest.base.$key" wall)")"); done
   (IFS=,; echo "${out[*]}" | sed 's/,/, /g')
 }
+median() { # median: of the numbers on standard input, or "–"
+  grep -E '^[0-9.]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "–"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+round_wall() { # round_wall TOOL KIND ROUND: a round's wall s (restore: timed; async: the drain)
+  if [ "$2" = restore ]; then field "$1.restore.$3" wall; else echo "${values[$1.async.$3.seconds]:-–}"; fi
+}
+rounds_median() { # rounds_median TOOL KIND KEYS...
+  local tool=$1 kind=$2 key
+  shift 2
+  for key in "$@"; do round_wall "$tool" "$kind" "$key"; echo; done | median
+}
+rounds_list() { # rounds_list TOOL|ratio KIND KEYS...: each round's wall s (or lifeboat/peer ratio), in order
+  local tool=$1 kind=$2 key out=()
+  shift 2
+  for key in "$@"; do
+    if [ "$tool" = ratio ]; then out+=("$(ratio "$(round_wall lifeboat "$kind" "$key")" "$(round_wall pgbackrest "$kind" "$key")")")
+    else out+=("$(round_wall "$tool" "$kind" "$key")"); fi
+  done
+  (IFS=,; echo "${out[*]}" | sed 's/,/, /g')
+}
 per() { awk -v a="$1" -v n="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && n > 0) printf "%.3f", a / n; else print "–" }'; }
 row() { echo "| $1 | $2 | $3 | $(ratio "$2" "$3") |"; }
 
@@ -789,6 +867,10 @@ PB_ASYNC=${values[pgbackrest.async.segments]:-0}
   row "… per segment, wall s" "$(per "${values[lifeboat.async.seconds]:-}" "$LB_ASYNC")" "$(per "${values[pgbackrest.async.seconds]:-}" "$PB_ASYNC")"
   row "… machine CPU s during the drain (all processes)" "${values[lifeboat.async.machine]:-–}" "${values[pgbackrest.async.machine]:-–}"
   row "… stored MiB per segment" "$(per "$(delta_mib "${values[lifeboat.async.after]:-}" "${values[lifeboat.async.before]:-}")" "$LB_ASYNC")" "$(per "$(delta_mib "${values[pgbackrest.async.after]:-}" "${values[pgbackrest.async.before]:-}")" "$PB_ASYNC")"
+  if [ "${#ASYNC_ROUND_KEYS[@]}" -gt 0 ]; then
+    row "WAL backlog, asynchronous, median of ${#ASYNC_ROUND_KEYS[@]} alternating rounds (step 2c), wall s" "$(rounds_median lifeboat async "${ASYNC_ROUND_KEYS[@]}")" "$(rounds_median pgbackrest async "${ASYNC_ROUND_KEYS[@]}")"
+    echo "| … each round, wall s | $(rounds_list lifeboat async "${ASYNC_ROUND_KEYS[@]}") | $(rounds_list pgbackrest async "${ASYNC_ROUND_KEYS[@]}") | $(rounds_list ratio async "${ASYNC_ROUND_KEYS[@]}") |"
+  fi
   row "push by hand (${#PUSH_NAMES[@]} segments), mean wall s" "$(push_stat lifeboat wall)" "$(push_stat pgbackrest wall)"
   row "… mean CPU s" "$(push_stat lifeboat cpu)" "$(push_stat pgbackrest cpu)"
   row "… peak RSS MiB" "$(push_stat lifeboat rss)" "$(push_stat pgbackrest rss)"
@@ -798,6 +880,10 @@ PB_ASYNC=${values[pgbackrest.async.segments]:-0}
   row "… WAL files fetched by restore_command" "${values[lifeboat.recovery.files]:-–}" "${values[pgbackrest.recovery.files]:-–}"
   row "restore, CPU s (the command; not the server)" "$(field lifeboat.restore cpu)" "$(field pgbackrest.restore cpu)"
   row "restore, peak RSS MiB" "$(field lifeboat.restore rss)" "$(field pgbackrest.restore rss)"
+  if [ "${#RESTORE_ROUND_KEYS[@]}" -gt 0 ]; then
+    row "restore + recovery to end, median of ${#RESTORE_ROUND_KEYS[@]} alternating rounds (step 2c, ~130 segments), wall s" "$(rounds_median lifeboat restore "${RESTORE_ROUND_KEYS[@]}")" "$(rounds_median pgbackrest restore "${RESTORE_ROUND_KEYS[@]}")"
+    echo "| … each round, wall s | $(rounds_list lifeboat restore "${RESTORE_ROUND_KEYS[@]}") | $(rounds_list pgbackrest restore "${RESTORE_ROUND_KEYS[@]}") | $(rounds_list ratio restore "${RESTORE_ROUND_KEYS[@]}") |"
+  fi
   echo
   echo "pgBackRest settings: compress-type=zst, compress-level=3, process-max=2, repo1-cipher-type=aes-256-cbc (passphrase)," \
     "start-fast=y, archive-async=n (=y in the asynchronous WAL step, with spool-path), log-level-file=info, local repo1-path; restore with --archive-mode=off." \

@@ -98,6 +98,13 @@ export interface ArtifactSource {
   names: readonly string[];
   /** The verified plaintext of one artifact; errors (corruption, missing data) surface on the stream. */
   open(name: string): Readable;
+  /**
+   * The same plaintext as chunks of shared memory reused from one to the next (Repository.
+   * readArtifactBorrowed): each chunk is valid only until the next is asked for, so the consumer must
+   * write it out (or copy it) first. Cheaper for a consumer that finishes each chunk in turn (no new
+   * memory for the garbage collector per segment). Optional: fall back to open().
+   */
+  openBorrowed?(name: string): AsyncIterable<Buffer>;
 }
 
 /** Where a point-in-time recovery stops (engines with a log archive: PostgreSQL). */

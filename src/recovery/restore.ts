@@ -318,18 +318,32 @@ export async function restoreStep(
   options: ExecuteOptions,
 ): Promise<RestoreResult> {
   const engine = engineFor(step.engine);
+  const recordOf = (name: string) => {
+    const record = step.snapshot.artifacts.find((artifact) => artifact.name === name);
+    if (!record)
+      throw new LifeboatError(
+        'LB_SNAPSHOT_NOT_FOUND',
+        `snapshot ${step.snapshot.id.slice(0, 8)} has no artifact ${name}`,
+      );
+    return record;
+  };
   const artifacts: ArtifactSource = {
     names: step.snapshot.artifacts.map((artifact) => artifact.name),
     open: (name) => {
-      const record = step.snapshot.artifacts.find((artifact) => artifact.name === name);
-      if (!record)
-        throw new LifeboatError(
-          'LB_SNAPSHOT_NOT_FOUND',
-          `snapshot ${step.snapshot.id.slice(0, 8)} has no artifact ${name}`,
-        );
-      const stream = repository.readArtifact(record);
+      const stream = repository.readArtifact(recordOf(name));
       if (options.onBytes) stream.on('data', (chunk: Buffer) => options.onBytes!(chunk.length));
       return stream;
+    },
+    openBorrowed: (name) => {
+      const chunks = repository.readArtifactBorrowed(recordOf(name));
+      const onBytes = options.onBytes;
+      if (!onBytes) return chunks;
+      return (async function* () {
+        for await (const chunk of chunks) {
+          onBytes(chunk.length);
+          yield chunk;
+        }
+      })();
     },
   };
   const pointInTime =

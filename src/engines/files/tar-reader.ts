@@ -5,6 +5,10 @@
 // stream of its own with its events and buffers. Here an entry's data is a slice of the archive's own
 // buffers: a small file's bytes arrive as one Buffer, a large file's as an async iterable of slices.
 //
+// The input may be borrowed chunks (each valid only until the next is asked for): what the reader
+// keeps across a read is copied first, and what it hands out (an entry's data, a slice) is valid until
+// the caller asks for more.
+//
 // It reads any archive lifeboat writes (tar.ts) and what common tar writers produce: ustar names with a
 // prefix, pax records (path, linkpath, size, uid, gid, mtime) local and global, GNU long names and link
 // names, base-256 numbers. Everything else about an entry (its type flag, other pax keys) is passed on
@@ -63,21 +67,24 @@ class ByteReader {
     return this.buffer.length - this.offset;
   }
 
-  /** Reads more input; false at its end. */
+  /**
+   * Reads more input; false at its end. What is left of the current buffer is copied before the next
+   * one is asked for: an input of borrowed chunks (Repository.readArtifactBorrowed) may reuse a chunk's
+   * memory as soon as the next is asked for.
+   */
   private async more(): Promise<boolean> {
     if (this.done) return false;
+    const rest = this.available === 0 ? undefined : Buffer.from(this.buffer.subarray(this.offset));
+    this.buffer = Buffer.alloc(0);
+    this.offset = 0;
     const next = await this.iterator.next();
     if (next.done) {
       this.done = true;
+      if (rest !== undefined) this.buffer = rest;
       return false;
     }
     const chunk = next.value as Buffer;
-    if (this.available === 0) {
-      this.buffer = chunk;
-    } else {
-      this.buffer = Buffer.concat([this.buffer.subarray(this.offset), chunk]);
-    }
-    this.offset = 0;
+    this.buffer = rest === undefined ? chunk : Buffer.concat([rest, chunk]);
     return true;
   }
 

@@ -18,8 +18,10 @@ import { mkdir, readFile, readdir, rm, stat, writeFile, chmod } from 'node:fs/pr
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
+import prettyBytes from 'pretty-bytes';
+
 import { LifeboatError } from '../../errors.js';
-import { runTool, runToolWithInput } from '../../util/process.js';
+import { runTool } from '../../util/process.js';
 import type {
   ArtifactSource,
   PointInTimeOptions,
@@ -29,6 +31,7 @@ import type {
 } from '../engine.js';
 import type { PostgresTarget } from './config.js';
 import { endpointOf, withClient } from './connection.js';
+import { extractBaseTar } from './extract.js';
 import type { PhysicalMetadata } from './physical.js';
 import { prefetchingCommand, prepareSpool, runPrefetch, spoolOf } from './prefetch.js';
 
@@ -181,15 +184,12 @@ export async function physicalRestore(
     log(`emptied ${dataDirectory} (--force)`);
   }
   await mkdir(dataDirectory, { recursive: true, mode: 0o700 });
-  await runToolWithInput('tar', ['-x', '-f', '-', '-C', dataDirectory], artifacts.open(metadata.artifact), {
-    signal: options.signal,
-    describe: (exit) =>
-      new LifeboatError(
-        'LB_ENGINE_FAILED',
-        `tar could not extract base.tar into ${dataDirectory}: ${exit.stderr}`,
-      ),
-  });
-  log(`extracted base backup (${metadata.startSegment}, ${metadata.serverVersion}) into ${dataDirectory}`);
+  // Borrowed chunks where the caller has them: the extraction writes each out before asking for the next.
+  const archive = artifacts.openBorrowed?.(metadata.artifact) ?? artifacts.open(metadata.artifact);
+  const extracted = await extractBaseTar(archive, dataDirectory, options.signal);
+  log(
+    `extracted base backup (${metadata.startSegment}, ${metadata.serverVersion}) into ${dataDirectory}: ${extracted.files} files, ${prettyBytes(extracted.bytes)}`,
+  );
   await rm(join(dataDirectory, 'standby.signal'), { force: true });
   const prefetching = physical.start && physical.prefetch !== undefined;
   const spool = spoolOf(dataDirectory);
