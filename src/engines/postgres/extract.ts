@@ -140,7 +140,7 @@ export async function extractBaseTar(
       await utimes(directory.path, directory.mtime, directory.mtime);
     }
   } catch (error) {
-    if (error instanceof LifeboatError) throw error;
+    if (error instanceof LifeboatError || signal?.aborted) throw error; // an abort goes up as itself
     throw new LifeboatError(
       'LB_ENGINE_FAILED',
       `could not extract base.tar into ${dataDirectory}${current ? ` (at ${current})` : ''}: ${(error as Error).message}`,

@@ -229,6 +229,7 @@ export async function physicalRestore(
         metadata.segmentSize,
         () => recoveryEnded,
         log,
+        owner,
       )
     : Promise.resolve(0);
   try {

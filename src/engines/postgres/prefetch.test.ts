@@ -1,0 +1,180 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { prefetchingCommand, prepareSpool, runPrefetch } from './prefetch.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'lifeboat-prefetch-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const me = { uid: process.getuid!(), gid: process.getgid!() };
+const SIZE = 16 * 1024 * 1024;
+let made = 0;
+
+/** Runs a restore_command the way PostgreSQL does (sh -c, %f and %p substituted): its exit status. */
+function restoreCommand(command: string, file: string, path: string): number {
+  const line = command.replaceAll('%f', file).replaceAll('%p', path);
+  return spawnSync('sh', ['-c', line]).status!;
+}
+
+describe('the prefetching restore_command', () => {
+  it('takes a spooled file, copies a kept one, answers a known-missing one, else runs the fallback', async () => {
+    const spool = join(scratch, `spool-${made++}`);
+    await prepareSpool(spool, me);
+    const ran = join(scratch, `fallback-${made}`);
+    const command = prefetchingCommand(spool, `echo %f >> ${ran}; exit 1`);
+    writeFileSync(join(spool, '000000010000000000000003'), 'segment 3');
+    writeFileSync(join(spool, '.keep', '00000002.history'), 'history 2');
+    writeFileSync(join(spool, '.none', '00000003.history'), '');
+    const into = join(scratch, `RECOVERYXLOG-${made}`);
+
+    expect(restoreCommand(command, '000000010000000000000003', into)).toBe(0);
+    expect(readFileSync(into, 'utf8')).toBe('segment 3');
+    expect(existsSync(join(spool, '000000010000000000000003'))).toBe(false); // taken (a rename)
+    // Kept files answer every time.
+    for (let time = 0; time < 2; time++) {
+      rmSync(into, { force: true });
+      expect(restoreCommand(command, '00000002.history', into)).toBe(0);
+      expect(readFileSync(into, 'utf8')).toBe('history 2');
+    }
+    // Known missing: "not in the archive" without running the fallback.
+    rmSync(into, { force: true });
+    expect(restoreCommand(command, '00000003.history', into)).toBe(1);
+    expect(existsSync(into)).toBe(false);
+    expect(existsSync(ran)).toBe(false);
+    // Anything else, and a spool that is gone: the fallback decides.
+    expect(restoreCommand(command, '000000010000000000000004', into)).toBe(1);
+    rmSync(spool, { recursive: true });
+    expect(restoreCommand(command, '00000003.history', into)).toBe(1);
+    expect(readFileSync(ran, 'utf8')).toBe('000000010000000000000004\n00000003.history\n');
+  });
+
+  it('quotes the spool for the shell', () => {
+    const spool = join(scratch, "it's here");
+    expect(prefetchingCommand(spool, 'fetch')).toContain(`'${scratch}/it'\\''s here'/.keep/%f`);
+    execFileSync('sh', ['-n', '-c', prefetchingCommand(spool, 'fetch %f "%p"')]);
+  });
+});
+
+describe('runPrefetch', () => {
+  const hex = (value: number) => value.toString(16).toUpperCase().padStart(8, '0');
+  const segment = (timeline: number, number: number) => `${hex(timeline)}00000000${hex(number)}`;
+
+  it('spools segments in order within the window, keeps history files and the last segment, marks what is missing', async () => {
+    const spool = join(scratch, `spool-${made++}`);
+    await prepareSpool(spool, me);
+    // Timeline 2 branched off at segment 5; segment 9 is archived while the restore runs.
+    const archive = new Map<string, string>([
+      ['00000002.history', '1\t0/5000000\tno recovery target specified\n'],
+      [segment(1, 2), 'old, before the start'],
+      ...[3, 4, 5, 6].map((n) => [segment(1, n), `1/${n}`] as [string, string]),
+      ...[5, 6, 7, 8].map((n) => [segment(2, n), `2/${n}`] as [string, string]),
+      ['000000010000000000000004.00000028.backup', 'label'],
+    ]);
+    const listings: string[][] = [];
+    const reads: string[] = [];
+    let stop = false;
+    const taken: string[] = [];
+    let most = 0;
+    const prefetch = {
+      window: 2,
+      list: () => {
+        if (listings.length === 1) archive.set(segment(2, 9), '2/9'); // archived meanwhile
+        listings.push([...archive.keys()]);
+        return Promise.resolve([...archive.keys()]);
+      },
+      read: (name: string) => {
+        reads.push(name);
+        return Promise.resolve(Buffer.from(archive.get(name)!));
+      },
+    };
+    // The server: takes what is spooled, in order, now and then.
+    const server = (async () => {
+      while (!stop) {
+        const waiting = readdirSync(spool)
+          .filter((name) => !name.startsWith('.'))
+          .sort();
+        most = Math.max(most, waiting.length);
+        for (const name of waiting.slice(0, 1)) {
+          renameSync(join(spool, name), join(scratch, `taken-${made}-${name}`));
+          taken.push(name);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    const fetched = await runPrefetch(
+      spool,
+      prefetch,
+      segment(1, 3),
+      SIZE,
+      () => stop,
+      () => undefined,
+      me,
+    );
+    // Wait until the server has taken the rest.
+    while (readdirSync(spool).some((name) => !name.startsWith('.')))
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    stop = true;
+    await server;
+
+    const order = [
+      segment(1, 3),
+      segment(1, 4),
+      segment(1, 5),
+      segment(2, 5),
+      segment(1, 6),
+      segment(2, 6),
+      segment(2, 7),
+      segment(2, 8),
+      segment(2, 9),
+    ];
+    expect(reads).toEqual(['00000002.history', ...order]); // history files first, then by number and timeline
+    expect(taken.sort()).toEqual([...order].sort());
+    expect(most).toBeLessThanOrEqual(2);
+    expect(fetched).toBe(10); // nine segments and the history file
+    expect(listings).toHaveLength(3); // once, then at each end of what was listed
+    expect(readdirSync(join(spool, '.keep')).sort()).toEqual([
+      '00000002.history',
+      segment(2, 8),
+      segment(2, 9),
+    ]);
+    expect(readFileSync(join(spool, '.keep', segment(2, 9)), 'utf8')).toBe('2/9');
+    expect(readdirSync(join(spool, '.none')).sort()).toEqual(
+      ['00000001.history', segment(2, 10), '00000003.history'].sort(),
+    );
+  });
+
+  it('marks no missing segment when it is stopped before the end, and reports a failed read', async () => {
+    const spool = join(scratch, `spool-${made++}`);
+    await prepareSpool(spool, me);
+    const lines: string[] = [];
+    const fetched = await runPrefetch(
+      spool,
+      {
+        list: () => Promise.resolve([segment(1, 1), segment(1, 2)]),
+        read: (name: string) =>
+          name === segment(1, 2)
+            ? Promise.reject(new Error('pack missing'))
+            : Promise.resolve(Buffer.from('1')),
+      },
+      segment(1, 1),
+      SIZE,
+      () => false,
+      (line) => lines.push(line),
+      me,
+    );
+    expect(fetched).toBe(1);
+    expect(lines).toEqual(['WAL prefetch stopped (pack missing); the server fetches the rest itself']);
+    expect(readdirSync(join(spool, '.none'))).toEqual(['00000001.history', '00000002.history']);
+  });
+});
