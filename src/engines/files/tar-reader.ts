@@ -115,6 +115,13 @@ class ByteReader {
     for (let left = length; left > 0;) left -= (await this.slice(left)).length;
   }
 
+  /** Reads the input to its end, discarding it. */
+  async drain(): Promise<void> {
+    this.buffer = Buffer.alloc(0);
+    this.offset = 0;
+    while (!this.done) if ((await this.iterator.next()).done) this.done = true;
+  }
+
   /** Gives up the input (the consumer stopped early). */
   async close(): Promise<void> {
     await this.iterator.return?.();
@@ -207,7 +214,13 @@ export async function* readTar(
   try {
     for (;;) {
       const block = await reader.read(BLOCK);
-      if (block === undefined || isZero(block)) return; // the end (a missing second zero block is fine)
+      if (block === undefined || isZero(block)) {
+        // The end (a missing second zero block is fine). The rest of the input (padding to a record)
+        // is read all the same: an input that checks itself at its end (a repository artifact: its
+        // size and stream hash) reports a mismatch only when it is read to the end.
+        await reader.drain();
+        return;
+      }
       if (!tarChecksumMatches(block)) throw damaged('a header checksum does not match');
       const flag = String.fromCharCode(block[156]!);
       let size = number(block, 124, 12, 'size');

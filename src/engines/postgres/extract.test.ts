@@ -197,6 +197,39 @@ describe('extractBaseTar', () => {
     expect(readdirSync(elsewhere)).toEqual([]);
   });
 
+  it.each([
+    [
+      { path: 'base/1/link', type: 'symlink', mode: 0o777, mtime: '1.0', linkname: '/etc' },
+      /a symlink \(-> \/etc\) outside pg_tblspc/,
+    ],
+    [
+      { path: '.', type: 'file', mode: 0o600, mtime: '1.0', data: Buffer.from('x') },
+      /a file in place of the data directory/,
+    ],
+  ] as Array<[Item, RegExp]>)('refuses %o', async (item, why) => {
+    const directory = emptyDirectory();
+    await expect(
+      extractBaseTar(
+        archiveOf([{ path: 'base', type: 'directory', mode: 0o700, mtime: '1.0' }, item]),
+        directory,
+      ),
+    ).rejects.toMatchObject({ code: 'LB_RESTORE_UNSAFE', message: expect.stringMatching(why) as unknown });
+  });
+
+  it('reads its input to the end (a repository artifact checks its size and hash there)', async () => {
+    let ended = false;
+    const archive = archiveOf([
+      { path: 'PG_VERSION', type: 'file', mode: 0o600, mtime: '1.0', data: Buffer.from('15\n') },
+    ]);
+    async function* withPadding() {
+      for await (const chunk of archive) yield chunk as Buffer;
+      yield Buffer.alloc(8192); // what tar writers pad a record with
+      ended = true;
+    }
+    await extractBaseTar(withPadding(), emptyDirectory());
+    expect(ended).toBe(true);
+  });
+
   it('refuses a hard link and whatever else is not a directory, file or symlink', async () => {
     const source = join(scratch, 'links');
     mkdirSync(source);

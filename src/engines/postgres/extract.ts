@@ -7,8 +7,9 @@
 //
 // What it writes, and refuses:
 //   entries    directories, regular files and symbolic links, with their modes and mtimes (owners are
-//              the restoring user's; the caller chowns the tree when it runs as root). Anything else (a
-//              hard link, a device, a FIFO: pg_basebackup and lifeboat write none) is an error.
+//              the restoring user's; the caller chowns the tree when it runs as root). A symlink only as
+//              pg_tblspc/<oid> (a tablespace's link; lifeboat's own base backups hold none). Anything
+//              else (a hard link, a device, a FIFO: pg_basebackup and lifeboat write none) is an error.
 //   paths      relative, inside the data directory: an absolute path or a ".." segment is refused
 //              (LB_RESTORE_UNSAFE) before anything of that entry is written.
 //   no following  files are created with O_EXCL ("wx"), so nothing is written through a symlink or over
@@ -16,7 +17,7 @@
 //              pg_tblspc) is refused, since writing it would leave the data directory.
 //   durability none here, as with tar: the server fsyncs the whole data directory when it starts
 //              recovery from a backup_label (recovery_init_sync_method).
-import { closeSync, constants, futimesSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, futimesSync, openSync, writeSync } from 'node:fs';
 import { chmod, lutimes, mkdir, open, symlink, utimes } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 
@@ -85,8 +86,12 @@ export async function extractBaseTar(
       const path = relativePathOf(header);
       current = path;
       if (path === '') {
-        if (header.type === 'directory')
-          directories.push({ path: dataDirectory, mode: header.mode, mtime: header.mtime });
+        if (header.type !== 'directory')
+          throw new LifeboatError(
+            'LB_RESTORE_UNSAFE',
+            `refusing the base backup's entry ${JSON.stringify(header.name)}: a ${header.type} in place of the data directory`,
+          );
+        directories.push({ path: dataDirectory, mode: header.mode, mtime: header.mtime });
         continue;
       }
       await parentsOf(path, header.name);
@@ -98,6 +103,11 @@ export async function extractBaseTar(
         }
         directories.push({ path: target, mode: header.mode, mtime: header.mtime });
       } else if (header.type === 'symlink') {
+        if (!/^pg_tblspc\/[^/]+$/.test(path))
+          throw new LifeboatError(
+            'LB_RESTORE_UNSAFE',
+            `refusing the base backup's entry ${JSON.stringify(header.name)}: a symlink (-> ${header.linkname}) outside pg_tblspc`,
+          );
         await symlink(header.linkname, target);
         links.add(path);
         await lutimes(target, header.mtime, header.mtime);
@@ -108,6 +118,7 @@ export async function extractBaseTar(
           const fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
           try {
             writeAll(fd, data);
+            fchmodSync(fd, header.mode & 0o7777); // exactly the archived mode, whatever the umask
             futimesSync(fd, header.mtime, header.mtime);
           } finally {
             closeSync(fd);
@@ -116,15 +127,16 @@ export async function extractBaseTar(
           const handle = await open(target, 'wx', 0o600);
           try {
             for await (const slice of data) {
+              signal?.throwIfAborted(); // a relation file is up to 1 GiB
               for (let at = 0; at < slice.length;)
                 at += (await handle.write(slice, at, slice.length - at)).bytesWritten;
             }
+            await handle.chmod(header.mode & 0o7777);
             await handle.utimes(header.mtime, header.mtime);
           } finally {
             await handle.close();
           }
         }
-        if ((header.mode & 0o7777) !== 0o600) await chmod(target, header.mode & 0o7777);
         files++;
         bytes += header.size;
       } else {
@@ -136,6 +148,7 @@ export async function extractBaseTar(
     }
     // Directories last (writing into one changes its mtime), deepest first.
     for (const directory of directories.reverse()) {
+      current = directory.path;
       await chmod(directory.path, directory.mode & 0o7777);
       await utimes(directory.path, directory.mtime, directory.mtime);
     }

@@ -229,7 +229,7 @@ export async function physicalRestore(
         metadata.segmentSize,
         () => recoveryEnded,
         log,
-        owner,
+        { owner, toEnd: physical.recoveryTarget.kind === 'latest' },
       )
     : Promise.resolve(0);
   try {

@@ -70,6 +70,11 @@ describe('runPrefetch', () => {
   const hex = (value: number) => value.toString(16).toUpperCase().padStart(8, '0');
   const segment = (timeline: number, number: number) => `${hex(timeline)}00000000${hex(number)}`;
 
+  /** Resolves once `check()` holds (polled). */
+  const until = async (check: () => boolean) => {
+    while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
+  };
+
   it('spools segments in order within the window, keeps history files and the last segment, marks what is missing', async () => {
     const spool = join(scratch, `spool-${made++}`);
     await prepareSpool(spool, me);
@@ -81,7 +86,7 @@ describe('runPrefetch', () => {
       ...[5, 6, 7, 8].map((n) => [segment(2, n), `2/${n}`] as [string, string]),
       ['000000010000000000000004.00000028.backup', 'label'],
     ]);
-    const listings: string[][] = [];
+    let listings = 0;
     const reads: string[] = [];
     let stop = false;
     const taken: string[] = [];
@@ -89,8 +94,7 @@ describe('runPrefetch', () => {
     const prefetch = {
       window: 2,
       list: () => {
-        if (listings.length === 1) archive.set(segment(2, 9), '2/9'); // archived meanwhile
-        listings.push([...archive.keys()]);
+        if (++listings === 2) archive.set(segment(2, 9), '2/9'); // archived meanwhile
         return Promise.resolve([...archive.keys()]);
       },
       read: (name: string) => {
@@ -98,7 +102,7 @@ describe('runPrefetch', () => {
         return Promise.resolve(Buffer.from(archive.get(name)!));
       },
     };
-    // The server: takes what is spooled, in order, now and then.
+    // The server: takes what is spooled, one file at a time.
     const server = (async () => {
       while (!stop) {
         const waiting = readdirSync(spool)
@@ -112,21 +116,22 @@ describe('runPrefetch', () => {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     })();
-    const fetched = await runPrefetch(
+    const running = runPrefetch(
       spool,
       prefetch,
       segment(1, 3),
       SIZE,
       () => stop,
       () => undefined,
-      me,
+      {
+        owner: me,
+        toEnd: true,
+        pollMs: 10,
+      },
     );
-    // Wait until the server has taken the rest.
-    while (readdirSync(spool).some((name) => !name.startsWith('.')))
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    stop = true;
-    await server;
-
+    const none = () => readdirSync(join(spool, '.none')).sort();
+    const keep = () => readdirSync(join(spool, '.keep')).sort();
+    await until(() => none().includes(segment(2, 10)));
     const order = [
       segment(1, 3),
       segment(1, 4),
@@ -139,19 +144,47 @@ describe('runPrefetch', () => {
       segment(2, 9),
     ];
     expect(reads).toEqual(['00000002.history', ...order]); // history files first, then by number and timeline
-    expect(taken.sort()).toEqual([...order].sort());
-    expect(most).toBeLessThanOrEqual(2);
-    expect(fetched).toBe(10); // nine segments and the history file
-    expect(listings).toHaveLength(3); // once, then at each end of what was listed
-    expect(readdirSync(join(spool, '.keep')).sort()).toEqual([
-      '00000002.history',
-      segment(2, 8),
-      segment(2, 9),
-    ]);
+    expect(none()).toEqual(['00000001.history', '00000003.history', segment(2, 10)].sort());
+    // The last segment listed is kept (the one of the listing before is not).
+    expect(keep()).toEqual(['00000002.history', segment(2, 9)]);
     expect(readFileSync(join(spool, '.keep', segment(2, 9)), 'utf8')).toBe('2/9');
-    expect(readdirSync(join(spool, '.none')).sort()).toEqual(
-      ['00000001.history', segment(2, 10), '00000003.history'].sort(),
+    // Archived while the server replays: the marks go, the files come.
+    archive.set('00000003.history', '2\t0/9000000\tno recovery target specified\n');
+    archive.set(segment(3, 10), '3/10');
+    await until(() => none().includes(segment(3, 11)));
+    expect(none()).toEqual(['00000001.history', segment(3, 11)].sort());
+    expect(keep()).toEqual(['00000002.history', '00000003.history', segment(3, 10)]);
+    await until(() => !readdirSync(spool).some((name) => !name.startsWith('.')));
+    stop = true;
+    expect(await running).toBe(12); // ten segments and two history files
+    await server;
+    expect(taken.sort()).toEqual([...order, segment(3, 10)].sort());
+    expect(most).toBeLessThanOrEqual(2);
+  });
+
+  it('stops at the end of the archive, marking no segment, when the recovery has another target', async () => {
+    const spool = join(scratch, `spool-${made++}`);
+    await prepareSpool(spool, me);
+    let listings = 0;
+    const fetched = await runPrefetch(
+      spool,
+      {
+        list: () => {
+          listings++;
+          return Promise.resolve([segment(1, 1), segment(1, 2)]);
+        },
+        read: () => Promise.resolve(Buffer.from('x')),
+      },
+      segment(1, 1),
+      SIZE,
+      () => false,
+      () => undefined,
+      { owner: me },
     );
+    expect(fetched).toBe(2);
+    expect(listings).toBe(2); // once more at the end, in case more was archived
+    expect(readdirSync(join(spool, '.none')).sort()).toEqual(['00000001.history', '00000002.history']);
+    expect(readdirSync(join(spool, '.keep'))).toEqual([segment(1, 2)]);
   });
 
   it('marks no missing segment when it is stopped before the end, and reports a failed read', async () => {
@@ -171,7 +204,7 @@ describe('runPrefetch', () => {
       SIZE,
       () => false,
       (line) => lines.push(line),
-      me,
+      { owner: me, toEnd: true },
     );
     expect(fetched).toBe(1);
     expect(lines).toEqual(['WAL prefetch stopped (pack missing); the server fetches the rest itself']);

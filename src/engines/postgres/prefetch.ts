@@ -17,11 +17,14 @@
 //   kept     <spool>/.keep: files the server may ask for more than once, served by a copy: every history
 //            file of the archive, and the last segment of the archive.
 //   none     <spool>/.none: an empty file per name the archive does not have, answered "not in the
-//            archive" by the shell at once: the history files of timelines 1 to one past the newest,
-//            where missing, and the segment after the last one (written once a second listing of the
-//            archive, when the prefetch has reached its end, shows nothing newer). Both are the archive
-//            as listed during this restore: a history file or segment archived after that is not seen
-//            (a restore to latest ends at the end of the archive as the prefetch found it).
+//            archive" by the shell at once: the first timeline's history file (there is none) and the
+//            one past the newest timeline's, and, in a recovery to latest, the segment after the last
+//            one (written once a second listing of the archive, when the prefetch has reached its end,
+//            shows nothing newer). The archive is listed again every second until recovery ends: a
+//            history file or segment archived meanwhile takes its mark away (and is fetched), so a mark
+//            is at most that old when the server believes it. If lifeboat dies during the recovery, its
+//            marks stay until the spool is removed: the server then ends a recovery to latest at the
+//            archive's end as lifeboat last saw it.
 import { chown, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -57,10 +60,22 @@ export async function prepareSpool(spool: string, owner: Owner): Promise<void> {
 const historyName = (timeline: number): string =>
   `${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
 
+export interface PrefetchOptions {
+  /** The server's user, given every file written when lifeboat runs as root (the server reads them). */
+  owner?: Owner;
+  /**
+   * A recovery to the end of the archive (target latest): once the prefetch has reached the end, the
+   * segment after it is marked missing, and the archive is listed again every second until recovery
+   * ends (new WAL takes the mark away and is fetched). Otherwise the prefetch stops at the end.
+   */
+  toEnd?: boolean;
+  /** Between listings of the archive at its end (tests). Default 1000 ms. */
+  pollMs?: number;
+}
+
 /**
  * Fetches ahead until `stopped()` says recovery ended; errors only stop the prefetch (the fallback
- * fetches). `owner`: the server's user, given to every file written when lifeboat runs as root (the
- * server must be able to read what it takes). Returns the files written.
+ * fetches). Returns the files written.
  */
 export async function runPrefetch(
   spool: string,
@@ -69,8 +84,9 @@ export async function runPrefetch(
   segmentSize: number,
   stopped: () => boolean,
   log: (line: string) => void,
-  owner?: Owner,
+  options: PrefetchOptions = {},
 ): Promise<number> {
+  const { owner, toEnd = false, pollMs = 1000 } = options;
   const start = parseSegmentName(startSegment, segmentSize)!.number;
   let fetched = 0;
   /** Writes `data` as `directory/name` whole (a rename), owned by the server's user. */
@@ -80,7 +96,7 @@ export async function runPrefetch(
     if (owner !== undefined && process.getuid?.() === 0) await chown(temporary, owner.uid, owner.gid);
     await rename(temporary, join(directory, name));
   };
-  /** Archived segments from the start on, in order, after `after` (a segment name) when given. */
+  /** Archived segments from the start on, in order, after `after` when given. */
   const segmentsOf = (names: string[], after?: { number: bigint; timeline: number }) =>
     names
       .map((name) => ({ name, parsed: parseSegmentName(name, segmentSize) }))
@@ -99,10 +115,23 @@ export async function runPrefetch(
             ? -1
             : 1,
       );
+  const histories = new Set<string>();
+  /** History files not seen before: kept (the server asks for them more than once), unmarked. */
+  const keepHistories = async (listing: string[]) => {
+    for (const name of listing.filter(isHistoryName)) {
+      if (histories.has(name) || stopped()) continue;
+      await put(join(spool, KEPT), name, await prefetch.read(name));
+      await rm(join(spool, NONE, name), { force: true });
+      histories.add(name);
+      fetched++;
+    }
+  };
   try {
-    const listing = await prefetch.list();
-    // History files first (tiny; the server asks for them before any segment), and the names of those
-    // the archive lacks.
+    let listing = await prefetch.list();
+    // History files first (tiny; the server asks for them before any segment). Marked missing: the
+    // first timeline's (it never has one) and the one past the newest (the server probes for a newer
+    // timeline at the start and at the end of recovery).
+    await keepHistories(listing);
     let newest = 1;
     for (const name of listing) {
       const timeline = isHistoryName(name)
@@ -110,19 +139,16 @@ export async function runPrefetch(
         : parseSegmentName(name, segmentSize)?.timeline;
       if (timeline !== undefined && timeline > newest) newest = timeline;
     }
-    for (const name of listing.filter(isHistoryName)) {
-      if (stopped()) return fetched;
-      await put(join(spool, KEPT), name, await prefetch.read(name));
-      fetched++;
-    }
-    for (let timeline = 1; timeline <= newest + 1; timeline++) {
+    for (const timeline of new Set([1, newest + 1])) {
       const name = historyName(timeline);
-      if (!listing.includes(name)) await put(join(spool, NONE), name, '');
+      if (!histories.has(name) && timeline <= 0xffffffff) await put(join(spool, NONE), name, '');
     }
     const window = prefetch.window ?? 8;
     let segments = segmentsOf(listing);
     let last: { name: string; number: bigint; timeline: number } | undefined;
-    while (segments.length > 0) {
+    let kept: string | undefined;
+    let marked: string | undefined;
+    for (;;) {
       for (const [index, { name, parsed }] of segments.entries()) {
         while (
           !stopped() &&
@@ -132,18 +158,35 @@ export async function runPrefetch(
         }
         if (stopped()) return fetched;
         const data = await prefetch.read(name);
-        // The last one known is kept as well: the server reads it again to start its new timeline.
-        if (index === segments.length - 1) await put(join(spool, KEPT), name, data);
+        // The last one listed is kept as well: the server reads it again to start its new timeline.
+        if (index === segments.length - 1) {
+          await put(join(spool, KEPT), name, data);
+          if (kept !== undefined) await rm(join(spool, KEPT, kept), { force: true });
+          kept = name;
+        }
         await put(spool, name, data);
         fetched++;
         last = { name, number: parsed!.number, timeline: parsed!.timeline };
       }
-      // At the end of what was listed: anything archived since is fetched too; else the next name is
-      // known to be missing.
-      segments = segmentsOf(await prefetch.list(), last);
+      if (stopped()) return fetched;
+      // At the end of what was listed: anything archived since is fetched too.
+      listing = await prefetch.list();
+      await keepHistories(listing);
+      segments = segmentsOf(listing, last);
+      if (segments.length > 0) {
+        if (marked !== undefined) await rm(join(spool, NONE, marked), { force: true });
+        marked = undefined;
+        continue;
+      }
+      if (!toEnd || last === undefined) return fetched;
+      if (marked === undefined) {
+        marked = segmentName(last.timeline, last.number + 1n, segmentSize);
+        await put(join(spool, NONE), marked, '');
+      }
+      // In steps, so that the end of recovery is noticed at once (the restore waits for this loop).
+      for (let waited = 0; waited < pollMs && !stopped(); waited += 50)
+        await new Promise((resolve) => setTimeout(resolve, Math.min(50, pollMs)));
     }
-    if (last !== undefined && !stopped())
-      await put(join(spool, NONE), segmentName(last.timeline, last.number + 1n, segmentSize), '');
   } catch (error) {
     log(`WAL prefetch stopped (${(error as Error).message}); the server fetches the rest itself`);
   }
