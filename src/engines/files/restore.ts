@@ -93,7 +93,7 @@ function exists(path: string): boolean {
  * Creates `target` ("wx": never follows or truncates something that appeared meanwhile) with the
  * content, mode, owner (when given) and mtime, all through one descriptor.
  */
-function writeSmallFile(
+export function writeSmallFile(
   target: string,
   content: Buffer,
   mode: number,

@@ -17,12 +17,12 @@
 //              pg_tblspc) is refused, since writing it would leave the data directory.
 //   durability none here, as with tar: the server fsyncs the whole data directory when it starts
 //              recovery from a backup_label (recovery_init_sync_method).
-import { closeSync, constants, fchmodSync, futimesSync, openSync, writeSync } from 'node:fs';
 import { chmod, lutimes, mkdir, open, symlink, utimes } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 
 import { LifeboatError } from '../../errors.js';
 import { SMALL_FILE } from '../files/entry-source.js';
+import { writeSmallFile } from '../files/restore.js';
 import { readTar, type TarReadHeader } from '../files/tar-reader.js';
 
 export interface Extracted {
@@ -40,11 +40,6 @@ function relativePathOf(header: TarReadHeader): string {
     );
   const normal = posix.normalize(name).replace(/\/+$/, '');
   return normal === '.' ? '' : normal;
-}
-
-/** Writes `data` whole at the descriptor's position (a write may take less than it was given). */
-function writeAll(fd: number, data: Buffer): void {
-  for (let at = 0; at < data.length;) at += writeSync(fd, data, at, data.length - at);
 }
 
 /**
@@ -115,14 +110,7 @@ export async function extractBaseTar(
         if (Buffer.isBuffer(data)) {
           // Small files with synchronous calls: microseconds each, where every asynchronous call is a
           // round trip to libuv's thread pool (a base backup has thousands of files under 256 KiB).
-          const fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-          try {
-            writeAll(fd, data);
-            fchmodSync(fd, header.mode & 0o7777); // exactly the archived mode, whatever the umask
-            futimesSync(fd, header.mtime, header.mtime);
-          } finally {
-            closeSync(fd);
-          }
+          writeSmallFile(target, data, header.mode, undefined, header.mtime); // the files engine's: O_EXCL, exact mode
         } else {
           const handle = await open(target, 'wx', 0o600);
           try {
