@@ -30,7 +30,7 @@ import { join } from 'node:path';
 
 import type { WalPrefetch } from '../engine.js';
 import { shellQuote } from '../../util/process.js';
-import { isHistoryName, parseSegmentName, segmentName } from './wal-names.js';
+import { historyName, isHistoryName, parseSegmentName, segmentName } from './wal-names.js';
 
 export const spoolOf = (dataDirectory: string): string =>
   `${dataDirectory.replace(/\/+$/, '')}.lifeboat-prefetch`;
@@ -56,9 +56,6 @@ export async function prepareSpool(spool: string, owner: Owner): Promise<void> {
     if (process.getuid?.() === 0) await chown(directory, owner.uid, owner.gid);
   }
 }
-
-const historyName = (timeline: number): string =>
-  `${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
 
 export interface PrefetchOptions {
   /** The server's user, given every file written when lifeboat runs as root (the server reads them). */

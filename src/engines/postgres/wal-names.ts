@@ -45,6 +45,10 @@ export function segmentName(timeline: number, number: bigint, segmentSize = DEFA
   return `${hex(timeline)}${hex(number / perLog)}${hex(number % perLog)}`;
 }
 
+/** The history file of a timeline ("00000002.history"). */
+export const historyName = (timeline: number): string =>
+  `${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
+
 export function parseLsn(lsn: string): bigint {
   const [high, low] = lsn.split('/');
   return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
