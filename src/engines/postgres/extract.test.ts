@@ -261,6 +261,91 @@ describe('extractBaseTar', () => {
     expect(readFileSync(join(directory, 'PG_VERSION'), 'utf8')).toBe('mine');
   });
 
+  it('fsyncs every large file before it returns, in the background, two at a time', async () => {
+    const directory = emptyDirectory();
+    const synced: string[] = [];
+    let running = 0;
+    let most = 0;
+    const sync = async (path: string) => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(existsSync(path)).toBe(true);
+      synced.push(path);
+      running--;
+    };
+    const large = Array.from({ length: 6 }, (_, index) => ({
+      path: `base/1/${1000 + index}`,
+      type: 'file' as const,
+      mode: 0o600,
+      mtime: '1.0',
+      data: randomBytes(SMALL_FILE + 1 + index),
+    }));
+    const result = await extractBaseTar(
+      archiveOf([
+        { path: 'base', type: 'directory', mode: 0o700, mtime: '1.0' },
+        ...large,
+        // Small files: left to the server's own sync at startup.
+        ...Array.from({ length: 20 }, (_, index) => ({
+          path: `base/1/${2000 + index}`,
+          type: 'file' as const,
+          mode: 0o600,
+          mtime: '1.0',
+          data: randomBytes(100),
+        })),
+      ]),
+      directory,
+      undefined,
+      sync,
+    );
+    expect(result.files).toBe(26);
+    expect([...synced].sort()).toEqual(large.map((file) => join(directory, file.path)).sort());
+    expect(running).toBe(0); // all done when it returned
+    expect(most).toBe(2);
+  });
+
+  it('fails naming the file whose fsync failed, and leaves nothing running', async () => {
+    const directory = emptyDirectory();
+    let running = 0;
+    const sync = async (path: string) => {
+      running++;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      running--;
+      if (path.endsWith('/base/1/2003'))
+        throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    };
+    await expect(
+      extractBaseTar(
+        archiveOf(
+          Array.from({ length: 40 }, (_, index) => ({
+            path: `base/1/${2000 + index}`,
+            type: 'file' as const,
+            mode: 0o600,
+            mtime: '1.0',
+            data: Buffer.alloc(SMALL_FILE + 10),
+          })),
+        ),
+        directory,
+        undefined,
+        sync,
+      ),
+    ).rejects.toMatchObject({
+      code: 'LB_ENGINE_FAILED',
+      message: expect.stringMatching(/could not fsync .*\/base\/1\/2003: EIO/) as unknown,
+    });
+    expect(running).toBe(0);
+  });
+
+  it('fsyncs for real by default', async () => {
+    const directory = emptyDirectory();
+    const data = randomBytes(SMALL_FILE + 1);
+    await extractBaseTar(
+      archiveOf([{ path: 'base', type: 'file', mode: 0o600, mtime: '1.0', data }]),
+      directory,
+    );
+    expect(readFileSync(join(directory, 'base')).equals(data)).toBe(true);
+  });
+
   it('reports a damaged archive as the reader does, and stops the input', async () => {
     const good = Buffer.concat([
       entryHeader({ path: 'PG_VERSION', type: 'file', mode: 0o600, uid: 0, gid: 0, size: 3, mtime: '1.0' }),

@@ -15,8 +15,17 @@
 //   no following  files are created with O_EXCL ("wx"), so nothing is written through a symlink or over
 //              a file already there; an entry below a symlink the archive made (a tablespace link in
 //              pg_tblspc) is refused, since writing it would leave the data directory.
-//   durability none here, as with tar: the server fsyncs the whole data directory when it starts
-//              recovery from a backup_label (recovery_init_sync_method).
+//   durability each file larger than SMALL_FILE (the relation segments: nearly all of the bytes) is
+//              fsynced before the extraction returns, in the background, two at a time in libuv's thread
+//              pool, while the next files are decompressed and written: the disk writes one relation
+//              file while the next is extracted. Left to the server (it fsyncs the whole data directory
+//              when it starts from a backup_label, recovery_init_sync_method), that writing came after the
+//              extraction: 1.5 s of 25 for the bench's 1.6 GB cluster, against pgBackRest's 0.14 s
+//              (pgBackRest fsyncs as it restores; the server's fsync of a clean file is cheap). Small
+//              files and directories stay with the server's sync: one fsync each here would be one
+//              journal commit each (1.5-100 ms on this machine's disk), where the server first starts
+//              the writeback of every file and then waits, so that one commit serves many.
+import { constants } from 'node:fs';
 import { chmod, lutimes, mkdir, open, symlink, utimes } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 
@@ -42,17 +51,88 @@ function relativePathOf(header: TarReadHeader): string {
   return normal === '.' ? '' : normal;
 }
 
+/** fsyncs a file by its path (not following a symlink). */
+async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * fsyncs queued paths in the background, `parallel` at a time. The queue holds paths (not open files),
+ * so it needs no bound: a data directory's file count is its size. The first failure is kept and thrown
+ * by the next add() or by drain().
+ */
+class BackgroundSync {
+  private readonly queue: string[] = [];
+  private readonly running = new Set<Promise<void>>();
+  private failure: { path: string; error: unknown } | undefined;
+
+  constructor(
+    private readonly sync: (path: string) => Promise<void>,
+    private readonly parallel = 2,
+  ) {}
+
+  add(path: string): void {
+    this.throwIfFailed();
+    this.queue.push(path);
+    while (this.running.size < this.parallel && this.queue.length > 0) this.startOne();
+  }
+
+  /** Waits for every queued fsync; throws the first failure. */
+  async drain(): Promise<void> {
+    while (this.running.size > 0) await Promise.all(this.running);
+    this.throwIfFailed();
+  }
+
+  /** Drops what is queued and waits for what runs (after an error: nothing left touching the directory). */
+  async stop(): Promise<void> {
+    this.queue.length = 0;
+    while (this.running.size > 0) await Promise.all(this.running);
+  }
+
+  private startOne(): void {
+    const task: Promise<void> = (async () => {
+      for (let path = this.queue.shift(); path !== undefined; path = this.queue.shift()) {
+        if (this.failure) return;
+        try {
+          await this.sync(path);
+        } catch (error) {
+          this.failure ??= { path, error };
+        }
+      }
+    })().finally(() => this.running.delete(task));
+    this.running.add(task);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure)
+      throw new LifeboatError(
+        'LB_ENGINE_FAILED',
+        `could not fsync ${this.failure.path}: ${(this.failure.error as Error).message}`,
+        { cause: this.failure.error },
+      );
+  }
+}
+
 /**
  * Extracts the tar `archive` into `dataDirectory` (which exists and is empty). Errors writing are
  * LB_ENGINE_FAILED naming the file; a damaged archive is the reader's LB_REPO_CORRUPT. The input may be
  * borrowed chunks (each valid until the next is asked for): every chunk is written out before the next
- * is read. On an error the input is given up (its iterator returned: a stream is destroyed).
+ * is read. On an error the input is given up (its iterator returned: a stream is destroyed). Files
+ * larger than SMALL_FILE are fsynced before it returns (`sync`: how one path is fsynced; tests inject
+ * failures).
  */
 export async function extractBaseTar(
   archive: AsyncIterable<Buffer>,
   dataDirectory: string,
   signal?: AbortSignal,
+  sync: (path: string) => Promise<void> = fsyncPath,
 ): Promise<Extracted> {
+  const syncs = new BackgroundSync(sync);
   const directories: Array<{ path: string; mode: number; mtime: number }> = [];
   const links = new Set<string>();
   const made = new Set<string>(['']);
@@ -124,6 +204,7 @@ export async function extractBaseTar(
           } finally {
             await handle.close();
           }
+          syncs.add(target); // reopened to fsync: the queue holds no open files
         }
         files++;
         bytes += header.size;
@@ -140,7 +221,10 @@ export async function extractBaseTar(
       await chmod(directory.path, directory.mode & 0o7777);
       await utimes(directory.path, directory.mtime, directory.mtime);
     }
+    current = '';
+    await syncs.drain();
   } catch (error) {
+    await syncs.stop();
     if (error instanceof LifeboatError || signal?.aborted) throw error; // an abort goes up as itself
     throw new LifeboatError(
       'LB_ENGINE_FAILED',
