@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -39,6 +40,34 @@ describe('recovery settings in postgresql.auto.conf', () => {
     expect(next).toContain("restore_command = 'new %f %p'");
     expect(next).not.toMatch(/recovery_target_(time|name|lsn) =/);
     expect(next).not.toMatch(/\n\n\n/);
+  });
+
+  it("writes values that PostgreSQL's own parser reads back as written (quotes, backslashes)", () => {
+    // `postgres -C NAME` prints a setting as the server parsed it from the directory's configuration.
+    const postgres = '/usr/lib/postgresql/15/bin/postgres'; // scripts/provision.sh installs it
+    const directory = mkdtempSync(join(tmpdir(), 'lifeboat-conf-'));
+    try {
+      const command = String.raw`'/srv/it'\''s here'/.\spool/%f "%p" || C:\lb\wal-fetch %f "%p" \n \\ \'`;
+      const name = String.raw`before 'the' \upgrade\n`;
+      writeFileSync(
+        join(directory, 'postgresql.conf'),
+        recoverySettings({ kind: 'name', value: name }, command, true),
+      );
+      // The server refuses to run as root: as the owner of PostgreSQL's home (its package's user).
+      const user = process.getuid?.() === 0 ? statSync('/var/lib/postgresql') : undefined;
+      if (user) chownSync(directory, user.uid, user.gid);
+      const read = (setting: string) =>
+        execFileSync(postgres, ['-D', directory, '-C', setting], {
+          ...(user ? { uid: user.uid, gid: user.gid } : {}),
+          stdio: ['ignore', 'pipe', 'ignore'],
+        })
+          .toString()
+          .replace(/\n$/, '');
+      expect(read('restore_command')).toBe(command);
+      expect(read('recovery_target_name')).toBe(name);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 
   it('writes exactly one target', () => {

@@ -21,7 +21,7 @@ import { promisify } from 'node:util';
 import prettyBytes from 'pretty-bytes';
 
 import { LifeboatError } from '../../errors.js';
-import { runTool } from '../../util/process.js';
+import { runTool, shellQuote } from '../../util/process.js';
 import type {
   ArtifactSource,
   PointInTimeOptions,
@@ -76,7 +76,11 @@ async function ownerOf(dataDirectory: string): Promise<{ uid: number; gid: numbe
 const asOwner = (owner: { uid: number; gid: number }) =>
   process.getuid?.() === 0 ? { uid: owner.uid, gid: owner.gid } : {};
 
-const quote = (value: string): string => `'${value.replace(/'/g, "''")}'`;
+/**
+ * A string value as postgresql.conf reads it: in single quotes, a quote doubled, and a backslash doubled
+ * (the server's parser reads backslash escapes such as \n and \'), so the value comes back as written.
+ */
+const quote = (value: string): string => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 
 /** The server log of a restore that starts the server, in the data directory. */
 const RECOVERY_LOG = 'lifeboat-recovery.log';
@@ -327,7 +331,7 @@ async function startAndRecover(
   const endpoint = endpointOf(target, 'postgres');
   const port = target.port ?? endpoint.port;
   const logFile = join(dataDirectory, RECOVERY_LOG);
-  const serverOptions = `-p ${port} -c listen_addresses=${endpoint.host.startsWith('/') ? "''" : endpoint.host} -c unix_socket_directories=${quote(dataDirectory)} -c logging_collector=off`;
+  const serverOptions = `-p ${port} -c listen_addresses=${endpoint.host.startsWith('/') ? "''" : endpoint.host} -c unix_socket_directories=${shellQuote(dataDirectory)} -c logging_collector=off`;
   await runTool(
     join(binDirectory, 'pg_ctl'),
     ['start', '-D', dataDirectory, '-l', logFile, '-W', '-o', serverOptions],
