@@ -132,34 +132,141 @@ describe('runPrefetch', () => {
     const none = () => readdirSync(join(spool, '.none')).sort();
     const keep = () => readdirSync(join(spool, '.keep')).sort();
     await until(() => none().includes(segment(2, 10)));
+    // Timeline 1's 5 and 6 are past its switch: the server reads timeline 2's from 5 on, never those.
     const order = [
       segment(1, 3),
       segment(1, 4),
-      segment(1, 5),
       segment(2, 5),
-      segment(1, 6),
       segment(2, 6),
       segment(2, 7),
       segment(2, 8),
       segment(2, 9),
     ];
-    expect(reads).toEqual(['00000002.history', ...order]); // history files first, then by number and timeline
+    expect(reads).toEqual(['00000002.history', ...order]); // history files first, then by number
     expect(none()).toEqual(['00000001.history', '00000003.history', segment(2, 10)].sort());
     // The last segment listed is kept (the one of the listing before is not).
     expect(keep()).toEqual(['00000002.history', segment(2, 9)]);
     expect(readFileSync(join(spool, '.keep', segment(2, 9)), 'utf8')).toBe('2/9');
     // Archived while the server replays: the marks go, the files come.
-    archive.set('00000003.history', '2\t0/9000000\tno recovery target specified\n');
+    archive.set(
+      '00000003.history',
+      '1\t0/5000000\tno recovery target specified\n2\t0/9000000\tno recovery target specified\n',
+    );
     archive.set(segment(3, 10), '3/10');
     await until(() => none().includes(segment(3, 11)));
     expect(none()).toEqual(['00000001.history', segment(3, 11)].sort());
     expect(keep()).toEqual(['00000002.history', '00000003.history', segment(3, 10)]);
     await until(() => !readdirSync(spool).some((name) => !name.startsWith('.')));
     stop = true;
-    expect(await running).toBe(12); // ten segments and two history files
+    expect(await running).toBe(10); // eight segments and two history files
     await server;
     expect(taken.sort()).toEqual([...order, segment(3, 10)].sort());
     expect(most).toBeLessThanOrEqual(2);
+  });
+
+  it("spools only the segments of the server's timeline path, never an abandoned or sibling timeline's", async () => {
+    const spool = join(scratch, `spool-${made++}`);
+    await prepareSpool(spool, me);
+    // Timeline 2 branched off 1 at segment 4 and was abandoned; timeline 3 branched off 1 at segment 6.
+    // The base backup starts on timeline 1 at segment 2.
+    const archive = new Map<string, string>([
+      ['00000002.history', '1\t0/4000010\tno recovery target specified\n'],
+      ['00000003.history', '1\t0/6000010\tbefore 2026-11-23 05:00:00+00\n'],
+      ...[2, 3, 4, 5, 6, 7, 8].map((n) => [segment(1, n), `1/${n}`] as [string, string]),
+      ...[4, 5, 6, 7].map((n) => [segment(2, n), `2/${n}`] as [string, string]),
+      ...[6, 7].map((n) => [segment(3, n), `3/${n}`] as [string, string]),
+    ]);
+    const reads: string[] = [];
+    let stop = false;
+    const server = (async () => {
+      while (!stop) {
+        for (const name of readdirSync(spool).filter((file) => !file.startsWith('.')))
+          renameSync(join(spool, name), join(scratch, `taken-${made}-${name}`));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    const fetched = await runPrefetch(
+      spool,
+      {
+        window: 2,
+        list: () => Promise.resolve([...archive.keys()]),
+        read: (name: string) => {
+          reads.push(name);
+          return Promise.resolve(Buffer.from(archive.get(name)!));
+        },
+      },
+      segment(1, 2),
+      SIZE,
+      () => false,
+      () => undefined,
+      { owner: me },
+    );
+    stop = true;
+    await server;
+    expect(reads.filter((name) => !name.endsWith('.history'))).toEqual([
+      segment(1, 2),
+      segment(1, 3),
+      segment(1, 4),
+      segment(1, 5),
+      segment(3, 6), // the segment holding the switch point is read from the new timeline
+      segment(3, 7),
+    ]);
+    expect(fetched).toBe(8); // and the two history files
+    expect(readdirSync(join(spool, '.keep')).sort()).toEqual([
+      '00000002.history',
+      '00000003.history',
+      segment(3, 7),
+    ]);
+  });
+
+  it("leaves nothing out when the history of the base backup's timeline is not in the archive", async () => {
+    const spool = join(scratch, `spool-${made++}`);
+    await prepareSpool(spool, me);
+    const reads: string[] = [];
+    // A base backup on timeline 2 whose history file is missing: the prefetch cannot tell the path, so
+    // it spools by number and timeline as before, and the server decides.
+    const names = [segment(2, 2), segment(2, 3), segment(3, 3)];
+    await runPrefetch(
+      spool,
+      {
+        window: 8,
+        list: () => Promise.resolve(names),
+        read: (name: string) => {
+          reads.push(name);
+          return Promise.resolve(Buffer.from('x'));
+        },
+      },
+      segment(2, 2),
+      SIZE,
+      () => false,
+      () => undefined,
+      { owner: me },
+    );
+    expect(reads).toEqual(names);
+  });
+
+  it('follows timeline 1 alone while the archive has no history file for timeline 2', async () => {
+    const spool = join(scratch, `spool-${made++}`);
+    await prepareSpool(spool, me);
+    const reads: string[] = [];
+    // The server probes 00000002.history, finds none, and stays on timeline 1 (3's history is no use).
+    await runPrefetch(
+      spool,
+      {
+        window: 8,
+        list: () => Promise.resolve(['00000003.history', segment(1, 1), segment(2, 2), segment(3, 2)]),
+        read: (name: string) => {
+          reads.push(name);
+          return Promise.resolve(Buffer.from(name.endsWith('.history') ? '1\t0/2000000\tx\n' : 'x'));
+        },
+      },
+      segment(1, 1),
+      SIZE,
+      () => false,
+      () => undefined,
+      { owner: me },
+    );
+    expect(reads).toEqual(['00000003.history', segment(1, 1)]);
   });
 
   it('stops at the end of the archive, marking no segment, when the recovery has another target', async () => {

@@ -13,6 +13,13 @@
 //   spool    <data directory>.lifeboat-prefetch, beside the data directory (same filesystem: the take is
 //            a rename), owned by the server's user, removed when recovery ends.
 //   order    segments from the base backup's start segment on, by segment number then timeline.
+//   path     the timelines the server follows (recovery_target_timeline 'latest': from the base backup's
+//            timeline through each next history file the archive has, as the server probes them), each
+//            read from its first segment (the one holding its switch point) to its last (the one holding
+//            the next one's). For each segment number the server reads the newest timeline of the path
+//            that has begun and is archived; only that file is spooled. Segments of abandoned timelines
+//            (after a point-in-time restore, the old timeline's segments past the switch, or a sibling
+//            timeline's) would never be taken and would fill the window.
 //   window   at most `window` segments wait in the spool; the server takes them (mv), making room.
 //   kept     <spool>/.keep: files the server may ask for more than once, served by a copy: every history
 //            file of the archive, and the last segment of the archive.
@@ -30,7 +37,14 @@ import { join } from 'node:path';
 
 import type { WalPrefetch } from '../engine.js';
 import { shellQuote } from '../../util/process.js';
-import { historyName, isHistoryName, parseSegmentName, segmentName } from './wal-names.js';
+import {
+  historyName,
+  isHistoryName,
+  parseHistory,
+  parseSegmentName,
+  segmentName,
+  segmentOfLsn,
+} from './wal-names.js';
 
 export const spoolOf = (dataDirectory: string): string =>
   `${dataDirectory.replace(/\/+$/, '')}.lifeboat-prefetch`;
@@ -93,17 +107,57 @@ export async function runPrefetch(
     if (owner !== undefined && process.getuid?.() === 0) await chown(temporary, owner.uid, owner.gid);
     await rename(temporary, join(directory, name));
   };
-  /** Archived segments from the start on, in order, after `after` when given. */
-  const segmentsOf = (names: string[], after?: { number: bigint; timeline: number }) =>
-    names
+  const startTimeline = parseSegmentName(startSegment, segmentSize)!.timeline;
+  /** History files read (and kept) so far, by timeline. */
+  const historyOf = new Map<number, string>();
+  /**
+   * The timelines the server follows, each with the segments read from it; undefined when the archive's
+   * history files do not lead from the base backup's timeline (then nothing is left out).
+   */
+  const pathOf = (names: string[]): Map<number, { begin: bigint; end: bigint }> | undefined => {
+    const listed = new Set(names);
+    let newest = startTimeline;
+    while (newest < 0xffffffff && listed.has(historyName(newest + 1)) && historyOf.has(newest + 1)) newest++;
+    const forever = 1n << 64n;
+    if (newest === 1) return new Map([[1, { begin: 0n, end: forever }]]);
+    const history = historyOf.get(newest);
+    if (history === undefined) return undefined;
+    const path = new Map<number, { begin: bigint; end: bigint }>();
+    let begin = 0n;
+    for (const { parent, switchLsn } of parseHistory(history)) {
+      // A timeline ends with the segment holding its switch point (the server never goes back to an
+      // older timeline than the file it read last).
+      const end = segmentOfLsn(switchLsn, segmentSize);
+      path.set(parent, { begin, end });
+      begin = end;
+    }
+    path.set(newest, { begin, end: forever });
+    return path.has(startTimeline) ? path : undefined;
+  };
+  const within = (span: { begin: bigint; end: bigint } | undefined, number: bigint) =>
+    span !== undefined && span.begin <= number && number <= span.end;
+  /** Archived segments from the start on that the server will read, in order, after `after` when given. */
+  const segmentsOf = (names: string[], after?: { number: bigint; timeline: number }) => {
+    const path = pathOf(names);
+    const candidates = names
       .map((name) => ({ name, parsed: parseSegmentName(name, segmentSize) }))
       .filter(
         (entry) =>
           entry.parsed !== undefined &&
           entry.parsed.number >= start &&
+          (path === undefined || within(path.get(entry.parsed.timeline), entry.parsed.number)),
+      );
+    // Per segment number, the newest timeline the path allows.
+    const chosen = new Map<bigint, number>();
+    for (const { parsed } of candidates)
+      chosen.set(parsed!.number, Math.max(chosen.get(parsed!.number) ?? 0, parsed!.timeline));
+    return candidates
+      .filter(
+        (entry) =>
+          (path === undefined || chosen.get(entry.parsed!.number) === entry.parsed!.timeline) &&
           (after === undefined ||
-            entry.parsed.number > after.number ||
-            (entry.parsed.number === after.number && entry.parsed.timeline > after.timeline)),
+            entry.parsed!.number > after.number ||
+            (entry.parsed!.number === after.number && entry.parsed!.timeline > after.timeline)),
       )
       .sort((a, b) =>
         a.parsed!.number === b.parsed!.number
@@ -112,14 +166,16 @@ export async function runPrefetch(
             ? -1
             : 1,
       );
-  const histories = new Set<string>();
+  };
+  const timelineOf = (history: string) => parseInt(history.slice(0, 8), 16);
   /** History files not seen before: kept (the server asks for them more than once), unmarked. */
   const keepHistories = async (listing: string[]) => {
     for (const name of listing.filter(isHistoryName)) {
-      if (histories.has(name) || stopped()) continue;
-      await put(join(spool, KEPT), name, await prefetch.read(name));
+      if (historyOf.has(timelineOf(name)) || stopped()) continue;
+      const data = await prefetch.read(name);
+      await put(join(spool, KEPT), name, data);
       await rm(join(spool, NONE, name), { force: true });
-      histories.add(name);
+      historyOf.set(timelineOf(name), data.toString('utf8'));
       fetched++;
     }
   };
@@ -131,14 +187,12 @@ export async function runPrefetch(
     await keepHistories(listing);
     let newest = 1;
     for (const name of listing) {
-      const timeline = isHistoryName(name)
-        ? parseInt(name.slice(0, 8), 16)
-        : parseSegmentName(name, segmentSize)?.timeline;
+      const timeline = isHistoryName(name) ? timelineOf(name) : parseSegmentName(name, segmentSize)?.timeline;
       if (timeline !== undefined && timeline > newest) newest = timeline;
     }
     for (const timeline of new Set([1, newest + 1])) {
       const name = historyName(timeline);
-      if (!histories.has(name) && timeline <= 0xffffffff) await put(join(spool, NONE), name, '');
+      if (!historyOf.has(timeline) && timeline <= 0xffffffff) await put(join(spool, NONE), name, '');
     }
     const window = prefetch.window ?? 8;
     let segments = segmentsOf(listing);
