@@ -212,7 +212,7 @@ objectives:
     expect(Number(row!.id)).toBe(20_001);
     const human = await lifeboat(['drill', '--source', 'main']);
     expect(human.stdout).toMatch(
-      /^source +result +method +RTO +RPO \(basis\) +objectives\nmain +ok +logical +\S+ s +\S+ s \(point age\) +rto 30\.0 min, rpo 24\.0 h/,
+      /^source +result +method +RTO +RPO \(basis\) +objectives\nmain +ok +logical +\S+ (?:s|min|h) +\S+ (?:s|min|h) \(point age\) +rto 30\.0 min, rpo 24\.0 h/,
     );
   }, 900_000);
 
