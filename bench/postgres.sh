@@ -512,6 +512,21 @@ wal_backlog() {
   log "$tool: archived $ready segments in ${values[$tool.$key.seconds]} s, archive_command CPU ${values[$tool.$key.cpu]} s, machine CPU ${values[$tool.$key.machine]} s"
 }
 
+# The restored server's own account of a restore, from the log it wrote in the data directory (kept as
+# logs/KEY.recovery.log): KEY.recovery.seconds from its start to the end of recovery, KEY.redo.seconds
+# its replay ("redo done ... elapsed"), KEY.recovery.files the WAL files restore_command gave it.
+recovery_account() { # recovery_account DATA_DIRECTORY KEY
+  local dir=$1 key=$2 log="$SCRATCH/logs/$2.recovery.log" started ready
+  cp "$dir"/*recovery.log "$log" 2>/dev/null || return 0
+  started=$(grep -m1 'starting PostgreSQL' "$log" | cut -c1-27 || true)
+  ready=$(grep -m1 'database system is ready to accept connections' "$log" | cut -c1-27 || true)
+  if [ -n "$started" ] && [ -n "$ready" ]; then
+    values[$key.recovery.seconds]=$(awk -v a="$(date -d "$started" +%s.%N)" -v b="$(date -d "$ready" +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+    values[$key.recovery.files]=$(grep -c 'restored log file' "$log" || true)
+  fi
+  values[$key.redo.seconds]=$(grep -m1 -o 'redo done at .* elapsed: [0-9.]* s' "$log" | sed 's/.*elapsed: \([0-9.]*\) s/\1/' || true)
+}
+
 physical_phase() { # physical_phase TOOL
   local tool=$1 repo archive_command restore_dir restore_port segment ready first=$2
   case $tool in
@@ -591,17 +606,7 @@ physical_phase() { # physical_phase TOOL
   else
     fail_note "$tool" "restored server not queryable: $(echo "$got" | tail -c 300 | tr '\n' ' ')"
   fi
-  if [ -f "$restore_dir/lifeboat-recovery.log" ] || [ -f "$restore_dir/recovery.log" ]; then
-    cp "$restore_dir"/*recovery.log "$SCRATCH/logs/$tool.recovery.log" 2>/dev/null || true
-    # The server's own account: from its start to the end of recovery (timestamps of its log).
-    local started ready
-    started=$(grep -m1 'starting PostgreSQL' "$SCRATCH/logs/$tool.recovery.log" | cut -c1-27 || true)
-    ready=$(grep -m1 'database system is ready to accept connections' "$SCRATCH/logs/$tool.recovery.log" | cut -c1-27 || true)
-    if [ -n "$started" ] && [ -n "$ready" ]; then
-      values[$tool.recovery.seconds]=$(awk -v a="$(date -d "$started" +%s.%N)" -v b="$(date -d "$ready" +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-      values[$tool.recovery.files]=$(grep -c 'restored log file' "$SCRATCH/logs/$tool.recovery.log" || true)
-    fi
-  fi
+  recovery_account "$restore_dir" "$tool"
   stop_server "$restore_dir"
   rm -rf "$restore_dir"
 
@@ -643,6 +648,7 @@ restore_round() { # restore_round TOOL ROUND
   if [ "$got" != "$ACCOUNTS_EXPECTED" ]; then
     fail_note "$tool" "restore round $round: pgbench_accounts has $got rows, expected $ACCOUNTS_EXPECTED"
   fi
+  recovery_account "$dir" "$tool.restore.r$round"
   stop_server "$dir"
   rm -rf "$dir"
 }
@@ -792,8 +798,13 @@ base_round_ratios() {
 median() { # median: of the numbers on standard input, or "–"
   grep -E '^[0-9.]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "–"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-round_wall() { # round_wall TOOL KIND ROUND: a round's wall s (restore: timed; async: the drain)
-  if [ "$2" = restore ]; then field "$1.restore.$3" wall; else echo "${values[$1.async.$3.seconds]:-–}"; fi
+round_wall() { # round_wall TOOL KIND ROUND: a round's wall s (restore: timed; async: the drain; recovery,
+  # redo: a restore round's server log, see recovery_account)
+  case $2 in
+    restore) field "$1.restore.$3" wall ;;
+    recovery | redo) echo "${values[$1.restore.$3.$2.seconds]:-–}" ;;
+    *) echo "${values[$1.async.$3.seconds]:-–}" ;;
+  esac
 }
 rounds_median() { # rounds_median TOOL KIND KEYS...
   local tool=$1 kind=$2 key
@@ -883,6 +894,8 @@ PB_ASYNC=${values[pgbackrest.async.segments]:-0}
   if [ "${#RESTORE_ROUND_KEYS[@]}" -gt 0 ]; then
     row "restore + recovery to end, median of ${#RESTORE_ROUND_KEYS[@]} alternating rounds (step 2c, ~130 segments), wall s" "$(rounds_median lifeboat restore "${RESTORE_ROUND_KEYS[@]}")" "$(rounds_median pgbackrest restore "${RESTORE_ROUND_KEYS[@]}")"
     echo "| … each round, wall s | $(rounds_list lifeboat restore "${RESTORE_ROUND_KEYS[@]}") | $(rounds_list pgbackrest restore "${RESTORE_ROUND_KEYS[@]}") | $(rounds_list ratio restore "${RESTORE_ROUND_KEYS[@]}") |"
+    echo "| … each round: server start to end of recovery (server log), s | $(rounds_list lifeboat recovery "${RESTORE_ROUND_KEYS[@]}") | $(rounds_list pgbackrest recovery "${RESTORE_ROUND_KEYS[@]}") | $(rounds_list ratio recovery "${RESTORE_ROUND_KEYS[@]}") |"
+    echo "| … each round: of which redo (server log, \"redo done ... elapsed\"), s | $(rounds_list lifeboat redo "${RESTORE_ROUND_KEYS[@]}") | $(rounds_list pgbackrest redo "${RESTORE_ROUND_KEYS[@]}") | $(rounds_list ratio redo "${RESTORE_ROUND_KEYS[@]}") |"
   fi
   echo
   echo "pgBackRest settings: compress-type=zst, compress-level=3, process-max=2, repo1-cipher-type=aes-256-cbc (passphrase)," \
