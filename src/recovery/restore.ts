@@ -19,6 +19,7 @@ import {
   postgres,
 } from '../engines/index.js';
 import { LifeboatError } from '../errors.js';
+import { counted } from '../util/counted.js';
 import {
   type RecoveryPoint,
   type Repository,
@@ -331,8 +332,7 @@ export async function restoreStep(
     names: step.snapshot.artifacts.map((artifact) => artifact.name),
     open: (name) => {
       const stream = repository.readArtifact(recordOf(name));
-      if (options.onBytes) stream.on('data', (chunk: Buffer) => options.onBytes!(chunk.length));
-      return stream;
+      return options.onBytes ? counted(stream, options.onBytes) : stream;
     },
     openBorrowed: (name) => {
       const chunks = repository.readArtifactBorrowed(recordOf(name));
