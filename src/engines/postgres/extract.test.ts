@@ -21,7 +21,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { END_OF_ARCHIVE, entryHeader, padding, type TarEntry } from '../files/tar.js';
 import { SMALL_FILE } from '../files/entry-source.js';
-import { extractBaseTar } from './extract.js';
+import { WRITE_PIECE, extractBaseTar, writeInPieces } from './extract.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'lifeboat-extract-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -354,5 +354,28 @@ describe('extractBaseTar', () => {
     const input = Readable.from([good]);
     await expect(extractBaseTar(input, emptyDirectory())).rejects.toMatchObject({ code: 'LB_REPO_CORRUPT' });
     expect(input.destroyed).toBe(true);
+  });
+});
+
+describe('writeInPieces', () => {
+  it('writes every byte at its position, never more than WRITE_PIECE per call, and resumes short writes', () => {
+    const data = randomBytes(3 * WRITE_PIECE + 123);
+    const file = Buffer.alloc(10 + data.length);
+    const calls: number[] = [];
+    writeInPieces(7, data, 10, (fd, bytes, offset, length, position) => {
+      expect(fd).toBe(7);
+      calls.push(length);
+      const written = calls.length === 2 ? 1000 : length; // one short write
+      Buffer.from(bytes.buffer, bytes.byteOffset + offset, written).copy(file, position);
+      return written;
+    });
+    expect(file.subarray(10).equals(data)).toBe(true);
+    expect(Math.max(...calls)).toBe(WRITE_PIECE);
+    expect(calls).toEqual([
+      WRITE_PIECE,
+      WRITE_PIECE,
+      WRITE_PIECE,
+      2 * WRITE_PIECE + 123 - 1000 - WRITE_PIECE,
+    ]);
   });
 });

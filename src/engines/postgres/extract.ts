@@ -25,7 +25,15 @@
 //              files and directories stay with the server's sync: one fsync each here would be one
 //              journal commit each (1.5-100 ms on this machine's disk), where the server first starts
 //              the writeback of every file and then waits, so that one commit serves many.
-import { constants } from 'node:fs';
+//   write size relation files are written WRITE_PIECE bytes per write(2), never a whole slice at once.
+//              Linux (ext4 with large folios, 6.x) caches a file in folios as large as the write that
+//              made them, and every later 8 KiB pwrite into such a folio walks all of its block buffers
+//              (ext4_block_write_begin): the server's redo, which writes pages at random, spent 50 of its
+//              63 s in the kernel on files written 1-4 MiB at a time. 100k random 8 KiB pread+pwrite pairs
+//              into a 512 MiB file cost 4.1 s of system time after 4 MiB writes, 1.8 s after 1 MiB, 0.57 s
+//              after 64 KiB (docs/performance.md). The writes are synchronous: 64 KiB is microseconds of
+//              copying, where each asynchronous call would be a round trip to libuv's thread pool.
+import { constants, writeSync } from 'node:fs';
 import { chmod, lutimes, mkdir, open, symlink, utimes } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 
@@ -37,6 +45,27 @@ import { readTar, type TarReadHeader } from '../files/tar-reader.js';
 export interface Extracted {
   files: number;
   bytes: number;
+}
+
+/** The largest write(2) of a relation file's bytes (see "write size" above). */
+export const WRITE_PIECE = 64 * 1024;
+
+/** Writes all of `data` at `position` of `fd`, at most WRITE_PIECE bytes per call of `write`. */
+export function writeInPieces(
+  fd: number,
+  data: Uint8Array,
+  position: number,
+  write: (
+    fd: number,
+    data: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+  ) => number = writeSync,
+): void {
+  for (let at = 0; at < data.length;) {
+    at += write(fd, data, at, Math.min(WRITE_PIECE, data.length - at), position + at);
+  }
 }
 
 /** The entry's path inside the data directory ("" for the directory itself), or an error. */
@@ -194,10 +223,11 @@ export async function extractBaseTar(
         } else {
           const handle = await open(target, 'wx', 0o600);
           try {
+            let position = 0;
             for await (const slice of data) {
               signal?.throwIfAborted(); // a relation file is up to 1 GiB
-              for (let at = 0; at < slice.length;)
-                at += (await handle.write(slice, at, slice.length - at)).bytesWritten;
+              writeInPieces(handle.fd, slice, position);
+              position += slice.length;
             }
             await handle.chmod(header.mode & 0o7777);
             await handle.utimes(header.mtime, header.mtime);
